@@ -1,0 +1,203 @@
+//! `editgate check` and `editgate explain`: one decision from flags, and why.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::request::RequestArgs;
+use super::{ExitCode, load_or_report};
+use crate::decision::{Decision, Outcome, Step};
+use crate::engine::{IpFacts, Snapshot, decide};
+
+/// `editgate check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    /// The request.
+    pub request: RequestArgs,
+    /// Also print the facts and the trace (the same as `explain`).
+    #[arg(long)]
+    pub explain: bool,
+}
+
+/// Runs `check` (or `explain` when `explain` is set).
+pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
+    let now = args.now();
+    let loaded = match load_or_report(&args.policies, now) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let snap = &loaded.snapshot;
+    let attempt = args.attempt(now);
+    let d = decide(snap, &attempt, now);
+    if args.json {
+        let mut out = decision_json(&d);
+        if explain {
+            out["facts"] = facts_json(&snap.ip_facts(attempt.ip));
+            out["trace"] = trace_json(snap, &d.trace);
+        }
+        println!("{out}");
+    } else if explain {
+        print!(
+            "{}",
+            render_explain(snap, &snap.ip_facts(attempt.ip), &attempt.wiki, &d)
+        );
+    } else {
+        print!("{}", render_decision(&d));
+    }
+    ExitCode::Ok
+}
+
+/// The decision as the JSON object `check --json` prints.
+pub fn decision_json(d: &Decision<'_>) -> Value {
+    json!({
+        "verdict": d.verdict.as_str(),
+        "rule_id": d.rule_id,
+        "message": d.message,
+        "reason": d.reason,
+        "appeal": d.appeal,
+        "shadow_rule_ids": d.shadow_rule_ids,
+        "policy_version": d.policy_version,
+    })
+}
+
+/// The IP facts as JSON.
+pub fn facts_json(f: &IpFacts) -> Value {
+    json!({
+        "ip": f.ip.map(|ip| ip.to_string()),
+        "sources": f.sources,
+        "inline_rules": f.inline_rules,
+        "asn": f.asn.as_ref().map(|(n, _)| n),
+        "asn_organization": f.asn.as_ref().and_then(|(_, o)| o.clone()),
+        "country": f.country,
+        "maxmind_flags": f.maxmind_flags.iter().map(|(s, fl)| json!({"source": s, "flags": fl})).collect::<Vec<_>>(),
+    })
+}
+
+/// The trace as JSON: one object per rule visited.
+pub fn trace_json(snap: &Snapshot, trace: &[Step]) -> Value {
+    Value::Array(
+        trace
+            .iter()
+            .map(|s| {
+                let r = &snap.rules()[s.rule as usize];
+                let (outcome, key) = outcome_parts(s.outcome);
+                json!({
+                    "rule_id": r.id,
+                    "origin": r.origin.to_string(),
+                    "outcome": outcome,
+                    "key": key,
+                    "detail": outcome_text(s.outcome),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A machine name for an outcome, and the condition key involved.
+pub fn outcome_parts(o: Outcome) -> (&'static str, Option<&'static str>) {
+    match o {
+        Outcome::Matched => ("matched", None),
+        Outcome::ShadowMatched => ("shadow-matched", None),
+        Outcome::WhenFailed(k) => ("when-failed", Some(k.as_str())),
+        Outcome::Unless(k) => ("unless-held", k.map(|k| k.as_str())),
+        Outcome::Expired => ("expired", None),
+        Outcome::OtherWiki => ("other-wiki", None),
+    }
+}
+
+/// An outcome in words.
+pub fn outcome_text(o: Outcome) -> String {
+    match o {
+        Outcome::Matched => "matched: decides".to_owned(),
+        Outcome::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
+        Outcome::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
+        Outcome::Unless(Some(k)) => format!(
+            "skipped: exempted by `unless` (`unless.{}` holds)",
+            k.as_str()
+        ),
+        Outcome::Unless(None) => "skipped: exempted by an empty `unless`".to_owned(),
+        Outcome::Expired => "skipped: expired".to_owned(),
+        Outcome::OtherWiki => "skipped: other wiki".to_owned(),
+    }
+}
+
+/// The decision in words.
+pub fn render_decision(d: &Decision<'_>) -> String {
+    let mut s = format!("verdict: {}\n", d.verdict);
+    let by = if d.rule_id.is_empty() {
+        "(default)"
+    } else {
+        d.rule_id
+    };
+    s += &format!("rule: {by}\nreason: {}\n", d.reason);
+    if !d.message.is_empty() {
+        s += &format!("message: {}\n", d.message);
+    }
+    if !d.appeal.is_empty() {
+        s += &format!("appeal: {}\n", d.appeal);
+    }
+    if !d.shadow_rule_ids.is_empty() {
+        s += &format!("shadow: {}\n", d.shadow_rule_ids.join(", "));
+    }
+    s += &format!("policy version: {}\n", d.policy_version);
+    s
+}
+
+/// The facts about the IP, then every rule visited, then the decision.
+pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>) -> String {
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "(none)".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut s = String::from("facts:\n");
+    s += &format!(
+        "  ip: {}\n",
+        f.ip.map(|ip| ip.to_string()).unwrap_or_default()
+    );
+    s += &format!("  in sources: {}\n", none(&f.sources));
+    s += &format!("  in inline ranges of rules: {}\n", none(&f.inline_rules));
+    match &f.asn {
+        Some((n, org)) => s += &format!("  asn: AS{n} {}\n", org.clone().unwrap_or_default()),
+        None => s += "  asn: (unknown)\n",
+    }
+    s += &format!(
+        "  country: {}\n",
+        f.country.clone().unwrap_or_else(|| "(unknown)".to_owned())
+    );
+    for (src, flags) in &f.maxmind_flags {
+        let fl = if flags.is_empty() {
+            "(no flags)".to_owned()
+        } else {
+            flags.join(", ")
+        };
+        s += &format!("  maxmind {src}: {fl}\n");
+    }
+    let wiki_label = if wiki.is_empty() {
+        "(no wiki)".to_owned()
+    } else {
+        format!("`{wiki}`")
+    };
+    s += &format!("rules for {wiki_label}, in evaluation order (locked, wiki, global):\n");
+    if d.trace.is_empty() {
+        s += "  (no rules)\n";
+    }
+    for (n, step) in d.trace.iter().enumerate() {
+        let r = &snap.rules()[step.rule as usize];
+        s += &format!(
+            "  {:>2}. {} [{}] {}: {}\n",
+            n + 1,
+            r.id,
+            r.verdict,
+            r.origin,
+            outcome_text(step.outcome)
+        );
+    }
+    s += "decision:\n";
+    for line in render_decision(d).lines() {
+        s += &format!("  {line}\n");
+    }
+    s
+}

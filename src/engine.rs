@@ -1,0 +1,620 @@
+//! The compiled [`Snapshot`] and [`decide`]: pure, infallible, no I/O.
+//!
+//! A snapshot is built once per (re)load from a checked [`Policy`] and the parsed source data,
+//! then shared read-only by every request until the next reload swaps in a new one.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+
+use crate::attempt::Attempt;
+use crate::decision::{CondKey, DecidedBy, Decision, Outcome, Step, Verdict};
+use crate::index::{Index, IndexBuilder, Label, SetId};
+use crate::policy::{Cond, Mode, Policy, Rule, Stage};
+use crate::sources::SourceKind;
+use crate::sources::maxmind::{AnonFlag, MaxmindDb};
+
+/// The parsed content of one source, ready to compile.
+#[derive(Debug)]
+pub enum SourceContent {
+    /// A network list (`tor-exits`, `ip-list`).
+    Networks(Vec<IpNet>),
+    /// A verified MaxMind database.
+    Maxmind(MaxmindDb),
+}
+
+/// One source's data as handed to [`Snapshot::build`], in the order of `policy.sources`.
+#[derive(Debug)]
+pub struct SourceData {
+    /// The parsed content.
+    pub content: SourceContent,
+    /// When the data was last written (file modification time), for staleness.
+    pub modified: Option<Timestamp>,
+}
+
+/// What a snapshot knows about each loaded source (for metrics, health and explain).
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// The source name.
+    pub name: String,
+    /// Its kind.
+    pub kind: SourceKind,
+    /// Networks for lists; 0 for databases.
+    pub entries: usize,
+    /// When its data was written.
+    pub modified: Option<Timestamp>,
+    /// Stale after this many seconds.
+    pub max_age_secs: Option<i64>,
+    /// MaxMind `database_type`, for databases.
+    pub database_type: Option<String>,
+}
+
+/// Per-IP facts: everything the engine needs to know about an address, computed with one index
+/// lookup plus one lookup per MaxMind database. Small and `Copy` so the server can cache it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// Labels of every list source and inline network containing the IP.
+    pub set: SetId,
+    /// One bit per `maxmind-anonymous` source whose flags the IP carries.
+    pub anon: u64,
+    /// Autonomous system number.
+    pub asn: Option<u32>,
+    /// ISO country code.
+    pub country: Option<[u8; 2]>,
+}
+
+#[derive(Debug)]
+struct CompiledCond {
+    /// `ip_in`: index labels and the mask of anonymous-source bits.
+    ip_in: Option<(Vec<Label>, u64)>,
+    /// `ip`: this table's inline networks.
+    ip: Option<Label>,
+    /// `account`: mask of [`crate::attempt::AccountKind::bit`].
+    account: Option<u8>,
+    cond: Cond,
+}
+
+#[derive(Debug)]
+struct CompiledRule {
+    when: CompiledCond,
+    unless: Option<CompiledCond>,
+    appeal: String,
+}
+
+/// Evaluation order and default for one wiki (or for every wiki without a file).
+#[derive(Debug)]
+struct WikiPlan {
+    order: Vec<u32>,
+    default: Verdict,
+    decided_by: DecidedBy,
+    reason: String,
+    message: String,
+    appeal: String,
+}
+
+#[derive(Debug)]
+struct AnonDb {
+    db: MaxmindDb,
+    mask: u8,
+}
+
+/// A compiled, immutable policy with its data: what every decision reads.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The checked policy (rules in [`Snapshot::rules`] order).
+    pub policy: Policy,
+    compiled: Vec<CompiledRule>,
+    plans: HashMap<String, WikiPlan>,
+    fallback: WikiPlan,
+    index: Index,
+    /// Label → source index (for list sources) or rule index (for inline networks).
+    label_owner: Vec<LabelOwner>,
+    anon: Vec<AnonDb>,
+    /// Anonymous-source bit → source index.
+    anon_owner: Vec<usize>,
+    asn: Option<MaxmindDb>,
+    country: Option<MaxmindDb>,
+    sources: Vec<SourceInfo>,
+    version: String,
+    has_xff: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LabelOwner {
+    Source(usize),
+    Rule(usize),
+}
+
+/// What `explain` says about an IP before any rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpFacts {
+    /// The address.
+    pub ip: Option<IpAddr>,
+    /// Sources that contain it (lists and MaxMind anonymous sources), in definition order.
+    pub sources: Vec<String>,
+    /// Rules whose inline `ip` networks contain it.
+    pub inline_rules: Vec<String>,
+    /// ASN and organization.
+    pub asn: Option<(u32, Option<String>)>,
+    /// Country code.
+    pub country: Option<String>,
+    /// MaxMind Anonymous IP flags, per database source.
+    pub maxmind_flags: Vec<(String, Vec<&'static str>)>,
+}
+
+impl Snapshot {
+    /// Compiles a checked policy and its data. `data` follows `policy.sources`; a source whose
+    /// content does not fit its kind is ignored (the loader never produces one). `version`
+    /// identifies the inputs (see [`crate::load`]).
+    pub fn build(policy: Policy, data: Vec<SourceData>, version: String) -> Self {
+        let mut builder = IndexBuilder::new();
+        let mut label_owner = Vec::new();
+        let mut source_label: HashMap<&str, Label> = HashMap::new();
+        let mut anon_bit: HashMap<&str, u64> = HashMap::new();
+        let mut anon = Vec::new();
+        let mut anon_owner = Vec::new();
+        let mut asn = None;
+        let mut country = None;
+        let mut sources = Vec::new();
+        for (i, (def, d)) in policy.sources.iter().zip(data).enumerate() {
+            let mut info = SourceInfo {
+                name: def.name.clone(),
+                kind: def.kind,
+                entries: 0,
+                modified: d.modified,
+                max_age_secs: def.max_age_secs,
+                database_type: None,
+            };
+            match (def.kind, d.content) {
+                (SourceKind::TorExits | SourceKind::IpList, SourceContent::Networks(nets)) => {
+                    let label = label_owner.len() as Label;
+                    label_owner.push(LabelOwner::Source(i));
+                    builder.reserve_label(label);
+                    info.entries = nets.len();
+                    for n in nets {
+                        builder.add(n, label);
+                    }
+                    source_label.insert(&def.name, label);
+                }
+                (kind, SourceContent::Maxmind(db)) => {
+                    info.database_type = Some(db.database_type().to_owned());
+                    match kind {
+                        SourceKind::MaxmindAnonymous => {
+                            anon_bit.insert(&def.name, 1u64 << anon.len());
+                            anon.push(AnonDb {
+                                db,
+                                mask: def.flag_mask(),
+                            });
+                            anon_owner.push(i);
+                        }
+                        SourceKind::MaxmindAsn => asn = Some(db),
+                        SourceKind::MaxmindCountry => country = Some(db),
+                        SourceKind::TorExits | SourceKind::IpList => {}
+                    }
+                }
+                (_, SourceContent::Networks(_)) => {}
+            }
+            sources.push(info);
+        }
+
+        let mut compile = |c: &Cond, rule: usize| -> CompiledCond {
+            let ip_in = c.ip_in.as_ref().map(|names| {
+                let labels = names
+                    .iter()
+                    .filter_map(|n| source_label.get(n.as_str()).copied())
+                    .collect();
+                let mask = names
+                    .iter()
+                    .filter_map(|n| anon_bit.get(n.as_str()))
+                    .fold(0, |m, b| m | b);
+                (labels, mask)
+            });
+            let ip = c.ip.as_ref().map(|nets| {
+                let label = label_owner.len() as Label;
+                label_owner.push(LabelOwner::Rule(rule));
+                builder.reserve_label(label);
+                for n in nets {
+                    builder.add(*n, label);
+                }
+                label
+            });
+            CompiledCond {
+                ip_in,
+                ip,
+                account: c
+                    .account
+                    .as_ref()
+                    .map(|ks| ks.iter().fold(0, |m, k| m | k.bit())),
+                cond: c.clone(),
+            }
+        };
+        let global_appeal = policy.settings.appeal.clone().unwrap_or_default();
+        let mut compiled = Vec::with_capacity(policy.rules.len());
+        for (i, r) in policy.rules.iter().enumerate() {
+            let wiki_appeal = match &r.stage {
+                Stage::Wiki(w) => policy.wikis.get(w).and_then(|p| p.settings.appeal.clone()),
+                _ => None,
+            };
+            let appeal = if r.verdict == Verdict::Allow {
+                String::new()
+            } else if !r.appeal.is_empty() {
+                r.appeal.clone()
+            } else {
+                wiki_appeal.unwrap_or_else(|| global_appeal.clone())
+            };
+            compiled.push(CompiledRule {
+                when: compile(&r.when, i),
+                unless: r.unless.as_ref().map(|u| compile(u, i)),
+                appeal,
+            });
+        }
+
+        let stage_rules = |stage: &Stage| -> Vec<u32> {
+            policy
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.stage == *stage)
+                .map(|(i, _)| i as u32)
+                .collect()
+        };
+        let locked = stage_rules(&Stage::Locked);
+        let global = stage_rules(&Stage::Global);
+        let global_default = policy.settings.default;
+        let plan = |wiki: Option<&str>| -> WikiPlan {
+            let mut order = locked.clone();
+            let wiki_settings = wiki.and_then(|w| policy.wikis.get(w)).map(|p| &p.settings);
+            if let Some(w) = wiki {
+                order.extend(stage_rules(&Stage::Wiki(w.to_owned())));
+            }
+            order.extend(&global);
+            let (default, decided_by, reason) =
+                match (wiki_settings.and_then(|s| s.default), global_default) {
+                    (Some(v), _) => (
+                        v,
+                        DecidedBy::WikiDefault,
+                        format!(
+                            "no rule matched; the default of wiki `{}` applies",
+                            wiki.unwrap_or_default()
+                        ),
+                    ),
+                    (None, Some(v)) => (
+                        v,
+                        DecidedBy::GlobalDefault,
+                        "no rule matched; the global default applies".to_owned(),
+                    ),
+                    (None, None) => (
+                        Verdict::Allow,
+                        DecidedBy::BuiltinDefault,
+                        "no rule matched".to_owned(),
+                    ),
+                };
+            let message = wiki_settings
+                .and_then(|s| s.default_message.clone())
+                .or_else(|| policy.settings.default_message.clone())
+                .unwrap_or_default();
+            let appeal = if default == Verdict::Allow {
+                String::new()
+            } else {
+                wiki_settings
+                    .and_then(|s| s.appeal.clone())
+                    .unwrap_or_else(|| global_appeal.clone())
+            };
+            WikiPlan {
+                order,
+                default,
+                decided_by,
+                reason,
+                message,
+                appeal,
+            }
+        };
+        let plans = policy
+            .wikis
+            .keys()
+            .map(|w| (w.clone(), plan(Some(w))))
+            .collect();
+        let fallback = plan(None);
+        let has_xff = policy.rules.iter().any(|r| r.xff);
+        drop(compile);
+        Self {
+            index: builder.build(),
+            policy,
+            compiled,
+            plans,
+            fallback,
+            label_owner,
+            anon,
+            anon_owner,
+            asn,
+            country,
+            sources,
+            version,
+            has_xff,
+        }
+    }
+
+    /// The rules, in definition order; [`Step::rule`] indexes this.
+    pub fn rules(&self) -> &[Rule] {
+        &self.policy.rules
+    }
+
+    /// A hash of the loaded files and data.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Loaded sources, in definition order.
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// The prefix index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Whether any rule tests forwarded-for addresses (callers skip their facts otherwise).
+    pub fn has_xff_rules(&self) -> bool {
+        self.has_xff
+    }
+
+    /// The facts about `ip` (normalized by the caller, see [`crate::attempt::normalize_ip`]).
+    pub fn facts(&self, ip: IpAddr) -> Facts {
+        let mut anon = 0u64;
+        for (bit, a) in self.anon.iter().enumerate() {
+            if a.db.anon_flags(ip) & a.mask != 0 {
+                anon |= 1 << bit;
+            }
+        }
+        Facts {
+            set: self.index.lookup(ip),
+            anon,
+            asn: self.asn.as_ref().and_then(|db| db.asn(ip)).map(|(n, _)| n),
+            country: self.country.as_ref().and_then(|db| db.country(ip)),
+        }
+    }
+
+    /// Everything known about `ip`, in words, for `explain`.
+    pub fn ip_facts(&self, ip: IpAddr) -> IpFacts {
+        let facts = self.facts(ip);
+        let mut out = IpFacts {
+            ip: Some(ip),
+            ..IpFacts::default()
+        };
+        let mut in_source = vec![false; self.sources.len()];
+        for label in self.index.labels(facts.set) {
+            match self.label_owner.get(label as usize) {
+                Some(LabelOwner::Source(s)) => in_source[*s] = true,
+                Some(LabelOwner::Rule(r)) => {
+                    let id = &self.policy.rules[*r].id;
+                    if !out.inline_rules.contains(id) {
+                        out.inline_rules.push(id.clone());
+                    }
+                }
+                None => {}
+            }
+        }
+        for (bit, a) in self.anon.iter().enumerate() {
+            let flags = a.db.anon_flags(ip);
+            let name = &self.sources[self.anon_owner[bit]].name;
+            if facts.anon & (1 << bit) != 0 {
+                in_source[self.anon_owner[bit]] = true;
+            }
+            out.maxmind_flags
+                .push((name.clone(), AnonFlag::names(flags)));
+        }
+        out.sources = self
+            .sources
+            .iter()
+            .zip(in_source)
+            .filter(|(_, hit)| *hit)
+            .map(|(s, _)| s.name.clone())
+            .collect();
+        out.asn = self.asn.as_ref().and_then(|db| db.asn(ip));
+        out.country = facts
+            .country
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        out
+    }
+
+    fn plan(&self, wiki: &str) -> &WikiPlan {
+        self.plans.get(wiki).unwrap_or(&self.fallback)
+    }
+
+    fn ip_keys(&self, c: &CompiledCond, f: &Facts) -> Result<(), CondKey> {
+        if let Some((labels, mask)) = &c.ip_in
+            && f.anon & mask == 0
+            && !labels.iter().any(|l| self.index.contains(f.set, *l))
+        {
+            return Err(CondKey::IpIn);
+        }
+        if let Some(l) = c.ip
+            && !self.index.contains(f.set, l)
+        {
+            return Err(CondKey::Ip);
+        }
+        if let Some(asns) = &c.cond.asn
+            && !f.asn.is_some_and(|a| asns.contains(&a))
+        {
+            return Err(CondKey::Asn);
+        }
+        if let Some(cs) = &c.cond.country
+            && !f.country.is_some_and(|x| cs.contains(&x))
+        {
+            return Err(CondKey::Country);
+        }
+        Ok(())
+    }
+
+    /// Evaluates a condition table; `Err` names the first key that failed.
+    fn holds(
+        &self,
+        c: &CompiledCond,
+        xff: bool,
+        a: &Attempt,
+        f: &Facts,
+        xf: &[Facts],
+        age: i64,
+    ) -> Result<(), CondKey> {
+        let k = &c.cond;
+        let acct = &a.account;
+        let any = |want: &Option<Vec<String>>, have: &[String]| {
+            want.as_ref().is_none_or(|w| {
+                w.iter()
+                    .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
+            })
+        };
+        if c.account.is_some_and(|m| m & acct.kind.bit() == 0) {
+            return Err(CondKey::Account);
+        }
+        if !any(&k.actions, std::slice::from_ref(&a.action)) {
+            return Err(CondKey::Actions);
+        }
+        if k.wikis.as_ref().is_some_and(|w| !w.contains(&a.wiki)) {
+            return Err(CondKey::Wikis);
+        }
+        if k.min_edits.is_some_and(|n| acct.edit_count < n) {
+            return Err(CondKey::MinEdits);
+        }
+        if k.max_edits.is_some_and(|n| acct.edit_count > n) {
+            return Err(CondKey::MaxEdits);
+        }
+        if k.min_age.is_some_and(|s| age < s) {
+            return Err(CondKey::MinAge);
+        }
+        if k.max_age.is_some_and(|s| age > s) {
+            return Err(CondKey::MaxAge);
+        }
+        if k.email_confirmed.is_some_and(|e| acct.email_confirmed != e) {
+            return Err(CondKey::EmailConfirmed);
+        }
+        if !any(&k.groups, &acct.groups) {
+            return Err(CondKey::Groups);
+        }
+        if !any(&k.rights, &acct.rights) {
+            return Err(CondKey::Rights);
+        }
+        let first = self.ip_keys(c, f);
+        if first.is_ok() || !xff {
+            return first;
+        }
+        if xf.iter().any(|x| self.ip_keys(c, x).is_ok()) {
+            Ok(())
+        } else {
+            first
+        }
+    }
+}
+
+/// The first key present in a table, to say which part of an `unless` exempted.
+fn first_key(c: &Cond) -> Option<CondKey> {
+    [
+        (c.account.is_some(), CondKey::Account),
+        (c.actions.is_some(), CondKey::Actions),
+        (c.wikis.is_some(), CondKey::Wikis),
+        (c.min_edits.is_some(), CondKey::MinEdits),
+        (c.max_edits.is_some(), CondKey::MaxEdits),
+        (c.min_age.is_some(), CondKey::MinAge),
+        (c.max_age.is_some(), CondKey::MaxAge),
+        (c.email_confirmed.is_some(), CondKey::EmailConfirmed),
+        (c.groups.is_some(), CondKey::Groups),
+        (c.rights.is_some(), CondKey::Rights),
+        (c.ip_in.is_some(), CondKey::IpIn),
+        (c.ip.is_some(), CondKey::Ip),
+        (c.asn.is_some(), CondKey::Asn),
+        (c.country.is_some(), CondKey::Country),
+    ]
+    .into_iter()
+    .find(|(present, _)| *present)
+    .map(|(_, k)| k)
+}
+
+/// Decides one attempt, computing the IP facts and recording the full trace. This is what the
+/// CLI, `explain` and the policy tests call; the server calls [`decide_with_facts`] with cached
+/// facts and no trace.
+pub fn decide<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
+    let facts = snapshot.facts(attempt.ip);
+    let xff: Vec<Facts> = if snapshot.has_xff_rules() {
+        attempt
+            .forwarded_for
+            .iter()
+            .map(|ip| snapshot.facts(*ip))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    decide_with_facts(snapshot, attempt, &facts, &xff, now, true)
+}
+
+/// Decides one attempt from precomputed facts: `facts` for the client IP and `xff_facts` for
+/// the forwarded-for chain (may be empty when [`Snapshot::has_xff_rules`] is false). With
+/// `trace`, every rule visited is recorded in [`Decision::trace`].
+pub fn decide_with_facts<'s>(
+    snapshot: &'s Snapshot,
+    attempt: &Attempt,
+    facts: &Facts,
+    xff_facts: &[Facts],
+    now: Timestamp,
+    trace: bool,
+) -> Decision<'s> {
+    let plan = snapshot.plan(&attempt.wiki);
+    let age = attempt.account.age_secs(now);
+    let mut steps = Vec::new();
+    let mut shadow = Vec::new();
+    for &i in &plan.order {
+        let rule = &snapshot.policy.rules[i as usize];
+        let c = &snapshot.compiled[i as usize];
+        let outcome = if rule.expires.is_some_and(|t| t <= now) {
+            Outcome::Expired
+        } else {
+            match snapshot.holds(&c.when, rule.xff, attempt, facts, xff_facts, age) {
+                Err(key) => Outcome::WhenFailed(key),
+                Ok(()) => match &c.unless {
+                    Some(u)
+                        if snapshot
+                            .holds(u, rule.xff, attempt, facts, xff_facts, age)
+                            .is_ok() =>
+                    {
+                        Outcome::Unless(first_key(&u.cond))
+                    }
+                    _ if rule.mode == Mode::Shadow => Outcome::ShadowMatched,
+                    _ => Outcome::Matched,
+                },
+            }
+        };
+        if trace {
+            steps.push(Step { rule: i, outcome });
+        }
+        match outcome {
+            Outcome::ShadowMatched => shadow.push(rule.id.as_str()),
+            Outcome::Matched => {
+                return Decision {
+                    verdict: rule.verdict,
+                    decided_by: DecidedBy::Rule(i),
+                    rule_id: &rule.id,
+                    message: &rule.message,
+                    reason: &rule.description,
+                    appeal: &c.appeal,
+                    shadow_rule_ids: shadow,
+                    policy_version: &snapshot.version,
+                    trace: steps,
+                };
+            }
+            _ => {}
+        }
+    }
+    Decision {
+        verdict: plan.default,
+        decided_by: plan.decided_by,
+        rule_id: "",
+        message: &plan.message,
+        reason: &plan.reason,
+        appeal: &plan.appeal,
+        shadow_rule_ids: shadow,
+        policy_version: &snapshot.version,
+        trace: steps,
+    }
+}

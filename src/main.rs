@@ -1,0 +1,36 @@
+//! The `editgate` binary: parses the command line and dispatches to [`editgate::cli`].
+
+use clap::{Parser, Subcommand};
+
+use editgate::cli::{self, ExitCode};
+
+/// editgate: decides allow / require-login / block for wiki edit attempts.
+#[derive(Debug, Parser)]
+#[command(name = "editgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decide one edit attempt described by flags.
+    Check(cli::check::CheckArgs),
+    /// Show the facts about the IP and every rule visited, with why it matched or not.
+    Explain(cli::request::RequestArgs),
+    /// Check a policy directory: errors as path:line:col, then warnings.
+    Validate(cli::validate::ValidateArgs),
+    /// Run the policy test cases in DIR/tests/*.toml.
+    Test(cli::test::TestArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let code = match &cli.command {
+        Command::Check(a) => cli::check::run(&a.request, a.explain),
+        Command::Explain(a) => cli::check::run(a, true),
+        Command::Validate(a) => cli::validate::run(a),
+        Command::Test(a) => cli::test::run(a),
+    };
+    ExitCode::from(code).into()
+}

@@ -1,0 +1,616 @@
+//! Raw structs → checked [`Policy`]. Collects every error it can find in one pass, so an admin
+//! fixes a file once, not once per error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use jiff::Timestamp;
+use toml::Spanned;
+
+use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
+use super::{
+    Cond, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef,
+    Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_duration,
+};
+use crate::attempt::AccountKind;
+use crate::decision::Verdict;
+use crate::sources::SourceKind;
+use crate::sources::iplist::parse_net;
+use crate::sources::maxmind::AnonFlag;
+
+/// The most `maxmind-anonymous` sources one policy may define (one bit each in the facts).
+pub const MAX_ANON_SOURCES: usize = 64;
+
+/// Checks the policy files of one directory (`global.toml` and `wikis/*.toml`; other paths are
+/// ignored). `now` decides which rules count as expired. Returns the policy and its warnings,
+/// or every error found.
+pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warning>), PolicyErrors> {
+    let mut errors = Vec::new();
+    let mut policy = Policy::default();
+    let Some(global) = files.iter().find(|f| f.path == "global.toml") else {
+        return Err(PolicyErrors(vec![PolicyError::new(
+            Origin::file("global.toml"),
+            "missing: every policy directory needs a global.toml",
+        )]));
+    };
+
+    let mut ids: HashMap<String, Origin> = HashMap::new();
+    if let Some(raw) = parse_file(global, &mut errors) {
+        let mut cx = Cx::new(global, &mut errors);
+        policy.settings = cx.settings(raw.settings.as_ref());
+        for (name, src) in &raw.sources {
+            if let Some(def) = cx.source(name, src) {
+                policy.sources.push(def);
+            }
+        }
+        for r in &raw.rules {
+            if let Some(rule) = cx.rule(r, None, &policy.sources, &mut ids) {
+                policy.rules.push(rule);
+            }
+        }
+        let anon = policy
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::MaxmindAnonymous)
+            .count();
+        if anon > MAX_ANON_SOURCES {
+            cx.errors.push(PolicyError::new(
+                Origin::file(&global.path),
+                format!(
+                    "{anon} `maxmind-anonymous` sources; at most {MAX_ANON_SOURCES} are supported"
+                ),
+            ));
+        }
+        for kind in [SourceKind::MaxmindAsn, SourceKind::MaxmindCountry] {
+            let mut of_kind = policy.sources.iter().filter(|s| s.kind == kind);
+            if let (Some(_), Some(second)) = (of_kind.next(), of_kind.next()) {
+                cx.errors.push(PolicyError::new(
+                    second.origin.clone(),
+                    format!(
+                        "a second `{kind}` source `{}`; define at most one",
+                        second.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut wiki_files: Vec<&PolicyFile> = files
+        .iter()
+        .filter(|f| f.path.starts_with("wikis/"))
+        .collect();
+    wiki_files.sort_by(|a, b| a.path.cmp(&b.path));
+    for file in wiki_files {
+        let Some(stem) = file
+            .path
+            .strip_prefix("wikis/")
+            .and_then(|s| s.strip_suffix(".toml"))
+        else {
+            continue;
+        };
+        if !is_wiki_id(stem) {
+            errors.push(PolicyError::new(
+                Origin::file(&file.path),
+                format!(
+                    "`{stem}` is not a valid wiki id: use lower-case letters, digits and `_`, starting with a letter (like `enwiki`)"
+                ),
+            ));
+            continue;
+        }
+        let Some(raw) = parse_file(file, &mut errors) else {
+            continue;
+        };
+        let mut cx = Cx::new(file, &mut errors);
+        for (name, _) in &raw.sources {
+            cx.err(
+                name.span(),
+                "sources belong in global.toml, not in a wiki file",
+            );
+        }
+        let settings = cx.settings(raw.settings.as_ref());
+        for r in &raw.rules {
+            if let Some(rule) = cx.rule(r, Some(stem), &policy.sources, &mut ids) {
+                policy.rules.push(rule);
+            }
+        }
+        policy.wikis.insert(
+            stem.to_owned(),
+            WikiPolicy {
+                settings,
+                file: file.path.clone(),
+            },
+        );
+    }
+
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| {
+            (&a.origin.file, a.origin.line, a.origin.column).cmp(&(
+                &b.origin.file,
+                b.origin.line,
+                b.origin.column,
+            ))
+        });
+        return Err(PolicyErrors(errors));
+    }
+    let warnings = super::lint::lint(&policy, now);
+    Ok((policy, warnings))
+}
+
+/// Parses one file's TOML, turning serde's messages into ones with a position and a hint.
+fn parse_file(file: &PolicyFile, errors: &mut Vec<PolicyError>) -> Option<RawFile> {
+    match toml::from_str::<RawFile>(&file.text) {
+        Ok(raw) => Some(raw),
+        Err(e) => {
+            errors.push(toml_error(file, &e));
+            None
+        }
+    }
+}
+
+/// A TOML or serde error as a [`PolicyError`] with `file:line:col`.
+pub fn toml_error(file: &PolicyFile, e: &toml::de::Error) -> PolicyError {
+    let origin = match e.span() {
+        Some(span) => Origin::at(&file.path, &file.text, span.start),
+        None => Origin::file(&file.path),
+    };
+    PolicyError::new(origin, describe_serde_message(e.message()))
+}
+
+/// Rewrites serde's "unknown field" message as "unknown key ... in [table], expected one of:
+/// ...; did you mean ...?"; other messages pass through with "field" said as "key".
+pub fn describe_serde_message(msg: &str) -> String {
+    let msg = msg.trim_end().trim_end_matches('.');
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (key, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let table = match expected.first().copied() {
+            Some("id") => " in [[rule]]",
+            Some("settings") => " at the top level",
+            Some("default") => " in [settings]",
+            Some("kind") => " in [sources.*]",
+            Some("ip_in") => " in a condition table (when/unless)",
+            Some("name") => " in [[case]]",
+            Some("ip") => " in a case's request",
+            Some("verdict") => " in a case's expect",
+            _ => "",
+        };
+        if expected.is_empty() {
+            return format!("unknown key `{key}`{table}, no keys are allowed here");
+        }
+        return format!(
+            "unknown key `{key}`{table}, expected one of: {}{}",
+            expected.join(", "),
+            hint(key, expected.iter().copied())
+        );
+    }
+    if let Some(rest) = msg.strip_prefix("missing field ") {
+        return format!("missing key {rest}");
+    }
+    msg.to_owned()
+}
+
+/// Checking context for one file.
+struct Cx<'a> {
+    file: &'a PolicyFile,
+    errors: &'a mut Vec<PolicyError>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(file: &'a PolicyFile, errors: &'a mut Vec<PolicyError>) -> Self {
+        Self { file, errors }
+    }
+
+    fn origin(&self, span: Range<usize>) -> Origin {
+        Origin::at(&self.file.path, &self.file.text, span.start)
+    }
+
+    fn err(&mut self, span: Range<usize>, msg: impl Into<String>) {
+        let origin = self.origin(span);
+        self.errors.push(PolicyError::new(origin, msg));
+    }
+
+    fn verdict(&mut self, v: &Spanned<String>) -> Option<Verdict> {
+        let parsed = Verdict::parse(v.get_ref());
+        if parsed.is_none() {
+            let msg = format!(
+                "unknown verdict `{}`, expected one of: allow, require-login, block{}",
+                v.get_ref(),
+                hint(v.get_ref(), Verdict::ALL.iter().map(|v| v.as_str()))
+            );
+            self.err(v.span(), msg);
+        }
+        parsed
+    }
+
+    fn duration(&mut self, d: &Spanned<String>, key: &str) -> Option<i64> {
+        let parsed = parse_duration(d.get_ref());
+        if parsed.is_none() {
+            self.err(
+                d.span(),
+                format!(
+                    "`{key}`: `{}` is not a duration; write a number and a unit (s, m, h, d, w), like `90d` or `12h`",
+                    d.get_ref()
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn settings(&mut self, raw: Option<&Spanned<RawSettings>>) -> Settings {
+        let Some(raw) = raw else {
+            return Settings::default();
+        };
+        let raw = raw.get_ref();
+        Settings {
+            default: raw.default.as_ref().and_then(|d| self.verdict(d)),
+            default_message: raw.default_message.clone(),
+            appeal: raw.appeal.clone(),
+        }
+    }
+
+    fn source(&mut self, name: &Spanned<String>, src: &Spanned<RawSource>) -> Option<SourceDef> {
+        let s: &RawSource = src.get_ref();
+        let n = name.get_ref();
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.err(
+                name.span(),
+                format!("source name `{n}` may only hold letters, digits, `-` and `_`"),
+            );
+        }
+        let kind = SourceKind::parse(s.kind.get_ref());
+        if kind.is_none() {
+            let msg = format!(
+                "unknown source kind `{}`, expected one of: {}{}",
+                s.kind.get_ref(),
+                SourceKind::ALL.map(|k| k.as_str()).join(", "),
+                hint(s.kind.get_ref(), SourceKind::ALL.iter().map(|k| k.as_str()))
+            );
+            self.err(s.kind.span(), msg);
+        }
+        if let Some(url) = &s.url {
+            self.err(
+                url.span(),
+                "`url` sources are not supported yet: download the file with a timer (cron, systemd) and give its `path`; editgate reloads it when it changes",
+            );
+        }
+        if let Some(r) = &s.refresh {
+            self.err(
+                r.span(),
+                "`refresh` only applies to `url` sources, which are not supported yet",
+            );
+        }
+        let path = match &s.path {
+            Some(p) if p.get_ref().trim().is_empty() => {
+                self.err(p.span(), "`path` is empty");
+                None
+            }
+            Some(p) => Some(p.get_ref().clone()),
+            None => {
+                if s.url.is_none() {
+                    self.err(src.span(), format!("source `{n}` needs a `path`"));
+                }
+                None
+            }
+        };
+        let max_age_secs = s.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));
+        let mut flags = Vec::new();
+        match (&s.flags, kind) {
+            (Some(list), Some(SourceKind::MaxmindAnonymous)) => {
+                for f in list.get_ref() {
+                    match AnonFlag::parse(f.get_ref()) {
+                        Some(flag) => flags.push(flag),
+                        None => {
+                            let msg = format!(
+                                "unknown MaxMind flag `{}`, expected one of: {}{}",
+                                f.get_ref(),
+                                AnonFlag::ALL.map(|f| f.as_str()).join(", "),
+                                hint(f.get_ref(), AnonFlag::ALL.iter().map(|f| f.as_str()))
+                            );
+                            self.err(f.span(), msg);
+                        }
+                    }
+                }
+                if list.get_ref().is_empty() {
+                    self.err(list.span(), "`flags` is empty: name at least one flag, like `is_anonymous_vpn`");
+                }
+            }
+            (None, Some(SourceKind::MaxmindAnonymous)) => self.err(
+                src.span(),
+                format!("`maxmind-anonymous` source `{n}` needs `flags`, like [\"is_anonymous_vpn\", \"is_public_proxy\"]"),
+            ),
+            (Some(list), Some(k)) => {
+                self.err(list.span(), format!("`flags` only applies to `maxmind-anonymous` sources, not `{k}`"))
+            }
+            (_, _) => {}
+        }
+        Some(SourceDef {
+            name: n.clone(),
+            kind: kind?,
+            path: path?,
+            max_age_secs,
+            flags,
+            origin: self.origin(name.span()),
+        })
+    }
+
+    fn rule(
+        &mut self,
+        raw: &Spanned<RawRule>,
+        wiki: Option<&str>,
+        sources: &[SourceDef],
+        ids: &mut HashMap<String, Origin>,
+    ) -> Option<Rule> {
+        let r: &RawRule = raw.get_ref();
+        let origin = self.origin(raw.span());
+        let id = r.id.get_ref().clone();
+        let mut ok = true;
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            self.err(
+                r.id.span(),
+                format!("rule id `{id}` may only hold letters, digits, `-`, `_`, `.` and `:`"),
+            );
+            ok = false;
+        } else if let Some(first) = ids.get(&id) {
+            self.err(
+                r.id.span(),
+                format!("duplicate rule id `{id}`, first defined at {first}"),
+            );
+            ok = false;
+        } else {
+            ids.insert(id.clone(), self.origin(r.id.span()));
+        }
+        let verdict = self.verdict(&r.verdict);
+        let mode = match &r.mode {
+            None => Mode::Enforce,
+            Some(m) => match m.get_ref().as_str() {
+                "enforce" => Mode::Enforce,
+                "shadow" => Mode::Shadow,
+                other => {
+                    let msg = format!(
+                        "unknown mode `{other}`, expected `enforce` or `shadow`{}",
+                        hint(other, ["enforce", "shadow"])
+                    );
+                    self.err(m.span(), msg);
+                    ok = false;
+                    Mode::Enforce
+                }
+            },
+        };
+        let locked = r.locked.as_ref().is_some_and(|l| *l.get_ref());
+        if let (Some(l), Some(_)) = (&r.locked, wiki) {
+            self.err(
+                l.span(),
+                "`locked` is only allowed in global.toml: a wiki cannot lock the universal floor",
+            );
+            ok = false;
+        }
+        let stage = match wiki {
+            Some(w) => Stage::Wiki(w.to_owned()),
+            None if locked => Stage::Locked,
+            None => Stage::Global,
+        };
+        let expires = r.expires.as_ref().and_then(|e| self.timestamp(e));
+        let when = match &r.when {
+            Some(c) => self.cond(c, sources),
+            None => Some(Cond::default()),
+        };
+        let unless = match &r.unless {
+            Some(c) => self.cond(c, sources).map(Some),
+            None => Some(None),
+        };
+        let verdict = verdict?;
+        if !ok {
+            return None;
+        }
+        let default_message = match verdict {
+            Verdict::Allow => "",
+            Verdict::RequireLogin => "editgate-require-login",
+            Verdict::Block => "editgate-block",
+        };
+        Some(Rule {
+            description: r.description.clone().unwrap_or_else(|| id.clone()),
+            id,
+            verdict,
+            message: r
+                .message
+                .clone()
+                .unwrap_or_else(|| default_message.to_owned()),
+            appeal: r.appeal.clone().unwrap_or_default(),
+            mode,
+            stage,
+            xff: r.xff.unwrap_or(false),
+            expires: if r.expires.is_some() {
+                Some(expires?)
+            } else {
+                None
+            },
+            when: when?,
+            unless: unless?,
+            origin,
+        })
+    }
+
+    fn timestamp(&mut self, d: &Spanned<toml::value::Datetime>) -> Option<Timestamp> {
+        let dt = d.get_ref();
+        let text = match (dt.date, dt.time, dt.offset) {
+            (Some(_), Some(_), Some(_)) => dt.to_string(),
+            (Some(date), None, None) => format!("{date}T00:00:00Z"),
+            _ => {
+                self.err(
+                    d.span(),
+                    format!("`expires = {dt}` needs a date, or a date and time with an offset, like 2027-01-01T00:00:00Z"),
+                );
+                return None;
+            }
+        };
+        match text.parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.err(
+                    d.span(),
+                    format!("`expires = {dt}` is not a valid time: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(list: &Option<Spanned<Vec<String>>>) -> Option<Vec<String>> {
+        list.as_ref().map(|l| {
+            l.get_ref()
+                .iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect()
+        })
+    }
+
+    fn cond(&mut self, raw: &Spanned<RawCond>, sources: &[SourceDef]) -> Option<Cond> {
+        let c: &RawCond = raw.get_ref();
+        let before = self.errors.len();
+        let ip_in = c.ip_in.as_ref().map(|list| {
+            let names = self.each(list, |cx, name| {
+                match sources.iter().find(|s| s.name == *name.get_ref()) {
+                    Some(_) => Some(name.get_ref().clone()),
+                    None => {
+                        let msg = format!(
+                            "unknown source `{}` in `ip_in`{}",
+                            name.get_ref(),
+                            if sources.is_empty() {
+                                "; define it under [sources] in global.toml".to_owned()
+                            } else {
+                                format!(
+                                    ", defined sources: {}{}",
+                                    sources
+                                        .iter()
+                                        .map(|s| s.name.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    hint(name.get_ref(), sources.iter().map(|s| s.name.as_str()))
+                                )
+                            }
+                        );
+                        cx.err(name.span(), msg);
+                        None
+                    }
+                }
+            });
+            names
+        });
+        let ip = c.ip.as_ref().map(|list| {
+            self.each(list, |cx, s| {
+                let parsed = parse_net(s.get_ref().trim());
+                if parsed.is_none() {
+                    cx.err(
+                        s.span(),
+                        format!("`{}` is not an IP address or CIDR network", s.get_ref()),
+                    );
+                }
+                parsed
+            })
+        });
+        let asn = c.asn.as_ref().map(|a| {
+            if !sources.iter().any(|s| s.kind == SourceKind::MaxmindAsn) {
+                self.err(
+                    a.span(),
+                    "`asn` needs a `maxmind-asn` source in global.toml",
+                );
+            }
+            a.get_ref().clone()
+        });
+        let country = c.country.as_ref().map(|list| {
+            if !sources.iter().any(|s| s.kind == SourceKind::MaxmindCountry) {
+                self.err(
+                    list.span(),
+                    "`country` needs a `maxmind-country` source in global.toml",
+                );
+            }
+            self.each(list, |cx, s| {
+                let code = s.get_ref().trim().to_ascii_uppercase();
+                match code.as_bytes() {
+                    [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Some([*a, *b]),
+                    _ => {
+                        cx.err(
+                            s.span(),
+                            format!(
+                                "`{}` is not a two-letter ISO 3166-1 country code",
+                                s.get_ref()
+                            ),
+                        );
+                        None
+                    }
+                }
+            })
+        });
+        let account = c.account.as_ref().map(|list| {
+            self.each(list, |cx, s| {
+                let parsed = AccountKind::parse(s.get_ref());
+                if parsed.is_none() {
+                    let msg = format!(
+                        "unknown account kind `{}`, expected one of: anonymous, temporary, registered{}",
+                        s.get_ref(),
+                        hint(s.get_ref(), AccountKind::ALL.iter().map(|k| k.as_str()))
+                    );
+                    cx.err(s.span(), msg);
+                }
+                parsed
+            })
+        });
+        let min_age = c.min_age.as_ref().and_then(|d| self.duration(d, "min_age"));
+        let max_age = c.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));
+        if let Some(w) = &c.wikis {
+            for id in w.get_ref() {
+                if !is_wiki_id(id) {
+                    self.err(
+                        w.span(),
+                        format!("`{id}` in `wikis` is not a valid wiki id"),
+                    );
+                }
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Cond {
+            ip_in,
+            ip,
+            asn,
+            country,
+            account,
+            groups: Self::strings(&c.groups),
+            rights: Self::strings(&c.rights),
+            min_edits: c.min_edits.as_ref().map(|v| *v.get_ref()),
+            max_edits: c.max_edits.as_ref().map(|v| *v.get_ref()),
+            min_age,
+            max_age,
+            email_confirmed: c.email_confirmed.as_ref().map(|v| *v.get_ref()),
+            actions: Self::strings(&c.actions),
+            wikis: c.wikis.as_ref().map(|w| w.get_ref().clone()),
+        })
+    }
+
+    /// Maps each element, keeping the ones that check out (errors are recorded by `f`).
+    fn each<T, U>(
+        &mut self,
+        list: &SpannedList<T>,
+        mut f: impl FnMut(&mut Self, &Spanned<T>) -> Option<U>,
+    ) -> Vec<U> {
+        list.get_ref().iter().filter_map(|x| f(self, x)).collect()
+    }
+}
+
+/// Every rule id with where it is defined; used by test-case checks.
+pub fn rule_ids(policy: &Policy) -> BTreeMap<&str, &Origin> {
+    policy
+        .rules
+        .iter()
+        .map(|r| (r.id.as_str(), &r.origin))
+        .collect()
+}

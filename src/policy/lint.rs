@@ -1,0 +1,173 @@
+//! Warnings: the policy loads, but something in it is probably a mistake.
+
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+
+use crate::sources::SourceKind;
+
+use super::{Cond, Lint, Mode, Policy, Rule, Warning};
+
+/// Every warning for a checked policy, in rule order.
+pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut used: HashSet<&str> = HashSet::new();
+    for rule in &policy.rules {
+        for c in std::iter::once(&rule.when).chain(rule.unless.as_ref()) {
+            used.extend(c.ip_in.iter().flatten().map(String::as_str));
+        }
+        if let Some(t) = rule.expires
+            && t <= now
+        {
+            out.push(warn(
+                Lint::ExpiredRule,
+                rule,
+                format!(
+                    "rule `{}` expired at {t} and is skipped; delete it",
+                    rule.id
+                ),
+            ));
+        }
+        let tests_ip = rule.when.tests_ip() || rule.unless.as_ref().is_some_and(Cond::tests_ip);
+        if rule.xff && !tests_ip {
+            out.push(warn(
+                Lint::UselessXff,
+                rule,
+                format!(
+                    "rule `{}` sets `xff = true` but tests no IP (`ip_in`, `ip`, `asn`, `country`)",
+                    rule.id
+                ),
+            ));
+        }
+        if let Some(why) = impossible(&rule.when) {
+            out.push(warn(
+                Lint::ImpossibleCondition,
+                rule,
+                format!("rule `{}` can never match: {why}", rule.id),
+            ));
+        }
+    }
+    for (i, rule) in policy.rules.iter().enumerate() {
+        if let Some(earlier) = policy.rules[..i]
+            .iter()
+            .find(|e| e.stage == rule.stage && always_preempts(e, rule))
+        {
+            out.push(warn(
+                Lint::UnreachableRule,
+                rule,
+                format!(
+                    "rule `{}` can never decide or report: rule `{}` at {} matches every request it matches and comes first",
+                    rule.id, earlier.id, earlier.origin
+                ),
+            ));
+        }
+    }
+    let uses_asn = policy
+        .rules
+        .iter()
+        .any(|r| r.when.asn.is_some() || r.unless.as_ref().is_some_and(|u| u.asn.is_some()));
+    let uses_country = policy.rules.iter().any(|r| {
+        r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some())
+    });
+    for s in &policy.sources {
+        let is_used = match s.kind {
+            SourceKind::MaxmindAsn => uses_asn,
+            SourceKind::MaxmindCountry => uses_country,
+            SourceKind::TorExits | SourceKind::IpList | SourceKind::MaxmindAnonymous => {
+                used.contains(s.name.as_str())
+            }
+        };
+        if !is_used {
+            let how = match s.kind {
+                SourceKind::MaxmindAsn => "no rule has an `asn` condition",
+                SourceKind::MaxmindCountry => "no rule has a `country` condition",
+                _ => "no rule names it in `ip_in`",
+            };
+            out.push(Warning {
+                lint: Lint::UnusedSource,
+                origin: s.origin.clone(),
+                message: format!("source `{}` is loaded but {how}", s.name),
+            });
+        }
+    }
+    out
+}
+
+fn warn(lint: Lint, rule: &Rule, message: String) -> Warning {
+    Warning {
+        lint,
+        origin: rule.origin.clone(),
+        message,
+    }
+}
+
+fn impossible(c: &Cond) -> Option<String> {
+    if let (Some(lo), Some(hi)) = (c.min_edits, c.max_edits)
+        && lo > hi
+    {
+        return Some(format!("`min_edits = {lo}` is above `max_edits = {hi}`"));
+    }
+    if let (Some(lo), Some(hi)) = (c.min_age, c.max_age)
+        && lo > hi
+    {
+        return Some("`min_age` is above `max_age`".to_owned());
+    }
+    for (key, empty) in [
+        ("ip_in", c.ip_in.as_ref().is_some_and(Vec::is_empty)),
+        ("ip", c.ip.as_ref().is_some_and(Vec::is_empty)),
+        ("account", c.account.as_ref().is_some_and(Vec::is_empty)),
+        ("actions", c.actions.as_ref().is_some_and(Vec::is_empty)),
+        ("wikis", c.wikis.as_ref().is_some_and(Vec::is_empty)),
+    ] {
+        if empty {
+            return Some(format!("`{key} = []` holds for nothing"));
+        }
+    }
+    None
+}
+
+/// Whether enforced rule `e` matches every request `r` matches, so `r` (later in the same
+/// stage) never gets to decide or report. Conservative: `false` when unsure.
+fn always_preempts(e: &Rule, r: &Rule) -> bool {
+    if e.mode != Mode::Enforce || e.expires.is_some() || e.unless.is_some() {
+        return false;
+    }
+    // With xff, `r` can match through a forwarded address that `e` does not test.
+    if r.xff && !e.xff && e.when.tests_ip() {
+        return false;
+    }
+    implies(&r.when, &e.when)
+}
+
+/// Whether every request satisfying `a` satisfies `b`, judged key by key.
+fn implies(a: &Cond, b: &Cond) -> bool {
+    fn subset<T: PartialEq>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
+        match (a, b) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some(b)) => a.iter().all(|x| b.contains(x)),
+        }
+    }
+    let ip = match (&a.ip, &b.ip) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => a.iter().all(|n| b.iter().any(|m| m.contains(n))),
+    };
+    let at_least = |a: Option<u64>, b: Option<u64>| b.is_none_or(|b| a.is_some_and(|a| a >= b));
+    let at_most = |a: Option<u64>, b: Option<u64>| b.is_none_or(|b| a.is_some_and(|a| a <= b));
+    let age = |x: Option<i64>| x.map(|v| v.max(0) as u64);
+    ip && subset(&a.ip_in, &b.ip_in)
+        && subset(&a.asn, &b.asn)
+        && subset(&a.country, &b.country)
+        && subset(&a.account, &b.account)
+        && subset(&a.groups, &b.groups)
+        && subset(&a.rights, &b.rights)
+        && subset(&a.actions, &b.actions)
+        && subset(&a.wikis, &b.wikis)
+        && at_least(a.min_edits, b.min_edits)
+        && at_most(a.max_edits, b.max_edits)
+        && at_least(age(a.min_age), age(b.min_age))
+        && at_most(age(a.max_age), age(b.max_age))
+        && b.email_confirmed
+            .is_none_or(|v| a.email_confirmed == Some(v))
+}

@@ -1,0 +1,427 @@
+//! Policy files: TOML → raw serde structs ([`raw`]) → a checked [`Policy`] ([`check`]), plus
+//! lint warnings ([`lint`]).
+//!
+//! Everything here is pure: callers hand in file names and contents ([`PolicyFile`]), and get
+//! back either a policy with its warnings, or every error found, each with `file:line:col`.
+
+pub mod check;
+pub mod lint;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ipnet::IpNet;
+use jiff::Timestamp;
+
+use crate::attempt::AccountKind;
+use crate::decision::Verdict;
+use crate::sources::SourceKind;
+use crate::sources::maxmind::AnonFlag;
+
+pub use check::check;
+
+/// One policy file handed to the checker.
+#[derive(Debug, Clone)]
+pub struct PolicyFile {
+    /// Path relative to the policy directory, with `/` separators (`wikis/enwiki.toml`).
+    pub path: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// A position in a policy file, for errors, warnings and explain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// Path relative to the policy directory.
+    pub file: String,
+    /// 1-based line; 0 when not tied to a position.
+    pub line: usize,
+    /// 1-based column; 0 when not tied to a position.
+    pub column: usize,
+}
+
+impl Origin {
+    /// The position of byte `offset` in `text`.
+    pub fn at(file: &str, text: &str, offset: usize) -> Self {
+        let offset = offset.min(text.len());
+        let before = &text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Self {
+            file: file.to_owned(),
+            line,
+            column,
+        }
+    }
+
+    /// A whole-file position (no line).
+    pub fn file(file: &str) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.column)
+        }
+    }
+}
+
+/// An error in the policy directory: a file, a position and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct PolicyError {
+    /// Where.
+    pub origin: Origin,
+    /// What, lowercase, user input in backticks.
+    pub message: String,
+}
+
+impl PolicyError {
+    /// An error at `origin`.
+    pub fn new(origin: Origin, message: impl Into<String>) -> Self {
+        Self {
+            origin,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every error found while loading a policy directory (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+/// Lint names; `validate` prints them so warnings can be searched for and discussed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lint {
+    /// A rule whose `expires` is in the past.
+    ExpiredRule,
+    /// A source no rule uses.
+    UnusedSource,
+    /// A rule an earlier enforced rule of the same stage always pre-empts.
+    UnreachableRule,
+    /// `xff = true` on a rule without IP conditions.
+    UselessXff,
+    /// A condition that can never hold (`min_edits` above `max_edits`, ...).
+    ImpossibleCondition,
+}
+
+impl Lint {
+    /// The lint's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExpiredRule => "expired-rule",
+            Self::UnusedSource => "unused-source",
+            Self::UnreachableRule => "unreachable-rule",
+            Self::UselessXff => "useless-xff",
+            Self::ImpossibleCondition => "impossible-condition",
+        }
+    }
+}
+
+/// A warning: the policy loads, but something looks wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// Which lint.
+    pub lint: Lint,
+    /// Where.
+    pub origin: Origin,
+    /// What, and why it matters.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: warning[{}]: {}",
+            self.origin,
+            self.lint.as_str(),
+            self.message
+        )
+    }
+}
+
+/// `[settings]` of `global.toml` or of a wiki file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Verdict when no rule matches.
+    pub default: Option<Verdict>,
+    /// Message when a default refuses the edit.
+    pub default_message: Option<String>,
+    /// Appeal path for refusals.
+    pub appeal: Option<String>,
+}
+
+/// A named source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDef {
+    /// The name rules use in `ip_in`.
+    pub name: String,
+    /// What it is.
+    pub kind: SourceKind,
+    /// File path relative to the policy directory.
+    pub path: String,
+    /// Stale after this many seconds.
+    pub max_age_secs: Option<i64>,
+    /// For `maxmind-anonymous`: the flags that put an IP in the source.
+    pub flags: Vec<AnonFlag>,
+    /// Where it is defined.
+    pub origin: Origin,
+}
+
+impl SourceDef {
+    /// The flags as a mask of [`AnonFlag::bit`].
+    pub fn flag_mask(&self) -> u8 {
+        self.flags.iter().fold(0, |m, f| m | f.bit())
+    }
+}
+
+/// Where a rule sits in the evaluation order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// `locked = true` in `global.toml`: first, for every wiki.
+    Locked,
+    /// `wikis/<wiki>.toml`: second, only for that wiki.
+    Wiki(String),
+    /// The rest of `global.toml`: third.
+    Global,
+}
+
+/// Whether a rule decides or only reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Decides when it matches.
+    Enforce,
+    /// Reported when it matches; never decides.
+    Shadow,
+}
+
+/// A condition table, checked. `None` keys are absent (they always hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cond {
+    /// Source names (all defined).
+    pub ip_in: Option<Vec<String>>,
+    /// Networks.
+    pub ip: Option<Vec<IpNet>>,
+    /// ASNs.
+    pub asn: Option<Vec<u32>>,
+    /// Upper-case ISO country codes.
+    pub country: Option<Vec<[u8; 2]>>,
+    /// Account kinds.
+    pub account: Option<Vec<AccountKind>>,
+    /// Groups, lower-case.
+    pub groups: Option<Vec<String>>,
+    /// Rights, lower-case.
+    pub rights: Option<Vec<String>>,
+    /// Edit count ≥.
+    pub min_edits: Option<u64>,
+    /// Edit count ≤.
+    pub max_edits: Option<u64>,
+    /// Age ≥, seconds.
+    pub min_age: Option<i64>,
+    /// Age ≤, seconds.
+    pub max_age: Option<i64>,
+    /// Confirmed e-mail equals.
+    pub email_confirmed: Option<bool>,
+    /// Actions, lower-case.
+    pub actions: Option<Vec<String>>,
+    /// Wiki ids.
+    pub wikis: Option<Vec<String>>,
+}
+
+impl Cond {
+    /// Whether the table has no keys (it always holds).
+    pub fn is_empty(&self) -> bool {
+        *self == Cond::default()
+    }
+
+    /// Whether the table tests the IP (`ip_in`, `ip`, `asn`, `country`).
+    pub fn tests_ip(&self) -> bool {
+        self.ip_in.is_some() || self.ip.is_some() || self.asn.is_some() || self.country.is_some()
+    }
+}
+
+/// A rule, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Unique id.
+    pub id: String,
+    /// Human explanation.
+    pub description: String,
+    /// Verdict when it decides.
+    pub verdict: Verdict,
+    /// Message key or text.
+    pub message: String,
+    /// Appeal path (falls back to `[settings] appeal`).
+    pub appeal: String,
+    /// Enforce or shadow.
+    pub mode: Mode,
+    /// Where it sits in the evaluation order.
+    pub stage: Stage,
+    /// Also test forwarded-for addresses.
+    pub xff: bool,
+    /// Skipped from this time on.
+    pub expires: Option<Timestamp>,
+    /// Must hold.
+    pub when: Cond,
+    /// Exempts when it holds (`None`: no `unless`).
+    pub unless: Option<Cond>,
+    /// Where the `[[rule]]` starts.
+    pub origin: Origin,
+}
+
+/// A wiki with its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WikiPolicy {
+    /// `[settings]` of the wiki file.
+    pub settings: Settings,
+    /// The file.
+    pub file: String,
+}
+
+/// A checked policy directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// `[settings]` of `global.toml`.
+    pub settings: Settings,
+    /// Sources, in file order.
+    pub sources: Vec<SourceDef>,
+    /// Wikis with a file, by id.
+    pub wikis: BTreeMap<String, WikiPolicy>,
+    /// Every rule: `global.toml` in file order, then each wiki file in name order.
+    pub rules: Vec<Rule>,
+}
+
+/// Closest candidate to `word`, when close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(1) + usize::from(c.len() > 6))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `"; did you mean `x`?"` or nothing.
+pub(crate) fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    did_you_mean(word, candidates).map_or(String::new(), |c| format!("; did you mean `{c}`?"))
+}
+
+/// Parses a duration: one or more `<number><unit>` parts, units `s`, `m`, `h`, `d`, `w`
+/// (`90d`, `1d12h`). Returns seconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        let n: i64 = num.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+/// Whether `s` is a valid wiki id: lower-case ASCII letters, digits and `_`, starting with a
+/// letter, at most 64 characters (MediaWiki database names: `enwiki`, `commonswiki`).
+pub fn is_wiki_id(s: &str) -> bool {
+    s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Some(90 * 86_400));
+        assert_eq!(parse_duration("1d12h"), Some(86_400 + 12 * 3_600));
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("2w"), Some(14 * 86_400));
+        for bad in ["", "90", "d", "9x", "-1d", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn origin_counts_lines_and_columns() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(Origin::at("f", text, 0).to_string(), "f:1:1");
+        let o = Origin::at("f", text, text.find('=').unwrap());
+        assert_eq!((o.line, o.column), (1, 3));
+        let o = Origin::at("f", text, text.rfind('=').unwrap());
+        assert_eq!((o.line, o.column), (2, 4));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("verdcit", ["id", "verdict", "message"]),
+            Some("verdict")
+        );
+        assert_eq!(did_you_mean("blok", ["allow", "block"]), Some("block"));
+        assert_eq!(did_you_mean("zzzzzz", ["allow", "block"]), None);
+    }
+
+    #[test]
+    fn wiki_ids() {
+        assert!(is_wiki_id("enwiki"));
+        assert!(is_wiki_id("zh_min_nanwiki"));
+        assert!(!is_wiki_id("EnWiki"));
+        assert!(!is_wiki_id("1wiki"));
+        assert!(!is_wiki_id("en-wiki"));
+    }
+}

@@ -1,0 +1,99 @@
+//! Pure parsers for the data sources rules refer to: bytes in, data out.
+//!
+//! - [`tor`]: Tor exit lists in any of the three published formats;
+//! - [`iplist`]: plain IP/CIDR lists;
+//! - [`maxmind`]: MaxMind DB readers for Anonymous IP flags, ASN and country.
+//!
+//! Nothing here touches the file system: [`crate::load`] reads the bytes, so the fuzzers, the
+//! tests and the server all parse the same way.
+
+pub mod iplist;
+pub mod maxmind;
+pub mod tor;
+
+use std::fmt;
+
+/// Kinds of source, as written in `kind = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// Tor exit addresses (TorDNSEL, bulk list or Onionoo details JSON).
+    TorExits,
+    /// One IP or CIDR a line.
+    IpList,
+    /// GeoIP2 Anonymous IP / Anonymous Plus; membership by configured flags.
+    MaxmindAnonymous,
+    /// GeoLite2 / GeoIP2 ASN; enables the `asn` condition.
+    MaxmindAsn,
+    /// GeoLite2 / GeoIP2 Country (or City); enables the `country` condition.
+    MaxmindCountry,
+}
+
+impl SourceKind {
+    /// Every kind.
+    pub const ALL: [SourceKind; 5] = [
+        Self::TorExits,
+        Self::IpList,
+        Self::MaxmindAnonymous,
+        Self::MaxmindAsn,
+        Self::MaxmindCountry,
+    ];
+
+    /// The name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TorExits => "tor-exits",
+            Self::IpList => "ip-list",
+            Self::MaxmindAnonymous => "maxmind-anonymous",
+            Self::MaxmindAsn => "maxmind-asn",
+            Self::MaxmindCountry => "maxmind-country",
+        }
+    }
+
+    /// Parses a policy-file kind name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the source is a set of networks that goes into the prefix index.
+    pub fn is_network_list(self) -> bool {
+        matches!(self, Self::TorExits | Self::IpList)
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parse error inside a data file; `line` is 1-based, 0 when the error is not tied to a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    /// 1-based line, or 0.
+    pub line: usize,
+    /// 1-based column, or 0.
+    pub column: usize,
+    /// What is wrong, lowercase, user input in backticks.
+    pub message: String,
+}
+
+impl ParseError {
+    pub(crate) fn at(line: usize, column: usize, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Shortens user input for an error message, so a binary file does not flood the terminal.
+pub(crate) fn snippet(s: &str) -> String {
+    const MAX: usize = 60;
+    let mut out: String = s.chars().take(MAX).collect();
+    if s.chars().count() > MAX {
+        out.push('…');
+    }
+    out.escape_debug().to_string()
+}
