@@ -131,16 +131,11 @@ pub struct IpParseError {
 /// IPv6 form (`[2001:db8::1]`), and normalizing IPv4-mapped IPv6 to IPv4.
 pub fn parse_ip(field: &str, value: &str) -> Result<IpAddr, IpParseError> {
     let v = value.trim();
-    let v = v
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(v);
-    v.parse::<IpAddr>()
-        .map(normalize_ip)
-        .map_err(|_| IpParseError {
-            field: field.to_owned(),
-            value: value.chars().take(64).collect(),
-        })
+    let v = v.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(v);
+    v.parse::<IpAddr>().map(normalize_ip).map_err(|_| IpParseError {
+        field: field.to_owned(),
+        value: value.chars().take(64).collect(),
+    })
 }
 
 /// Turns an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) into the IPv4 address it carries, so

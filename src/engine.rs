@@ -223,10 +223,7 @@ impl Snapshot {
             CompiledCond {
                 ip_in,
                 ip,
-                account: c
-                    .account
-                    .as_ref()
-                    .map(|ks| ks.iter().fold(0, |m, k| m | k.bit())),
+                account: c.account.as_ref().map(|ks| ks.iter().fold(0, |m, k| m | k.bit())),
                 cond: c.clone(),
             }
         };
@@ -270,27 +267,22 @@ impl Snapshot {
                 order.extend(stage_rules(&Stage::Wiki(w.to_owned())));
             }
             order.extend(&global);
-            let (default, decided_by, reason) =
-                match (wiki_settings.and_then(|s| s.default), global_default) {
-                    (Some(v), _) => (
-                        v,
-                        DecidedBy::WikiDefault,
-                        format!(
-                            "no rule matched; the default of wiki `{}` applies",
-                            wiki.unwrap_or_default()
-                        ),
+            let (default, decided_by, reason) = match (wiki_settings.and_then(|s| s.default), global_default) {
+                (Some(v), _) => (
+                    v,
+                    DecidedBy::WikiDefault,
+                    format!(
+                        "no rule matched; the default of wiki `{}` applies",
+                        wiki.unwrap_or_default()
                     ),
-                    (None, Some(v)) => (
-                        v,
-                        DecidedBy::GlobalDefault,
-                        "no rule matched; the global default applies".to_owned(),
-                    ),
-                    (None, None) => (
-                        Verdict::Allow,
-                        DecidedBy::BuiltinDefault,
-                        "no rule matched".to_owned(),
-                    ),
-                };
+                ),
+                (None, Some(v)) => (
+                    v,
+                    DecidedBy::GlobalDefault,
+                    "no rule matched; the global default applies".to_owned(),
+                ),
+                (None, None) => (Verdict::Allow, DecidedBy::BuiltinDefault, "no rule matched".to_owned()),
+            };
             let message = wiki_settings
                 .and_then(|s| s.default_message.clone())
                 .or_else(|| policy.settings.default_message.clone())
@@ -311,14 +303,9 @@ impl Snapshot {
                 appeal,
             }
         };
-        let plans = policy
-            .wikis
-            .keys()
-            .map(|w| (w.clone(), plan(Some(w))))
-            .collect();
+        let plans = policy.wikis.keys().map(|w| (w.clone(), plan(Some(w)))).collect();
         let fallback = plan(None);
         let has_xff = policy.rules.iter().any(|r| r.xff);
-        drop(compile);
         Self {
             index: builder.build(),
             policy,
@@ -403,8 +390,7 @@ impl Snapshot {
             if facts.anon & (1 << bit) != 0 {
                 in_source[self.anon_owner[bit]] = true;
             }
-            out.maxmind_flags
-                .push((name.clone(), AnonFlag::names(flags)));
+            out.maxmind_flags.push((name.clone(), AnonFlag::names(flags)));
         }
         out.sources = self
             .sources
@@ -414,9 +400,7 @@ impl Snapshot {
             .map(|(s, _)| s.name.clone())
             .collect();
         out.asn = self.asn.as_ref().and_then(|db| db.asn(ip));
-        out.country = facts
-            .country
-            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        out.country = facts.country.map(|c| String::from_utf8_lossy(&c).into_owned());
         out
     }
 
@@ -462,10 +446,8 @@ impl Snapshot {
         let k = &c.cond;
         let acct = &a.account;
         let any = |want: &Option<Vec<String>>, have: &[String]| {
-            want.as_ref().is_none_or(|w| {
-                w.iter()
-                    .any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x)))
-            })
+            want.as_ref()
+                .is_none_or(|w| w.iter().any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x))))
         };
         if c.account.is_some_and(|m| m & acct.kind.bit() == 0) {
             return Err(CondKey::Account);
@@ -538,11 +520,7 @@ fn first_key(c: &Cond) -> Option<CondKey> {
 pub fn decide<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
     let facts = snapshot.facts(attempt.ip);
     let xff: Vec<Facts> = if snapshot.has_xff_rules() {
-        attempt
-            .forwarded_for
-            .iter()
-            .map(|ip| snapshot.facts(*ip))
-            .collect()
+        attempt.forwarded_for.iter().map(|ip| snapshot.facts(*ip)).collect()
     } else {
         Vec::new()
     };
@@ -573,11 +551,7 @@ pub fn decide_with_facts<'s>(
             match snapshot.holds(&c.when, rule.xff, attempt, facts, xff_facts, age) {
                 Err(key) => Outcome::WhenFailed(key),
                 Ok(()) => match &c.unless {
-                    Some(u)
-                        if snapshot
-                            .holds(u, rule.xff, attempt, facts, xff_facts, age)
-                            .is_ok() =>
-                    {
+                    Some(u) if snapshot.holds(u, rule.xff, attempt, facts, xff_facts, age).is_ok() => {
                         Outcome::Unless(first_key(&u.cond))
                     }
                     _ if rule.mode == Mode::Shadow => Outcome::ShadowMatched,

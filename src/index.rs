@@ -143,12 +143,7 @@ impl Point for u128 {
 
 /// Turns possibly overlapping `[start, end]` ranges into sorted disjoint range starts, each
 /// with the interned set of labels covering it. Adjacent ranges with equal sets are merged.
-fn sweep<P: Point>(
-    ranges: Vec<(P, P, Label)>,
-    max: P,
-    sets: &mut SetTable,
-    labels: u32,
-) -> (Vec<P>, Vec<u32>) {
+fn sweep<P: Point>(ranges: Vec<(P, P, Label)>, max: P, sets: &mut SetTable, labels: u32) -> (Vec<P>, Vec<u32>) {
     // Events: (position, label, +1 open / -1 close). A range ending at the top of the address
     // space never closes.
     let mut events: Vec<(P, Label, i8)> = Vec::with_capacity(ranges.len() * 2);
@@ -253,16 +248,12 @@ impl Index {
     #[inline]
     pub fn contains(&self, set: SetId, label: Label) -> bool {
         let w = set.0 as usize * self.stride + label as usize / 64;
-        self.words
-            .get(w)
-            .is_some_and(|w| w >> (label % 64) & 1 == 1)
+        self.words.get(w).is_some_and(|w| w >> (label % 64) & 1 == 1)
     }
 
     /// The labels in `set`, ascending.
     pub fn labels(&self, set: SetId) -> Vec<Label> {
-        (0..self.labels)
-            .filter(|&l| self.contains(set, l))
-            .collect()
+        (0..self.labels).filter(|&l| self.contains(set, l)).collect()
     }
 
     /// Number of disjoint ranges (IPv4 + IPv6); a measure of the index's size.
@@ -336,10 +327,7 @@ mod tests {
         assert_eq!(labels_of(&idx, "0.0.0.0"), vec![0, 3]);
         assert_eq!(labels_of(&idx, "0.0.0.1"), vec![0]);
         assert_eq!(labels_of(&idx, "255.255.255.255"), vec![0, 1]);
-        assert_eq!(
-            labels_of(&idx, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-            vec![2]
-        );
+        assert_eq!(labels_of(&idx, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), vec![2]);
     }
 
     #[test]

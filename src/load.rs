@@ -74,10 +74,7 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
                 Err(_) => errors.push(PolicyError::new(Origin::file(&rel), "not valid UTF-8 text")),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel == "global.toml" => {}
-            Err(e) => errors.push(PolicyError::new(
-                Origin::file(&rel),
-                format!("cannot read: {e}"),
-            )),
+            Err(e) => errors.push(PolicyError::new(Origin::file(&rel), format!("cannot read: {e}"))),
         }
     }
     if errors.is_empty() {
@@ -97,13 +94,9 @@ fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
 /// Parses one source file's bytes according to its kind.
 pub fn parse_source(kind: SourceKind, bytes: Vec<u8>) -> Result<SourceContent, ParseError> {
     Ok(match kind {
-        SourceKind::TorExits => SourceContent::Networks(
-            tor::parse_bytes(&bytes)?
-                .1
-                .into_iter()
-                .map(Into::into)
-                .collect(),
-        ),
+        SourceKind::TorExits => {
+            SourceContent::Networks(tor::parse_bytes(&bytes)?.1.into_iter().map(Into::into).collect())
+        }
         SourceKind::IpList => SourceContent::Networks(iplist::parse_bytes(&bytes)?),
         SourceKind::MaxmindAnonymous | SourceKind::MaxmindAsn | SourceKind::MaxmindCountry => {
             SourceContent::Maxmind(MaxmindDb::open(bytes, kind)?)

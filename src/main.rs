@@ -32,5 +32,5 @@ fn main() -> std::process::ExitCode {
         Command::Validate(a) => cli::validate::run(a),
         Command::Test(a) => cli::test::run(a),
     };
-    ExitCode::from(code).into()
+    code.into()
 }

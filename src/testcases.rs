@@ -105,11 +105,7 @@ impl CaseResult {
 }
 
 /// Parses case files, checking their requests and that expected rule ids exist.
-pub fn parse_cases(
-    files: &[PolicyFile],
-    snapshot: &Snapshot,
-    now: Timestamp,
-) -> Result<Vec<Case>, PolicyErrors> {
+pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) -> Result<Vec<Case>, PolicyErrors> {
     let ids: HashSet<&str> = snapshot.rules().iter().map(|r| r.id.as_str()).collect();
     let mut errors = Vec::new();
     let mut cases = Vec::new();
@@ -128,19 +124,19 @@ pub fn parse_cases(
             let before = errors.len();
             let case_now = match &c.now {
                 None => now,
-                Some(d) => {
-                    match d.get_ref().to_string().parse::<Timestamp>() {
-                        Ok(t) => t,
-                        Err(_) => {
-                            errors.push(PolicyError::new(at(d.span()), "`now` needs a date and time with an offset, like 2027-01-01T00:00:00Z"));
-                            now
-                        }
+                Some(d) => match d.get_ref().to_string().parse::<Timestamp>() {
+                    Ok(t) => t,
+                    Err(_) => {
+                        errors.push(PolicyError::new(
+                            at(d.span()),
+                            "`now` needs a date and time with an offset, like 2027-01-01T00:00:00Z",
+                        ));
+                        now
                     }
-                }
+                },
             };
             let r = c.request.get_ref();
-            let ip = parse_ip("ip", r.ip.get_ref())
-                .map_err(|e| PolicyError::new(at(r.ip.span()), e.to_string()));
+            let ip = parse_ip("ip", r.ip.get_ref()).map_err(|e| PolicyError::new(at(r.ip.span()), e.to_string()));
             let mut forwarded_for = Vec::new();
             for (i, x) in r.forwarded_for.iter().enumerate() {
                 match parse_ip(&format!("forwarded_for[{i}]"), x.get_ref()) {
@@ -249,10 +245,7 @@ pub fn run_case<'s>(snapshot: &'s Snapshot, case: &Case) -> (CaseResult, Decisio
     let d = decide(snapshot, &case.attempt, case.now);
     let mut failures = Vec::new();
     if d.verdict != case.verdict {
-        failures.push(format!(
-            "verdict: expected `{}`, got `{}`",
-            case.verdict, d.verdict
-        ));
+        failures.push(format!("verdict: expected `{}`, got `{}`", case.verdict, d.verdict));
     }
     if let Some(rule) = &case.rule
         && rule != d.rule_id
@@ -260,23 +253,14 @@ pub fn run_case<'s>(snapshot: &'s Snapshot, case: &Case) -> (CaseResult, Decisio
         failures.push(format!("rule: expected `{rule}`, got `{}`", d.rule_id));
     }
     if let Some(shadow) = &case.shadow
-        && shadow
-            .iter()
-            .map(String::as_str)
-            .ne(d.shadow_rule_ids.iter().copied())
+        && shadow.iter().map(String::as_str).ne(d.shadow_rule_ids.iter().copied())
     {
-        failures.push(format!(
-            "shadow: expected {shadow:?}, got {:?}",
-            d.shadow_rule_ids
-        ));
+        failures.push(format!("shadow: expected {shadow:?}, got {:?}", d.shadow_rule_ids));
     }
     if let Some(message) = &case.message
         && message != d.message
     {
-        failures.push(format!(
-            "message: expected `{message}`, got `{}`",
-            d.message
-        ));
+        failures.push(format!("message: expected `{message}`, got `{}`", d.message));
     }
     (
         CaseResult {
@@ -303,12 +287,8 @@ pub fn read_case_files(dir: &std::path::Path) -> std::io::Result<Vec<PolicyFile>
     names.sort();
     for n in names {
         let bytes = std::fs::read(dir.join("tests").join(&n))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("tests/{n}: not valid UTF-8"),
-            )
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("tests/{n}: not valid UTF-8")))?;
         files.push(PolicyFile {
             path: format!("tests/{n}"),
             text,

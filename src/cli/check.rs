@@ -111,10 +111,7 @@ pub fn outcome_text(o: Outcome) -> String {
         Outcome::Matched => "matched: decides".to_owned(),
         Outcome::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
         Outcome::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
-        Outcome::Unless(Some(k)) => format!(
-            "skipped: exempted by `unless` (`unless.{}` holds)",
-            k.as_str()
-        ),
+        Outcome::Unless(Some(k)) => format!("skipped: exempted by `unless` (`unless.{}` holds)", k.as_str()),
         Outcome::Unless(None) => "skipped: exempted by an empty `unless`".to_owned(),
         Outcome::Expired => "skipped: expired".to_owned(),
         Outcome::OtherWiki => "skipped: other wiki".to_owned(),
@@ -124,11 +121,7 @@ pub fn outcome_text(o: Outcome) -> String {
 /// The decision in words.
 pub fn render_decision(d: &Decision<'_>) -> String {
     let mut s = format!("verdict: {}\n", d.verdict);
-    let by = if d.rule_id.is_empty() {
-        "(default)"
-    } else {
-        d.rule_id
-    };
+    let by = if d.rule_id.is_empty() { "(default)" } else { d.rule_id };
     s += &format!("rule: {by}\nreason: {}\n", d.reason);
     if !d.message.is_empty() {
         s += &format!("message: {}\n", d.message);
@@ -153,10 +146,7 @@ pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>
         }
     };
     let mut s = String::from("facts:\n");
-    s += &format!(
-        "  ip: {}\n",
-        f.ip.map(|ip| ip.to_string()).unwrap_or_default()
-    );
+    s += &format!("  ip: {}\n", f.ip.map(|ip| ip.to_string()).unwrap_or_default());
     s += &format!("  in sources: {}\n", none(&f.sources));
     s += &format!("  in inline ranges of rules: {}\n", none(&f.inline_rules));
     match &f.asn {

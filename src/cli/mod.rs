@@ -35,10 +35,7 @@ pub fn load_or_report(dir: &Path, now: Timestamp) -> Result<Loaded, ExitCode> {
     match load_dir(dir, now) {
         Ok(l) => Ok(l),
         Err(LoadError::Io { path, message }) => {
-            eprintln!(
-                "error: cannot read policy directory `{}`: {message}",
-                path.display()
-            );
+            eprintln!("error: cannot read policy directory `{}`: {message}", path.display());
             Err(ExitCode::Usage)
         }
         Err(LoadError::Invalid(errors)) => {

@@ -58,9 +58,8 @@ fn ip_flag(flag: &'static str) -> impl Fn(&str) -> Result<IpAddr, String> + Clon
 }
 
 fn age_flag(s: &str) -> Result<i64, String> {
-    parse_duration(s).ok_or_else(|| {
-        format!("`{s}` is not a duration; write a number and a unit (s, m, h, d, w), like `30d`")
-    })
+    parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration; write a number and a unit (s, m, h, d, w), like `30d`"))
 }
 
 impl RequestArgs {

@@ -47,11 +47,10 @@ pub fn run(args: &TestArgs) -> ExitCode {
         }
     };
     let (mut passed, mut failed) = (0, 0);
-    for case in cases.iter().filter(|c| {
-        args.filter
-            .as_ref()
-            .is_none_or(|f| c.name.contains(f.as_str()))
-    }) {
+    for case in cases
+        .iter()
+        .filter(|c| args.filter.as_ref().is_none_or(|f| c.name.contains(f.as_str())))
+    {
         let (result, decision) = run_case(snap, case);
         if result.passed() {
             passed += 1;
@@ -65,20 +64,12 @@ pub fn run(args: &TestArgs) -> ExitCode {
         for f in &result.failures {
             println!("     {f}");
         }
-        for line in render_explain(
-            snap,
-            &snap.ip_facts(case.attempt.ip),
-            &case.attempt.wiki,
-            &decision,
-        )
-        .lines()
-        {
+        for line in render_explain(snap, &snap.ip_facts(case.attempt.ip), &case.attempt.wiki, &decision).lines() {
             println!("     | {line}");
         }
     }
     println!("{passed} passed, {failed} failed");
-    if failed > 0 || (passed == 0 && args.filter.is_none() && cases.is_empty() && !files.is_empty())
-    {
+    if failed > 0 || (passed == 0 && args.filter.is_none() && cases.is_empty() && !files.is_empty()) {
         ExitCode::Failure
     } else {
         ExitCode::Ok

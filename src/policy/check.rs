@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
-    Cond, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef,
-    Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_duration,
+    Cond, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef, Stage, Warning,
+    WikiPolicy, hint, is_wiki_id, parse_duration,
 };
 use crate::attempt::AccountKind;
 use crate::decision::Verdict;
@@ -56,9 +56,7 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
         if anon > MAX_ANON_SOURCES {
             cx.errors.push(PolicyError::new(
                 Origin::file(&global.path),
-                format!(
-                    "{anon} `maxmind-anonymous` sources; at most {MAX_ANON_SOURCES} are supported"
-                ),
+                format!("{anon} `maxmind-anonymous` sources; at most {MAX_ANON_SOURCES} are supported"),
             ));
         }
         for kind in [SourceKind::MaxmindAsn, SourceKind::MaxmindCountry] {
@@ -66,26 +64,16 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             if let (Some(_), Some(second)) = (of_kind.next(), of_kind.next()) {
                 cx.errors.push(PolicyError::new(
                     second.origin.clone(),
-                    format!(
-                        "a second `{kind}` source `{}`; define at most one",
-                        second.name
-                    ),
+                    format!("a second `{kind}` source `{}`; define at most one", second.name),
                 ));
             }
         }
     }
 
-    let mut wiki_files: Vec<&PolicyFile> = files
-        .iter()
-        .filter(|f| f.path.starts_with("wikis/"))
-        .collect();
+    let mut wiki_files: Vec<&PolicyFile> = files.iter().filter(|f| f.path.starts_with("wikis/")).collect();
     wiki_files.sort_by(|a, b| a.path.cmp(&b.path));
     for file in wiki_files {
-        let Some(stem) = file
-            .path
-            .strip_prefix("wikis/")
-            .and_then(|s| s.strip_suffix(".toml"))
-        else {
+        let Some(stem) = file.path.strip_prefix("wikis/").and_then(|s| s.strip_suffix(".toml")) else {
             continue;
         };
         if !is_wiki_id(stem) {
@@ -101,11 +89,8 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             continue;
         };
         let mut cx = Cx::new(file, &mut errors);
-        for (name, _) in &raw.sources {
-            cx.err(
-                name.span(),
-                "sources belong in global.toml, not in a wiki file",
-            );
+        for name in raw.sources.keys() {
+            cx.err(name.span(), "sources belong in global.toml, not in a wiki file");
         }
         let settings = cx.settings(raw.settings.as_ref());
         for r in &raw.rules {
@@ -124,11 +109,7 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
 
     if !errors.is_empty() {
         errors.sort_by(|a, b| {
-            (&a.origin.file, a.origin.line, a.origin.column).cmp(&(
-                &b.origin.file,
-                b.origin.line,
-                b.origin.column,
-            ))
+            (&a.origin.file, a.origin.line, a.origin.column).cmp(&(&b.origin.file, b.origin.line, b.origin.column))
         });
         return Err(PolicyErrors(errors));
     }
@@ -251,11 +232,7 @@ impl<'a> Cx<'a> {
     fn source(&mut self, name: &Spanned<String>, src: &Spanned<RawSource>) -> Option<SourceDef> {
         let s: &RawSource = src.get_ref();
         let n = name.get_ref();
-        if n.is_empty()
-            || !n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             self.err(
                 name.span(),
                 format!("source name `{n}` may only hold letters, digits, `-` and `_`"),
@@ -315,16 +292,22 @@ impl<'a> Cx<'a> {
                     }
                 }
                 if list.get_ref().is_empty() {
-                    self.err(list.span(), "`flags` is empty: name at least one flag, like `is_anonymous_vpn`");
+                    self.err(
+                        list.span(),
+                        "`flags` is empty: name at least one flag, like `is_anonymous_vpn`",
+                    );
                 }
             }
             (None, Some(SourceKind::MaxmindAnonymous)) => self.err(
                 src.span(),
-                format!("`maxmind-anonymous` source `{n}` needs `flags`, like [\"is_anonymous_vpn\", \"is_public_proxy\"]"),
+                format!(
+                    "`maxmind-anonymous` source `{n}` needs `flags`, like [\"is_anonymous_vpn\", \"is_public_proxy\"]"
+                ),
             ),
-            (Some(list), Some(k)) => {
-                self.err(list.span(), format!("`flags` only applies to `maxmind-anonymous` sources, not `{k}`"))
-            }
+            (Some(list), Some(k)) => self.err(
+                list.span(),
+                format!("`flags` only applies to `maxmind-anonymous` sources, not `{k}`"),
+            ),
             (_, _) => {}
         }
         Some(SourceDef {
@@ -348,11 +331,7 @@ impl<'a> Cx<'a> {
         let origin = self.origin(raw.span());
         let id = r.id.get_ref().clone();
         let mut ok = true;
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
             self.err(
                 r.id.span(),
                 format!("rule id `{id}` may only hold letters, digits, `-`, `_`, `.` and `:`"),
@@ -419,19 +398,12 @@ impl<'a> Cx<'a> {
             description: r.description.clone().unwrap_or_else(|| id.clone()),
             id,
             verdict,
-            message: r
-                .message
-                .clone()
-                .unwrap_or_else(|| default_message.to_owned()),
+            message: r.message.clone().unwrap_or_else(|| default_message.to_owned()),
             appeal: r.appeal.clone().unwrap_or_default(),
             mode,
             stage,
             xff: r.xff.unwrap_or(false),
-            expires: if r.expires.is_some() {
-                Some(expires?)
-            } else {
-                None
-            },
+            expires: if r.expires.is_some() { Some(expires?) } else { None },
             when: when?,
             unless: unless?,
             origin,
@@ -446,7 +418,9 @@ impl<'a> Cx<'a> {
             _ => {
                 self.err(
                     d.span(),
-                    format!("`expires = {dt}` needs a date, or a date and time with an offset, like 2027-01-01T00:00:00Z"),
+                    format!(
+                        "`expires = {dt}` needs a date, or a date and time with an offset, like 2027-01-01T00:00:00Z"
+                    ),
                 );
                 return None;
             }
@@ -454,29 +428,22 @@ impl<'a> Cx<'a> {
         match text.parse::<Timestamp>() {
             Ok(t) => Some(t),
             Err(e) => {
-                self.err(
-                    d.span(),
-                    format!("`expires = {dt}` is not a valid time: {e}"),
-                );
+                self.err(d.span(), format!("`expires = {dt}` is not a valid time: {e}"));
                 None
             }
         }
     }
 
     fn strings(list: &Option<Spanned<Vec<String>>>) -> Option<Vec<String>> {
-        list.as_ref().map(|l| {
-            l.get_ref()
-                .iter()
-                .map(|s| s.trim().to_lowercase())
-                .collect()
-        })
+        list.as_ref()
+            .map(|l| l.get_ref().iter().map(|s| s.trim().to_lowercase()).collect())
     }
 
     fn cond(&mut self, raw: &Spanned<RawCond>, sources: &[SourceDef]) -> Option<Cond> {
         let c: &RawCond = raw.get_ref();
         let before = self.errors.len();
         let ip_in = c.ip_in.as_ref().map(|list| {
-            let names = self.each(list, |cx, name| {
+            self.each(list, |cx, name| {
                 match sources.iter().find(|s| s.name == *name.get_ref()) {
                     Some(_) => Some(name.get_ref().clone()),
                     None => {
@@ -488,11 +455,7 @@ impl<'a> Cx<'a> {
                             } else {
                                 format!(
                                     ", defined sources: {}{}",
-                                    sources
-                                        .iter()
-                                        .map(|s| s.name.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
+                                    sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
                                     hint(name.get_ref(), sources.iter().map(|s| s.name.as_str()))
                                 )
                             }
@@ -501,8 +464,7 @@ impl<'a> Cx<'a> {
                         None
                     }
                 }
-            });
-            names
+            })
         });
         let ip = c.ip.as_ref().map(|list| {
             self.each(list, |cx, s| {
@@ -518,19 +480,13 @@ impl<'a> Cx<'a> {
         });
         let asn = c.asn.as_ref().map(|a| {
             if !sources.iter().any(|s| s.kind == SourceKind::MaxmindAsn) {
-                self.err(
-                    a.span(),
-                    "`asn` needs a `maxmind-asn` source in global.toml",
-                );
+                self.err(a.span(), "`asn` needs a `maxmind-asn` source in global.toml");
             }
             a.get_ref().clone()
         });
         let country = c.country.as_ref().map(|list| {
             if !sources.iter().any(|s| s.kind == SourceKind::MaxmindCountry) {
-                self.err(
-                    list.span(),
-                    "`country` needs a `maxmind-country` source in global.toml",
-                );
+                self.err(list.span(), "`country` needs a `maxmind-country` source in global.toml");
             }
             self.each(list, |cx, s| {
                 let code = s.get_ref().trim().to_ascii_uppercase();
@@ -539,10 +495,7 @@ impl<'a> Cx<'a> {
                     _ => {
                         cx.err(
                             s.span(),
-                            format!(
-                                "`{}` is not a two-letter ISO 3166-1 country code",
-                                s.get_ref()
-                            ),
+                            format!("`{}` is not a two-letter ISO 3166-1 country code", s.get_ref()),
                         );
                         None
                     }
@@ -568,10 +521,7 @@ impl<'a> Cx<'a> {
         if let Some(w) = &c.wikis {
             for id in w.get_ref() {
                 if !is_wiki_id(id) {
-                    self.err(
-                        w.span(),
-                        format!("`{id}` in `wikis` is not a valid wiki id"),
-                    );
+                    self.err(w.span(), format!("`{id}` in `wikis` is not a valid wiki id"));
                 }
             }
         }
@@ -597,20 +547,12 @@ impl<'a> Cx<'a> {
     }
 
     /// Maps each element, keeping the ones that check out (errors are recorded by `f`).
-    fn each<T, U>(
-        &mut self,
-        list: &SpannedList<T>,
-        mut f: impl FnMut(&mut Self, &Spanned<T>) -> Option<U>,
-    ) -> Vec<U> {
+    fn each<T, U>(&mut self, list: &SpannedList<T>, mut f: impl FnMut(&mut Self, &Spanned<T>) -> Option<U>) -> Vec<U> {
         list.get_ref().iter().filter_map(|x| f(self, x)).collect()
     }
 }
 
 /// Every rule id with where it is defined; used by test-case checks.
 pub fn rule_ids(policy: &Policy) -> BTreeMap<&str, &Origin> {
-    policy
-        .rules
-        .iter()
-        .map(|r| (r.id.as_str(), &r.origin))
-        .collect()
+    policy.rules.iter().map(|r| (r.id.as_str(), &r.origin)).collect()
 }

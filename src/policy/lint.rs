@@ -22,10 +22,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
             out.push(warn(
                 Lint::ExpiredRule,
                 rule,
-                format!(
-                    "rule `{}` expired at {t} and is skipped; delete it",
-                    rule.id
-                ),
+                format!("rule `{}` expired at {t} and is skipped; delete it", rule.id),
             ));
         }
         let tests_ip = rule.when.tests_ip() || rule.unless.as_ref().is_some_and(Cond::tests_ip);
@@ -66,16 +63,15 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         .rules
         .iter()
         .any(|r| r.when.asn.is_some() || r.unless.as_ref().is_some_and(|u| u.asn.is_some()));
-    let uses_country = policy.rules.iter().any(|r| {
-        r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some())
-    });
+    let uses_country = policy
+        .rules
+        .iter()
+        .any(|r| r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some()));
     for s in &policy.sources {
         let is_used = match s.kind {
             SourceKind::MaxmindAsn => uses_asn,
             SourceKind::MaxmindCountry => uses_country,
-            SourceKind::TorExits | SourceKind::IpList | SourceKind::MaxmindAnonymous => {
-                used.contains(s.name.as_str())
-            }
+            SourceKind::TorExits | SourceKind::IpList | SourceKind::MaxmindAnonymous => used.contains(s.name.as_str()),
         };
         if !is_used {
             let how = match s.kind {
@@ -168,6 +164,5 @@ fn implies(a: &Cond, b: &Cond) -> bool {
         && at_most(a.max_edits, b.max_edits)
         && at_least(age(a.min_age), age(b.min_age))
         && at_most(age(a.max_age), age(b.max_age))
-        && b.email_confirmed
-            .is_none_or(|v| a.email_confirmed == Some(v))
+        && b.email_confirmed.is_none_or(|v| a.email_confirmed == Some(v))
 }

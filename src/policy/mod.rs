@@ -47,14 +47,8 @@ impl Origin {
         let offset = offset.min(text.len());
         let before = &text.as_bytes()[..offset];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count()
-            + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
         Self {
             file: file.to_owned(),
             line,
@@ -161,13 +155,7 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: warning[{}]: {}",
-            self.origin,
-            self.lint.as_str(),
-            self.message
-        )
+        write!(f, "{}: warning[{}]: {}", self.origin, self.lint.as_str(), self.message)
     }
 }
 
@@ -323,10 +311,7 @@ pub struct Policy {
 }
 
 /// Closest candidate to `word`, when close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -408,10 +393,7 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(
-            did_you_mean("verdcit", ["id", "verdict", "message"]),
-            Some("verdict")
-        );
+        assert_eq!(did_you_mean("verdcit", ["id", "verdict", "message"]), Some("verdict"));
         assert_eq!(did_you_mean("blok", ["allow", "block"]), Some("block"));
         assert_eq!(did_you_mean("zzzzzz", ["allow", "block"]), None);
     }

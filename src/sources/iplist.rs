@@ -13,17 +13,13 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(match net {
             IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96)
-                    .ok()?
-                    .trunc(),
+                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?.trunc(),
                 None => net.trunc(),
             },
             _ => net.trunc(),
         });
     }
-    s.parse::<IpAddr>()
-        .ok()
-        .map(|ip| IpNet::from(normalize_ip(ip)))
+    s.parse::<IpAddr>().ok().map(|ip| IpNet::from(normalize_ip(ip)))
 }
 
 /// Parses a whole list. Blank lines and `#` comments (whole-line or trailing) are skipped; any
@@ -57,10 +53,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<IpNet>, ParseError> {
         ParseError::at(
             0,
             0,
-            format!(
-                "not a text file (invalid UTF-8 at byte {})",
-                e.valid_up_to()
-            ),
+            format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to()),
         )
     })?;
     parse(text)
@@ -72,8 +65,7 @@ mod tests {
 
     #[test]
     fn comments_blank_lines_and_both_families() {
-        let nets =
-            parse("# header\n\n192.0.2.0/24\n  2001:db8::/32 # docs\n203.0.113.7\n").unwrap();
+        let nets = parse("# header\n\n192.0.2.0/24\n  2001:db8::/32 # docs\n203.0.113.7\n").unwrap();
         let want: Vec<IpNet> = ["192.0.2.0/24", "2001:db8::/32", "203.0.113.7/32"]
             .iter()
             .map(|s| s.parse().unwrap())
@@ -84,10 +76,7 @@ mod tests {
     #[test]
     fn host_bits_are_cleared_and_mapped_becomes_v4() {
         assert_eq!(parse_net("192.0.2.7/24"), "192.0.2.0/24".parse().ok());
-        assert_eq!(
-            parse_net("::ffff:192.0.2.0/120"),
-            "192.0.2.0/24".parse().ok()
-        );
+        assert_eq!(parse_net("::ffff:192.0.2.0/120"), "192.0.2.0/24".parse().ok());
     }
 
     #[test]

@@ -100,9 +100,7 @@ impl MaxmindDb {
             SourceKind::MaxmindAnonymous => db_type.contains("Anonymous"),
             SourceKind::MaxmindAsn => db_type.contains("ASN") || db_type.contains("ISP"),
             SourceKind::MaxmindCountry => {
-                db_type.contains("Country")
-                    || db_type.contains("City")
-                    || db_type.contains("Enterprise")
+                db_type.contains("Country") || db_type.contains("City") || db_type.contains("Enterprise")
             }
             SourceKind::TorExits | SourceKind::IpList => false,
         };
@@ -130,11 +128,7 @@ impl MaxmindDb {
     /// not in the database. A lookup error counts as "not listed": the database was verified
     /// when it loaded, and the engine must not fail.
     pub fn anon_flags(&self, ip: IpAddr) -> u8 {
-        let Ok(Some(rec)) = self
-            .reader
-            .lookup(ip)
-            .and_then(|r| r.decode::<geoip2::AnonymousIp>())
-        else {
+        let Ok(Some(rec)) = self.reader.lookup(ip).and_then(|r| r.decode::<geoip2::AnonymousIp>()) else {
             return 0;
         };
         let fields = [
@@ -154,12 +148,7 @@ impl MaxmindDb {
 
     /// The autonomous system number and organization of `ip`.
     pub fn asn(&self, ip: IpAddr) -> Option<(u32, Option<String>)> {
-        let rec = self
-            .reader
-            .lookup(ip)
-            .ok()?
-            .decode::<geoip2::Asn>()
-            .ok()??;
+        let rec = self.reader.lookup(ip).ok()?.decode::<geoip2::Asn>().ok()??;
         Some((
             rec.autonomous_system_number?,
             rec.autonomous_system_organization.map(str::to_owned),
@@ -168,12 +157,7 @@ impl MaxmindDb {
 
     /// The ISO 3166-1 alpha-2 country code of `ip`, upper-case.
     pub fn country(&self, ip: IpAddr) -> Option<[u8; 2]> {
-        let rec = self
-            .reader
-            .lookup(ip)
-            .ok()?
-            .decode::<geoip2::Country>()
-            .ok()??;
+        let rec = self.reader.lookup(ip).ok()?.decode::<geoip2::Country>().ok()??;
         let code = rec.country.iso_code?.as_bytes();
         match code {
             [a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),

@@ -42,11 +42,7 @@ pub fn detect(text: &str) -> TorFormat {
                 "@type" | "ExitNode" | "ExitAddress" | "Published" | "LastStatus" | "Downloaded"
             )
         });
-    if tordnsel {
-        TorFormat::TorDnsel
-    } else {
-        TorFormat::Bulk
-    }
+    if tordnsel { TorFormat::TorDnsel } else { TorFormat::Bulk }
 }
 
 /// Parses exit list bytes in any format, returning the distinct exit addresses in order.
@@ -55,10 +51,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(TorFormat, Vec<IpAddr>), ParseError>
         ParseError::at(
             0,
             0,
-            format!(
-                "not a text file (invalid UTF-8 at byte {})",
-                e.valid_up_to()
-            ),
+            format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to()),
         )
     })?;
     let format = detect(text);
@@ -68,10 +61,7 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<(TorFormat, Vec<IpAddr>), ParseError>
         TorFormat::Onionoo => parse_onionoo(text)?,
     };
     let mut seen = BTreeSet::new();
-    Ok((
-        format,
-        ips.into_iter().filter(|ip| seen.insert(*ip)).collect(),
-    ))
+    Ok((format, ips.into_iter().filter(|ip| seen.insert(*ip)).collect()))
 }
 
 /// Parses a TorDNSEL exit list. Only `ExitAddress` lines carry addresses; the other known
@@ -90,13 +80,8 @@ pub fn parse_tordnsel(text: &str) -> Result<Vec<IpAddr>, ParseError> {
                     .next()
                     .ok_or_else(|| ParseError::at(i + 1, 1, "`ExitAddress` without an address"))?;
                 let column = line.find(addr).unwrap_or(0) + 1;
-                let ip = parse_ip("ExitAddress", addr).map_err(|_| {
-                    ParseError::at(
-                        i + 1,
-                        column,
-                        format!("`{}` is not an IP address", snippet(addr)),
-                    )
-                })?;
+                let ip = parse_ip("ExitAddress", addr)
+                    .map_err(|_| ParseError::at(i + 1, column, format!("`{}` is not an IP address", snippet(addr))))?;
                 out.push(ip);
             }
             Some("@type" | "Downloaded" | "ExitNode" | "Published" | "LastStatus") => {}
@@ -122,13 +107,8 @@ pub fn parse_bulk(text: &str) -> Result<Vec<IpAddr>, ParseError> {
             continue;
         }
         let column = line.len() - line.trim_start().len() + 1;
-        let ip = parse_ip("line", entry).map_err(|_| {
-            ParseError::at(
-                i + 1,
-                column,
-                format!("`{}` is not an IP address", snippet(entry)),
-            )
-        })?;
+        let ip = parse_ip("line", entry)
+            .map_err(|_| ParseError::at(i + 1, column, format!("`{}` is not an IP address", snippet(entry))))?;
         out.push(ip);
     }
     Ok(out)
@@ -151,29 +131,16 @@ struct OnionooRelay {
 
 /// Parses an Onionoo `details` document. Relays without the `Exit` flag are not exits.
 pub fn parse_onionoo(text: &str) -> Result<Vec<IpAddr>, ParseError> {
-    let doc: OnionooDoc = serde_json::from_str(text).map_err(|e| {
-        ParseError::at(
-            e.line(),
-            e.column(),
-            format!("invalid Onionoo details JSON: {e}"),
-        )
-    })?;
+    let doc: OnionooDoc = serde_json::from_str(text)
+        .map_err(|e| ParseError::at(e.line(), e.column(), format!("invalid Onionoo details JSON: {e}")))?;
     let mut out = Vec::new();
-    for relay in doc
-        .relays
-        .iter()
-        .filter(|r| r.flags.iter().any(|f| f == "Exit"))
-    {
+    for relay in doc.relays.iter().filter(|r| r.flags.iter().any(|f| f == "Exit")) {
         for a in &relay.exit_addresses {
-            out.push(
-                parse_ip("exit_addresses", a).map_err(|e| ParseError::at(0, 0, e.to_string()))?,
-            );
+            out.push(parse_ip("exit_addresses", a).map_err(|e| ParseError::at(0, 0, e.to_string()))?);
         }
         for a in &relay.or_addresses {
             let host = or_address_host(a);
-            out.push(
-                parse_ip("or_addresses", host).map_err(|e| ParseError::at(0, 0, e.to_string()))?,
-            );
+            out.push(parse_ip("or_addresses", host).map_err(|e| ParseError::at(0, 0, e.to_string()))?);
         }
     }
     Ok(out)
@@ -215,10 +182,7 @@ mod tests {
         assert_eq!(fmt, TorFormat::TorDnsel);
         assert_eq!(
             ips,
-            vec![
-                "192.0.2.1".parse::<IpAddr>().unwrap(),
-                "2001:db8::1".parse().unwrap()
-            ]
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]
         );
     }
 

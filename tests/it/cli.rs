@@ -1,0 +1,316 @@
+//! The real `editgate` binary: flags, output and exit codes.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::common::{policy_dir, shipped_policies};
+
+fn editgate() -> Command {
+    Command::cargo_bin("editgate").expect("binary")
+}
+
+fn check_json(args: &[&str]) -> Value {
+    let out = editgate()
+        .arg("check")
+        .arg("--policies")
+        .arg(shipped_policies())
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success();
+    serde_json::from_slice(&out.get_output().stdout).expect("json")
+}
+
+#[test]
+fn check_json_has_the_contract_fields_for_each_verdict() {
+    let v = check_json(&["--ip", "162.247.74.201", "--wiki", "enwiki"]);
+    assert_eq!(v["verdict"], "require-login");
+    assert_eq!(v["rule_id"], "tor-anon");
+    assert_eq!(v["message"], "editgate-tor-login");
+    assert!(v["reason"].as_str().unwrap().contains("Tor"));
+    assert_eq!(v["shadow_rule_ids"], Value::Array(vec![]));
+    assert_eq!(v["policy_version"].as_str().unwrap().len(), 16);
+
+    let v = check_json(&[
+        "--ip",
+        "162.247.74.201",
+        "--account",
+        "registered",
+        "--edits",
+        "3",
+        "--age",
+        "400d",
+    ]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["rule_id"].as_str()),
+        (Some("block"), Some("tor-few-edits"))
+    );
+    assert!(v["message"].as_str().unwrap().contains("ipblock-exempt"));
+
+    let v = check_json(&["--ip", "9.9.9.9"]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["rule_id"].as_str()),
+        (Some("allow"), Some(""))
+    );
+
+    let v = check_json(&[
+        "--ip",
+        "2.26.157.10",
+        "--account",
+        "registered",
+        "--edits",
+        "1",
+        "--age",
+        "1d",
+    ]);
+    assert_eq!(v["shadow_rule_ids"], serde_json::json!(["vpn-new-account-trial"]));
+
+    let v = check_json(&["--ip", "9.9.9.9", "--xff", "192.0.2.4", "--account", "registered"]);
+    assert_eq!(v["rule_id"], "global-hard-block");
+
+    let v = check_json(&[
+        "--ip",
+        "162.247.74.201",
+        "--account",
+        "registered",
+        "--right",
+        "torunblocked",
+    ]);
+    assert_eq!(v["rule_id"], "proxy-exempt");
+}
+
+#[test]
+fn check_at_evaluates_expiry_at_that_time() {
+    let before = check_json(&["--ip", "198.51.100.1", "--at", "2027-01-01T00:00:00Z"]);
+    assert_eq!(before["rule_id"], "campaign-range-2026");
+    let after = check_json(&["--ip", "198.51.100.1", "--at", "2027-07-01T00:00:00Z"]);
+    assert_eq!(after["rule_id"], "");
+}
+
+#[test]
+fn malformed_ip_is_exit_2_and_names_the_flag() {
+    editgate().args(["check", "--ip", "300.1.2.3"]).assert().code(2).stderr(
+        predicate::str::contains("--ip").and(predicate::str::contains("`300.1.2.3` is not a valid IP address")),
+    );
+    editgate()
+        .args(["check", "--ip", "192.0.2.1", "--xff", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--xff"));
+    editgate()
+        .args(["check", "--ip", "192.0.2.1", "--account", "anon"])
+        .assert()
+        .code(2);
+    editgate()
+        .args(["check", "--ip", "192.0.2.1", "--age", "3 days"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--age"));
+}
+
+#[test]
+fn missing_policy_directory_is_exit_2() {
+    editgate()
+        .args(["check", "--ip", "192.0.2.1", "--policies", "/nonexistent/editgate"])
+        .assert()
+        .code(2);
+    editgate().args(["validate", "/nonexistent/editgate"]).assert().code(2);
+}
+
+#[test]
+fn invalid_policy_directory_is_exit_1_with_positions() {
+    let dir = policy_dir(&[("global.toml", "[[rule]]\nid = \"a\"\nverdict = \"alow\"\n")]);
+    editgate()
+        .args(["check", "--ip", "192.0.2.1", "--policies"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("global.toml:3:11: error: unknown verdict `alow`")
+                .and(predicate::str::contains("did you mean `allow`?")),
+        );
+    editgate()
+        .arg("validate")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("global.toml:3:11:"));
+}
+
+#[test]
+fn validate_prints_warnings_and_deny_warnings_fails() {
+    let dir = policy_dir(&[
+        (
+            "global.toml",
+            "[sources.x]\nkind = \"ip-list\"\npath = \"x.txt\"\n\n[[rule]]\nid = \"a\"\nverdict = \"allow\"\n",
+        ),
+        ("x.txt", "192.0.2.0/24\n"),
+    ]);
+    editgate()
+        .arg("validate")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid: 1 rule, 1 source"))
+        .stderr(predicate::str::contains(
+            "global.toml:1:10: warning[unused-source]: source `x`",
+        ));
+    editgate()
+        .arg("validate")
+        .arg("--deny-warnings")
+        .arg(dir.path())
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn validate_accepts_the_shipped_policies() {
+    editgate()
+        .arg("validate")
+        .arg(shipped_policies())
+        .arg("--deny-warnings")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid:"))
+        .stderr(predicate::str::is_empty());
+}
+
+#[test]
+fn test_command_passes_on_shipped_policies() {
+    editgate()
+        .arg("test")
+        .arg(shipped_policies())
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"^\d+ passed, 0 failed\n$").unwrap());
+}
+
+const CASE_POLICY: &str =
+    "[[rule]]\nid = \"range\"\nverdict = \"block\"\nmessage = \"blocked-range\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
+
+#[test]
+fn test_command_reports_expected_and_actual_with_trace() {
+    let cases = r#"
+[[case]]
+name = "passes"
+request = { ip = "192.0.2.1" }
+expect = { verdict = "block", rule = "range", message = "blocked-range", shadow = [] }
+
+[[case]]
+name = "fails on purpose"
+request = { ip = "192.0.2.1" }
+expect = { verdict = "allow", rule = "" }
+"#;
+    let dir = policy_dir(&[("global.toml", CASE_POLICY), ("tests/t.toml", cases)]);
+    editgate().arg("test").arg(dir.path()).assert().code(1).stdout(
+        predicate::str::contains("FAIL fails on purpose (tests/t.toml:7:1)")
+            .and(predicate::str::contains("verdict: expected `allow`, got `block`"))
+            .and(predicate::str::contains("rule: expected ``, got `range`"))
+            .and(predicate::str::contains(
+                "range [block] global.toml:1:1: matched: decides",
+            ))
+            .and(predicate::str::contains("1 passed, 1 failed")),
+    );
+    editgate()
+        .arg("test")
+        .arg(dir.path())
+        .args(["--filter", "passes"])
+        .assert()
+        .success()
+        .stdout("1 passed, 0 failed\n");
+}
+
+#[test]
+fn test_case_errors_have_positions() {
+    let cases = "[[case]]\nname = \"x\"\nrequest = { ip = \"192.0.2.1\", acount = \"registered\" }\nexpect = { verdict = \"block\" }\n\n";
+    let dir = policy_dir(&[("global.toml", CASE_POLICY), ("tests/t.toml", cases)]);
+    editgate()
+        .arg("test")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("tests/t.toml:3:").and(predicate::str::contains("did you mean `account`?")));
+    let cases = "[[case]]\nname = \"x\"\nrequest = { ip = \"192.0.2.1\" }\nexpect = { verdict = \"block\", rule = \"rnage\" }\n";
+    let dir = policy_dir(&[("global.toml", CASE_POLICY), ("tests/t.toml", cases)]);
+    editgate()
+        .arg("test")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "tests/t.toml:4:38: error: unknown rule `rnage`; did you mean `range`?",
+        ));
+}
+
+#[test]
+fn explain_prints_facts_then_rules_then_decision() {
+    let out = editgate()
+        .args(["explain", "--ip", "1.2.0.1", "--wiki", "enwiki", "--policies"])
+        .arg(shipped_policies())
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let facts = text.find("facts:").unwrap();
+    let rules = text.find("rules for `enwiki`").unwrap();
+    let decision = text.find("decision:").unwrap();
+    assert!(facts < rules && rules < decision, "{text}");
+    assert!(text.contains("in sources: anonymizers"), "{text}");
+    assert!(
+        text.contains("maxmind anonymizers: is_anonymous, is_anonymous_vpn"),
+        "{text}"
+    );
+    assert!(text.contains("global-hard-block [block] global.toml:"), "{text}");
+    assert!(
+        text.contains("enwiki-tor-young-account [block] wikis/enwiki.toml:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vpn-anon [require-login] global.toml:") && text.contains("matched: decides"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_json_and_check_explain_agree() {
+    let run = |sub: &[&str]| -> Value {
+        let out = editgate()
+            .args(sub)
+            .args([
+                "--ip",
+                "162.247.74.201",
+                "--account",
+                "registered",
+                "--edits",
+                "500",
+                "--age",
+                "10d",
+                "--json",
+                "--policies",
+            ])
+            .arg(shipped_policies())
+            .assert()
+            .success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    };
+    let a = run(&["explain"]);
+    let b = run(&["check", "--explain"]);
+    assert_eq!(a, b);
+    assert_eq!(a["facts"]["sources"], serde_json::json!(["tor"]));
+    let trace = a["trace"].as_array().unwrap();
+    assert_eq!(trace.last().unwrap()["rule_id"], "tor-young-account");
+    assert_eq!(trace.last().unwrap()["outcome"], "matched");
+    assert_eq!(trace[0]["outcome"], "when-failed");
+    assert_eq!(trace[0]["key"], "ip_in");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["check", "explain", "validate", "test"] {
+        editgate()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Usage: editgate"));
+    }
+}

@@ -1,0 +1,18 @@
+//! editgate's integration tests, one binary.
+//!
+//! - `sources`: the parsers on the real data in `tests/fixtures/` (Tor, X4BNet, MaxMind).
+//! - `policy`: checker errors with positions, lints, and the evaluation order through the
+//!   library API.
+//! - `index_prop`: property test: the index agrees with a naive linear scan.
+//! - `cli`: the real `editgate` binary (check, explain, validate, test; exit codes).
+//! - `grpc`: the service over a real tonic client, in-process and as the real binary.
+//! - `common`: helpers (temporary policy directories, fixture paths).
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod common;
+mod grpc;
+mod index_prop;
+mod policy;
+mod sources;

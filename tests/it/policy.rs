@@ -1,0 +1,376 @@
+//! The policy checker and the evaluation order, through the library API.
+
+use editgate::attempt::{AccountKind, Attempt, parse_ip};
+use editgate::decision::{Outcome, Verdict};
+use editgate::engine::decide;
+use editgate::load::{LoadError, Loaded, load_dir};
+use editgate::policy::Lint;
+use jiff::Timestamp;
+
+use crate::common::{copy_fixture, policy_dir, shipped_policies};
+
+fn now() -> Timestamp {
+    "2026-11-25T12:00:00Z".parse().unwrap()
+}
+
+fn load(files: &[(&str, &str)]) -> Result<Loaded, LoadError> {
+    let dir = policy_dir(files);
+    load_dir(dir.path(), now())
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    match load(files) {
+        Err(LoadError::Invalid(e)) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("expected errors"),
+    }
+}
+
+fn attempt(ip: &str, wiki: &str, kind: AccountKind) -> Attempt {
+    let mut a = Attempt::anonymous_edit(parse_ip("ip", ip).unwrap());
+    a.wiki = wiki.to_owned();
+    a.account.kind = kind;
+    a
+}
+
+const LISTS: &str = r#"
+[sources.bad]
+kind = "ip-list"
+path = "bad.txt"
+"#;
+
+#[test]
+fn misspelt_key_names_file_line_column_and_suggests() {
+    let e = errors(&[(
+        "global.toml",
+        "[[rule]]\nid = \"a\"\nverdict = \"allow\"\nverdcit = \"block\"\n",
+    )]);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with(
+            "global.toml:4:1: unknown key `verdcit` in [[rule]], expected one of: id, description, verdict"
+        ),
+        "{}",
+        e[0]
+    );
+    assert!(e[0].ends_with("did you mean `verdict`?"), "{}", e[0]);
+}
+
+#[test]
+fn every_semantic_error_is_reported_at_once() {
+    let global = r#"
+[sources.tor]
+kind = "tor-exit"
+path = "x.txt"
+
+[[rule]]
+id = "a"
+verdict = "blok"
+when.account = ["anonymus"]
+when.min_age = "9y"
+when.ip = ["10.0.0.0/33"]
+when.asn = [64496]
+when.country = ["IR"]
+when.ip_in = ["nope"]
+expires = 2027-01-01T00:00:00
+
+[[rule]]
+id = "b"
+verdict = "allow"
+
+[[rule]]
+id = "b"
+verdict = "allow"
+mode = "shadw"
+"#;
+    let e = errors(&[
+        ("global.toml", global),
+        ("wikis/En-Wiki.toml", ""),
+        (
+            "wikis/dewiki.toml",
+            "[[rule]]\nid = \"c\"\nverdict = \"allow\"\nlocked = true\n",
+        ),
+    ]);
+    let want = [
+        "global.toml:3:8: unknown source kind `tor-exit`",
+        "did you mean `tor-exits`?",
+        "global.toml:8:11: unknown verdict `blok`",
+        "did you mean `block`?",
+        "global.toml:9:17: unknown account kind `anonymus`",
+        "global.toml:10:16: `min_age`: `9y` is not a duration",
+        "global.toml:11:12: `10.0.0.0/33` is not an IP address or CIDR network",
+        "global.toml:12:12: `asn` needs a `maxmind-asn` source",
+        "global.toml:13:16: `country` needs a `maxmind-country` source",
+        "global.toml:14:15: unknown source `nope` in `ip_in`",
+        "global.toml:15:11: `expires = 2027-01-01T00:00:00` needs a date, or a date and time with an offset",
+        "global.toml:22:6: duplicate rule id `b`, first defined at global.toml:18:6",
+        "global.toml:24:8: unknown mode `shadw`",
+        "wikis/En-Wiki.toml: `En-Wiki` is not a valid wiki id",
+        "wikis/dewiki.toml:4:10: `locked` is only allowed in global.toml",
+    ];
+    let all = e.join("\n");
+    for w in want {
+        assert!(all.contains(w), "missing {w:?} in:\n{all}");
+    }
+}
+
+#[test]
+fn broken_list_file_names_the_list_with_line_and_column() {
+    let e = errors(&[
+        (
+            "global.toml",
+            &format!("{LISTS}\n[[rule]]\nid = \"r\"\nverdict = \"block\"\nwhen.ip_in = [\"bad\"]\n"),
+        ),
+        ("bad.txt", "192.0.2.1\n# ok\n  192.0.2.300\n"),
+    ]);
+    assert_eq!(
+        e,
+        vec!["bad.txt:3:3: source `bad` (ip-list): `192.0.2.300` is not an IP address or CIDR network".to_owned()]
+    );
+}
+
+#[test]
+fn missing_list_file_is_an_error_at_the_source() {
+    let e = errors(&[("global.toml", LISTS)]);
+    assert!(
+        e[0].starts_with("global.toml:2:10: source `bad`: cannot read `bad.txt`"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn corrupt_database_is_rejected_with_its_path() {
+    let dir = policy_dir(&[(
+        "global.toml",
+        "[sources.vpn]\nkind = \"maxmind-anonymous\"\npath = \"db.mmdb\"\nflags = [\"is_anonymous_vpn\"]\n",
+    )]);
+    copy_fixture(
+        dir.path(),
+        "maxmind/broken/MaxMind-DB-test-broken-search-tree-24.mmdb",
+        "db.mmdb",
+    );
+    let Err(LoadError::Invalid(e)) = load_dir(dir.path(), now()) else {
+        panic!("expected an error")
+    };
+    assert!(
+        e.0[0]
+            .to_string()
+            .starts_with("db.mmdb: source `vpn` (maxmind-anonymous): "),
+        "{}",
+        e
+    );
+}
+
+#[test]
+fn missing_global_toml_is_an_error() {
+    let e = errors(&[("wikis/enwiki.toml", "")]);
+    assert!(e[0].starts_with("global.toml: missing"), "{}", e[0]);
+}
+
+fn lints(files: &[(&str, &str)]) -> Vec<(Lint, String)> {
+    load(files)
+        .unwrap()
+        .warnings
+        .into_iter()
+        .map(|w| (w.lint, w.to_string()))
+        .collect()
+}
+
+#[test]
+fn each_lint_fires_on_its_fixture() {
+    let global = r#"
+[sources.used]
+kind = "ip-list"
+path = "a.txt"
+
+[sources.unused]
+kind = "ip-list"
+path = "a.txt"
+
+[[rule]]
+id = "old"
+verdict = "block"
+expires = 2020-01-01T00:00:00Z
+when.ip_in = ["used"]
+
+[[rule]]
+id = "all-anon"
+verdict = "require-login"
+when.account = ["anonymous"]
+
+[[rule]]
+id = "anon-on-list"
+verdict = "block"
+when.account = ["anonymous"]
+when.ip_in = ["used"]
+
+[[rule]]
+id = "pointless-xff"
+verdict = "allow"
+xff = true
+when.rights = ["x"]
+
+[[rule]]
+id = "never"
+verdict = "allow"
+when.min_edits = 10
+when.max_edits = 5
+"#;
+    let w = lints(&[("global.toml", global), ("a.txt", "192.0.2.0/24\n")]);
+    let has = |lint: Lint, text: &str| w.iter().any(|(l, s)| *l == lint && s.contains(text));
+    assert!(has(Lint::ExpiredRule, "rule `old` expired"), "{w:?}");
+    assert!(has(Lint::UnusedSource, "source `unused`"), "{w:?}");
+    assert!(!has(Lint::UnusedSource, "source `used`"), "{w:?}");
+    assert!(
+        has(
+            Lint::UnreachableRule,
+            "rule `anon-on-list` can never decide or report: rule `all-anon`"
+        ),
+        "{w:?}"
+    );
+    assert!(has(Lint::UselessXff, "rule `pointless-xff`"), "{w:?}");
+    assert!(has(Lint::ImpossibleCondition, "rule `never` can never match"), "{w:?}");
+    assert!(w.iter().all(|(_, s)| s.starts_with("global.toml:")), "{w:?}");
+}
+
+#[test]
+fn narrower_unless_keeps_a_later_rule_reachable() {
+    let global = "[[rule]]\nid = \"a\"\nverdict = \"block\"\nwhen.account = [\"anonymous\"]\nunless.rights = [\"x\"]\n\n[[rule]]\nid = \"b\"\nverdict = \"block\"\nwhen.account = [\"anonymous\"]\n";
+    assert!(lints(&[("global.toml", global)]).is_empty());
+}
+
+#[test]
+fn shipped_policies_load_without_warnings() {
+    let loaded = load_dir(&shipped_policies(), now()).unwrap();
+    assert_eq!(loaded.warnings, vec![]);
+    assert!(loaded.snapshot.rules().len() >= 10);
+}
+
+const ORDER: &str = r#"
+[settings]
+default = "require-login"
+
+[[rule]]
+id = "global-anon"
+verdict = "block"
+when.account = ["anonymous"]
+when.ip = ["192.0.2.0/24"]
+
+[[rule]]
+id = "locked-range"
+verdict = "block"
+locked = true
+when.ip = ["198.51.100.0/24"]
+
+[[rule]]
+id = "shadow-all"
+verdict = "block"
+mode = "shadow"
+when.ip = ["192.0.2.0/24", "198.51.100.0/24"]
+
+[[rule]]
+id = "expired"
+verdict = "block"
+expires = 2020-01-01T00:00:00Z
+
+[[rule]]
+id = "xff-range"
+verdict = "block"
+xff = true
+when.ip = ["203.0.113.0/24"]
+"#;
+
+const ENWIKI: &str = r#"
+[settings]
+default = "allow"
+
+[[rule]]
+id = "enwiki-allow"
+verdict = "allow"
+when.ip = ["192.0.2.0/24", "198.51.100.0/24"]
+"#;
+
+#[test]
+fn evaluation_order_locked_then_wiki_then_global_then_defaults() {
+    let loaded = load(&[("global.toml", ORDER), ("wikis/enwiki.toml", ENWIKI)]).unwrap();
+    let s = &loaded.snapshot;
+    let t = now();
+    // Wiki rule beats the global rule.
+    let d = decide(s, &attempt("192.0.2.1", "enwiki", AccountKind::Anonymous), t);
+    assert_eq!((d.verdict, d.rule_id), (Verdict::Allow, "enwiki-allow"));
+    // Elsewhere the global rule decides; the shadow rule comes after it and is not reached.
+    let d = decide(s, &attempt("192.0.2.1", "dewiki", AccountKind::Anonymous), t);
+    assert_eq!((d.verdict, d.rule_id), (Verdict::Block, "global-anon"));
+    assert!(d.shadow_rule_ids.is_empty());
+    // The locked rule beats the wiki rule.
+    let d = decide(s, &attempt("198.51.100.1", "enwiki", AccountKind::Registered), t);
+    assert_eq!((d.verdict, d.rule_id), (Verdict::Block, "locked-range"));
+    // No match: wiki default, then global default.
+    let d = decide(s, &attempt("9.9.9.9", "enwiki", AccountKind::Registered), t);
+    assert_eq!((d.verdict, d.rule_id), (Verdict::Allow, ""));
+    assert!(d.reason.contains("enwiki"), "{}", d.reason);
+    let d = decide(s, &attempt("9.9.9.9", "dewiki", AccountKind::Registered), t);
+    assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, ""));
+    // Shadow: reported, evaluation goes on to the default.
+    let d = decide(s, &attempt("192.0.2.1", "dewiki", AccountKind::Registered), t);
+    assert_eq!(
+        (d.verdict, d.rule_id, d.shadow_rule_ids.clone()),
+        (Verdict::RequireLogin, "", vec!["shadow-all"])
+    );
+    // The expired rule (no conditions) would match everything; it is skipped and traced.
+    assert!(d.trace.iter().any(|st| st.outcome == Outcome::Expired));
+    // Before its expiry it decides.
+    let d = decide(
+        s,
+        &attempt("9.9.9.9", "dewiki", AccountKind::Registered),
+        "2019-12-31T00:00:00Z".parse().unwrap(),
+    );
+    assert_eq!(d.rule_id, "expired");
+}
+
+#[test]
+fn xff_rules_test_forwarded_addresses_others_do_not() {
+    let loaded = load(&[("global.toml", ORDER)]).unwrap();
+    let s = &loaded.snapshot;
+    let mut a = attempt("9.9.9.9", "dewiki", AccountKind::Registered);
+    a.forwarded_for = vec!["192.0.2.9".parse().unwrap(), "203.0.113.5".parse().unwrap()];
+    let d = decide(s, &a, now());
+    assert_eq!(d.rule_id, "xff-range");
+    a.forwarded_for.pop();
+    let d = decide(s, &a, now());
+    // `global-anon` has no xff, so 192.0.2.9 in the chain does not count (and the account
+    // is registered anyway); the default decides.
+    assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, ""));
+}
+
+#[test]
+fn unless_exempts_only_when_all_its_keys_hold() {
+    let global = r#"
+[[rule]]
+id = "r"
+verdict = "block"
+unless.rights = ["ipblock-exempt"]
+unless.min_edits = 10
+"#;
+    let loaded = load(&[("global.toml", global)]).unwrap();
+    let s = &loaded.snapshot;
+    let mut a = attempt("9.9.9.9", "", AccountKind::Registered);
+    a.account.rights = vec!["IPBlock-Exempt".into()];
+    a.account.edit_count = 5;
+    assert_eq!(decide(s, &a, now()).rule_id, "r");
+    a.account.edit_count = 10;
+    let d = decide(s, &a, now());
+    assert_eq!((d.verdict, d.rule_id), (Verdict::Allow, ""));
+    assert!(matches!(d.trace[0].outcome, Outcome::Unless(Some(_))));
+}
+
+#[test]
+fn policy_version_changes_with_data() {
+    let a = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.1\n")]).unwrap();
+    let b = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.2\n")]).unwrap();
+    let c = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.1\n")]).unwrap();
+    assert_ne!(a.snapshot.version(), b.snapshot.version());
+    assert_eq!(a.snapshot.version(), c.snapshot.version());
+    assert_eq!(a.snapshot.version().len(), 16);
+}
