@@ -25,6 +25,25 @@ pub type Label = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SetId(pub u32);
 
+/// A set of labels as (word index, bits) pairs, for [`Index::intersects`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelMask(Box<[(u32, u64)]>);
+
+impl LabelMask {
+    /// The mask of `labels`.
+    pub fn new(labels: &[Label]) -> Self {
+        let mut words: Vec<(u32, u64)> = Vec::new();
+        for &l in labels {
+            let (w, bit) = (l / 64, 1u64 << (l % 64));
+            match words.iter_mut().find(|(x, _)| *x == w) {
+                Some((_, bits)) => *bits |= bit,
+                None => words.push((w, bit)),
+            }
+        }
+        Self(words.into_boxed_slice())
+    }
+}
+
 /// Collects networks with their labels; [`IndexBuilder::build`] compiles them.
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
@@ -249,6 +268,16 @@ impl Index {
     pub fn contains(&self, set: SetId, label: Label) -> bool {
         let w = set.0 as usize * self.stride + label as usize / 64;
         self.words.get(w).is_some_and(|w| w >> (label % 64) & 1 == 1)
+    }
+
+    /// Whether set `set` holds any label of `mask` (built by [`LabelMask::new`]): one AND per
+    /// word that `mask` touches, instead of one lookup per label.
+    #[inline]
+    pub fn intersects(&self, set: SetId, mask: &LabelMask) -> bool {
+        let base = set.0 as usize * self.stride;
+        mask.0
+            .iter()
+            .any(|&(w, bits)| self.words.get(base + w as usize).is_some_and(|x| x & bits != 0))
     }
 
     /// The labels in `set`, ascending.

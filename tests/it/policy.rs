@@ -374,3 +374,60 @@ fn policy_version_changes_with_data() {
     assert_eq!(a.snapshot.version(), c.snapshot.version());
     assert_eq!(a.snapshot.version().len(), 16);
 }
+
+/// The untraced hot path must decide exactly like the traced path, on every combination.
+#[test]
+fn hot_path_agrees_with_traced_path() {
+    use editgate::engine::decide_with_facts;
+    let loaded = load_dir(&shipped_policies(), now()).unwrap();
+    let s = &loaded.snapshot;
+    let ips = [
+        "162.247.74.201",
+        "2.26.157.10",
+        "2001:550:1d05::1",
+        "1.2.0.1",
+        "186.30.236.5",
+        "71.160.223.5",
+        "9.9.9.9",
+        "192.0.2.9",
+        "198.51.100.3",
+        "2001:db8:5a::1",
+        "::ffff:162.247.74.201",
+    ];
+    let mut compared = 0;
+    for (n, ip) in ips.iter().enumerate() {
+        for wiki in ["", "enwiki", "officewiki", "dewiki"] {
+            for kind in [AccountKind::Anonymous, AccountKind::Temporary, AccountKind::Registered] {
+                for (edits, age_days, rights, groups) in [
+                    (0u64, 0i64, vec![], vec![]),
+                    (9, 3, vec![], vec!["staff".to_owned()]),
+                    (150, 200, vec![], vec![]),
+                    (5, 1, vec!["torunblocked".to_owned()], vec![]),
+                ] {
+                    for at in [now(), "2027-07-01T00:00:00Z".parse().unwrap()] {
+                        let mut a = attempt(ip, wiki, kind);
+                        a.account.edit_count = edits;
+                        a.account.registered_at = Some(at - jiff::SignedDuration::from_hours(24 * age_days));
+                        a.account.rights = rights.clone();
+                        a.account.groups = groups.clone();
+                        if n % 3 == 0 {
+                            a.forwarded_for = vec![parse_ip("xff", ips[(n + 4) % ips.len()]).unwrap()];
+                        }
+                        let traced = decide(s, &a, at);
+                        let f = s.facts(a.ip);
+                        let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
+                        let hot = decide_with_facts(s, &a, &f, &xf, at, false);
+                        assert_eq!(
+                            (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
+                            (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
+                            "{a:?}"
+                        );
+                        assert!(hot.trace.is_empty());
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, ips.len() * 4 * 3 * 4 * 2);
+}
