@@ -107,8 +107,40 @@ pub enum Outcome {
     Unless(Option<CondKey>),
     /// Skipped: the rule is past its `expires` time.
     Expired,
-    /// Skipped: the rule's `wikis` scope does not include this wiki (only wiki-file rules).
-    OtherWiki,
+}
+
+impl Outcome {
+    /// A machine name: `matched`, `shadow-matched`, `when-failed`, `unless-held`, `expired`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Matched => "matched",
+            Self::ShadowMatched => "shadow-matched",
+            Self::WhenFailed(_) => "when-failed",
+            Self::Unless(_) => "unless-held",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// The condition key that decided the outcome, when there is one.
+    pub fn key(self) -> Option<CondKey> {
+        match self {
+            Self::WhenFailed(k) => Some(k),
+            Self::Unless(k) => k,
+            _ => None,
+        }
+    }
+
+    /// The outcome in words, for explain and test failures.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Matched => "matched: decides".to_owned(),
+            Self::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
+            Self::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
+            Self::Unless(Some(k)) => format!("skipped: exempted by `unless` (`unless.{}` holds)", k.as_str()),
+            Self::Unless(None) => "skipped: exempted by an empty `unless`".to_owned(),
+            Self::Expired => "skipped: expired".to_owned(),
+        }
+    }
 }
 
 /// One rule visited during evaluation.

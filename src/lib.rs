@@ -9,6 +9,7 @@
 //!   data out).
 //! - [`index`]: one sorted-range index over every list source and inline rule network.
 //! - [`engine`]: the compiled [`engine::Snapshot`] and [`engine::decide`], pure and infallible.
+//! - [`facts`]: per-IP facts behind a bounded moka cache (server side).
 //! - [`load`]: reads a policy directory and its data files from disk into a snapshot.
 //! - [`testcases`]: the `tests/*.toml` policy test cases and their runner.
 //! - [`server`]: the gRPC service, metrics, cache and hot reload (the only async part).
@@ -21,6 +22,7 @@ pub mod attempt;
 pub mod cli;
 pub mod decision;
 pub mod engine;
+pub mod facts;
 pub mod index;
 pub mod load;
 pub mod policy;

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use editgate::cli::{self, ExitCode};
+use editgate::cli;
 
 /// editgate: decides allow / require-login / block for wiki edit attempts.
 #[derive(Debug, Parser)]
@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve decisions over gRPC (and metrics over HTTP), reloading on change.
+    Serve(cli::serve::ServeArgs),
     /// Decide one edit attempt described by flags.
     Check(cli::check::CheckArgs),
     /// Show the facts about the IP and every rule visited, with why it matched or not.
@@ -27,6 +29,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let code = match &cli.command {
+        Command::Serve(a) => cli::serve::run(a),
         Command::Check(a) => cli::check::run(&a.request, a.explain),
         Command::Explain(a) => cli::check::run(a, true),
         Command::Validate(a) => cli::validate::run(a),

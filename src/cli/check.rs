@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::request::RequestArgs;
 use super::{ExitCode, load_or_report};
-use crate::decision::{Decision, Outcome, Step};
+use crate::decision::{Decision, Step};
 use crate::engine::{IpFacts, Snapshot, decide};
 
 /// `editgate check`
@@ -80,42 +80,17 @@ pub fn trace_json(snap: &Snapshot, trace: &[Step]) -> Value {
             .iter()
             .map(|s| {
                 let r = &snap.rules()[s.rule as usize];
-                let (outcome, key) = outcome_parts(s.outcome);
+                let (outcome, key) = (s.outcome.name(), s.outcome.key().map(|k| k.as_str()));
                 json!({
                     "rule_id": r.id,
                     "origin": r.origin.to_string(),
                     "outcome": outcome,
                     "key": key,
-                    "detail": outcome_text(s.outcome),
+                    "detail": s.outcome.describe(),
                 })
             })
             .collect(),
     )
-}
-
-/// A machine name for an outcome, and the condition key involved.
-pub fn outcome_parts(o: Outcome) -> (&'static str, Option<&'static str>) {
-    match o {
-        Outcome::Matched => ("matched", None),
-        Outcome::ShadowMatched => ("shadow-matched", None),
-        Outcome::WhenFailed(k) => ("when-failed", Some(k.as_str())),
-        Outcome::Unless(k) => ("unless-held", k.map(|k| k.as_str())),
-        Outcome::Expired => ("expired", None),
-        Outcome::OtherWiki => ("other-wiki", None),
-    }
-}
-
-/// An outcome in words.
-pub fn outcome_text(o: Outcome) -> String {
-    match o {
-        Outcome::Matched => "matched: decides".to_owned(),
-        Outcome::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
-        Outcome::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
-        Outcome::Unless(Some(k)) => format!("skipped: exempted by `unless` (`unless.{}` holds)", k.as_str()),
-        Outcome::Unless(None) => "skipped: exempted by an empty `unless`".to_owned(),
-        Outcome::Expired => "skipped: expired".to_owned(),
-        Outcome::OtherWiki => "skipped: other wiki".to_owned(),
-    }
 }
 
 /// The decision in words.
@@ -182,7 +157,7 @@ pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>
             r.id,
             r.verdict,
             r.origin,
-            outcome_text(step.outcome)
+            step.outcome.describe()
         );
     }
     s += "decision:\n";

@@ -1,1 +1,284 @@
-//! server (todo)
+//! The gRPC service (`editgate.v1.EditGate`), health, reflection, metrics and hot reload.
+//!
+//! This is the only async part of editgate. It calls the same pure engine as the CLI:
+//! [`State::check`] turns a wire request into an [`crate::attempt::Attempt`], looks up the IP
+//! facts through the [`FactsCache`], and calls [`crate::engine::decide_with_facts`].
+//!
+//! - [`proto`]: generated types and wire ↔ domain conversions;
+//! - [`service`]: the tonic handlers;
+//! - [`metrics`]: Prometheus metrics;
+//! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
+//! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
+
+pub mod http;
+pub mod metrics;
+pub mod proto;
+pub mod reload;
+pub mod service;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::Status;
+
+use crate::engine::{Snapshot, decide_with_facts};
+use crate::facts::FactsCache;
+use crate::load::{LoadError, Loaded, load_dir};
+use metrics::{Metrics, RuleCounters};
+use proto::{CheckRequest, CheckResponse, Limits};
+
+/// Service settings (see the README's configuration reference).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// Facts cache capacity in addresses; 0 disables the cache.
+    pub cache_capacity: u64,
+    /// How long a cached entry lives.
+    pub cache_ttl: Duration,
+    /// Largest accepted gRPC message, bytes.
+    pub max_message_bytes: usize,
+    /// Request limits.
+    pub limits: Limits,
+    /// Watch the policy directory and source files and reload on change.
+    pub watch: bool,
+    /// Quiet period before a watched change triggers a reload.
+    pub debounce: Duration,
+}
+
+impl Settings {
+    /// Defaults for a policy directory.
+    pub fn new(policies: PathBuf) -> Self {
+        Self {
+            policies,
+            cache_capacity: 100_000,
+            cache_ttl: Duration::from_secs(300),
+            max_message_bytes: 64 * 1024,
+            limits: Limits::default(),
+            watch: true,
+            debounce: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The serving snapshot and what belongs to it.
+pub struct Live {
+    /// The compiled policy and data.
+    pub snapshot: Snapshot,
+    /// 1 for the first snapshot, +1 per swap.
+    pub generation: u64,
+    /// When it was loaded.
+    pub loaded_at: Timestamp,
+    /// Metric counters for its rules.
+    pub counters: RuleCounters,
+    /// The files it was built from (watched for changes).
+    pub inputs: Vec<PathBuf>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new snapshot is serving.
+    Swapped {
+        /// Its generation.
+        generation: u64,
+        /// Its policy version.
+        version: String,
+    },
+    /// The inputs are unchanged (same version); nothing was swapped.
+    Unchanged,
+}
+
+/// Everything the handlers share.
+pub struct State {
+    live: ArcSwap<Live>,
+    /// The facts cache.
+    pub cache: FactsCache,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// The settings.
+    pub settings: Settings,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    /// Loads the policy directory for the first time. Fails when it is invalid: a server
+    /// never starts on a broken policy.
+    pub fn load(settings: Settings) -> Result<Arc<Self>, LoadError> {
+        let loaded = load_dir(&settings.policies, Timestamp::now())?;
+        for w in &loaded.warnings {
+            tracing::warn!(lint = w.lint.as_str(), "{w}");
+        }
+        let metrics = Metrics::new();
+        let live = Self::make_live(&metrics, loaded, 1);
+        Ok(Arc::new(Self {
+            live: ArcSwap::from_pointee(live),
+            cache: FactsCache::new(settings.cache_capacity, settings.cache_ttl),
+            metrics,
+            settings,
+            reload_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn make_live(metrics: &Metrics, loaded: Loaded, generation: u64) -> Live {
+        Live {
+            counters: metrics.rule_counters(&loaded.snapshot),
+            snapshot: loaded.snapshot,
+            generation,
+            loaded_at: Timestamp::now(),
+            inputs: loaded.inputs,
+        }
+    }
+
+    /// The serving snapshot.
+    pub fn current(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Builds a new snapshot on a blocking thread and swaps it in when it is valid and
+    /// different. On error the old snapshot keeps serving, the errors are logged with their
+    /// `file:line:col`, and `editgate_reload_failures_total` goes up.
+    pub async fn reload(&self) -> Result<ReloadOutcome, String> {
+        let _serial = self.reload_lock.lock().await;
+        let dir = self.settings.policies.clone();
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || load_dir(&dir, Timestamp::now()))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match result {
+            Ok(loaded) => {
+                let old = self.current();
+                if loaded.snapshot.version() == old.snapshot.version() {
+                    self.metrics.reload_success.inc();
+                    tracing::info!(version = old.snapshot.version(), "reload: inputs unchanged");
+                    return Ok(ReloadOutcome::Unchanged);
+                }
+                for w in &loaded.warnings {
+                    tracing::warn!(lint = w.lint.as_str(), "{w}");
+                }
+                let generation = old.generation + 1;
+                let live = Self::make_live(&self.metrics, loaded, generation);
+                let version = live.snapshot.version().to_owned();
+                self.live.store(Arc::new(live));
+                self.cache.clear();
+                self.metrics.reload_success.inc();
+                tracing::info!(
+                    generation,
+                    version = %version,
+                    previous = old.snapshot.version(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reload: new snapshot serving"
+                );
+                Ok(ReloadOutcome::Swapped { generation, version })
+            }
+            Err(e) => {
+                self.metrics.reload_failures.inc();
+                for line in e.lines() {
+                    tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides one wire request. `INVALID_ARGUMENT` errors name the field.
+    pub fn check(&self, req: &CheckRequest) -> Result<CheckResponse, Status> {
+        let started = Instant::now();
+        let now = Timestamp::now();
+        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
+        let live = self.live.load();
+        let snap = &live.snapshot;
+        let facts = self.cache.get(snap, live.generation, attempt.ip);
+        let xff: Vec<_> = if snap.has_xff_rules() {
+            attempt
+                .forwarded_for
+                .iter()
+                .map(|ip| self.cache.get(snap, live.generation, *ip))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let d = decide_with_facts(snap, &attempt, &facts, &xff, now, false);
+        match d.decided_by {
+            crate::decision::DecidedBy::Rule(i) => {
+                if let Some(c) = live.counters.decided.get(i as usize) {
+                    c.inc();
+                }
+            }
+            _ => {
+                live.counters.defaults[d.verdict as usize].inc();
+            }
+        }
+        for id in &d.shadow_rule_ids {
+            if let Some(c) = live.counters.shadow.get(*id) {
+                c.inc();
+            }
+        }
+        let resp = proto::to_response(&d, req.request_id.clone());
+        self.metrics.latency.observe(started.elapsed().as_secs_f64());
+        Ok(resp)
+    }
+}
+
+/// Runs the gRPC server on `grpc` and the HTTP server (metrics, health) on `http` until
+/// `shutdown` completes; then stops accepting, finishes the requests in flight and returns.
+/// With [`Settings::watch`], a file watcher reloads on change.
+pub async fn run(
+    state: Arc<State>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let watcher = if state.settings.watch {
+        Some(reload::spawn_watcher(state.clone())?)
+    } else {
+        None
+    };
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<proto::edit_gate_server::EditGateServer<service::EditGateService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
+        .max_decoding_message_size(state.settings.max_message_bytes);
+
+    let mut grpc_stop = stop_rx.clone();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(edit_gate)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), async move {
+            let _ = grpc_stop.wait_for(|s| *s).await;
+        });
+    let mut http_stop = stop_rx.clone();
+    let http_server = axum::serve(http, http::router(state.clone())).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let (g, h) = tokio::join!(grpc_server, http_server);
+    drop(watcher);
+    tracing::info!("servers stopped");
+    g?;
+    h?;
+    Ok(())
+}

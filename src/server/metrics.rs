@@ -1,0 +1,250 @@
+//! Prometheus metrics. Per-rule counters are resolved once per snapshot (see
+//! [`Metrics::rule_counters`]), so a decision increments an atomic and allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+
+use jiff::Timestamp;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::decision::Verdict;
+use crate::engine::Snapshot;
+use crate::facts::FactsCache;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    verdict: String,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+/// Counters for one snapshot's rules, resolved when the snapshot is installed.
+#[derive(Debug, Clone)]
+pub struct RuleCounters {
+    /// `decisions_total{verdict, rule}` per rule index.
+    pub decided: Vec<Counter>,
+    /// `decisions_total{verdict, rule=""}` for defaults, per verdict.
+    pub defaults: [Counter; 3],
+    /// `shadow_matches_total{rule}` by rule id.
+    pub shadow: HashMap<String, Counter>,
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    shadow: Family<RuleLabel, Counter>,
+    /// Decision latency, seconds (request parsed to response built).
+    pub latency: Histogram,
+    /// Requests rejected as malformed, by method.
+    invalid: Family<MethodLabel, Counter>,
+    cache_hits: Gauge<u64, AtomicU64>,
+    cache_misses: Gauge<u64, AtomicU64>,
+    cache_entries: Gauge<u64, AtomicU64>,
+    /// Successful reloads.
+    pub reload_success: Counter,
+    /// Failed reloads (the old snapshot kept serving).
+    pub reload_failures: Counter,
+    generation: Gauge<u64, AtomicU64>,
+    snapshot_age: Gauge<f64, AtomicU64>,
+    source_entries: Family<SourceLabel, Gauge<u64, AtomicU64>>,
+    source_age: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    source_stale: Family<SourceLabel, Gauge<u64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `editgate_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("editgate");
+        let m = Self {
+            decisions: Family::default(),
+            shadow: Family::default(),
+            latency: Histogram::new(exponential_buckets(1e-6, 2.0, 20)),
+            invalid: Family::default(),
+            cache_hits: Gauge::default(),
+            cache_misses: Gauge::default(),
+            cache_entries: Gauge::default(),
+            reload_success: Counter::default(),
+            reload_failures: Counter::default(),
+            generation: Gauge::default(),
+            snapshot_age: Gauge::default(),
+            source_entries: Family::default(),
+            source_age: Family::default(),
+            source_stale: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "decisions",
+            "Decisions by verdict and deciding rule (rule=\"\" for a default)",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "shadow_matches",
+            "Shadow-mode rules that matched, by rule",
+            m.shadow.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide one request, from parsed request to response",
+            m.latency.clone(),
+        );
+        registry.register(
+            "invalid_requests",
+            "Requests rejected with INVALID_ARGUMENT, by method",
+            m.invalid.clone(),
+        );
+        registry.register(
+            "facts_cache_hits",
+            "Per-IP facts answered from the cache (total)",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "facts_cache_misses",
+            "Per-IP facts computed (total)",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "facts_cache_entries",
+            "Addresses in the facts cache",
+            m.cache_entries.clone(),
+        );
+        registry.register(
+            "reload_success",
+            "Snapshot reloads that succeeded",
+            m.reload_success.clone(),
+        );
+        registry.register(
+            "reload_failures",
+            "Snapshot reloads that failed; the previous snapshot kept serving",
+            m.reload_failures.clone(),
+        );
+        registry.register(
+            "snapshot_generation",
+            "Generation of the serving snapshot (1 at start, +1 per successful reload)",
+            m.generation.clone(),
+        );
+        registry.register(
+            "snapshot_age_seconds",
+            "Seconds since the serving snapshot was loaded",
+            m.snapshot_age.clone(),
+        );
+        registry.register(
+            "source_entries",
+            "Networks loaded from each list source (0 for databases)",
+            m.source_entries.clone(),
+        );
+        registry.register(
+            "source_data_age_seconds",
+            "Age of each source's data (file modification time)",
+            m.source_age.clone(),
+        );
+        registry.register(
+            "source_stale",
+            "1 when a source's data is older than its max_age",
+            m.source_stale.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Resolves the counters for a snapshot's rules.
+    pub fn rule_counters(&self, snap: &Snapshot) -> RuleCounters {
+        let decided = snap
+            .rules()
+            .iter()
+            .map(|r| {
+                self.decisions
+                    .get_or_create(&DecisionLabels {
+                        verdict: r.verdict.as_str().to_owned(),
+                        rule: r.id.clone(),
+                    })
+                    .clone()
+            })
+            .collect();
+        let defaults = Verdict::ALL.map(|v| {
+            self.decisions
+                .get_or_create(&DecisionLabels {
+                    verdict: v.as_str().to_owned(),
+                    rule: String::new(),
+                })
+                .clone()
+        });
+        let shadow = snap
+            .rules()
+            .iter()
+            .filter(|r| r.mode == crate::policy::Mode::Shadow)
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    self.shadow.get_or_create(&RuleLabel { rule: r.id.clone() }).clone(),
+                )
+            })
+            .collect();
+        RuleCounters {
+            decided,
+            defaults,
+            shadow,
+        }
+    }
+
+    /// Counts a request rejected as malformed.
+    pub fn invalid(&self, method: &str) {
+        self.invalid
+            .get_or_create(&MethodLabel {
+                method: method.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Renders the text exposition, refreshing the gauges that depend on the time.
+    pub fn render(&self, snap: &Snapshot, generation: u64, loaded_at: Timestamp, cache: &FactsCache) -> String {
+        let now = Timestamp::now();
+        self.cache_hits.set(cache.hits());
+        self.cache_misses.set(cache.misses());
+        self.cache_entries.set(cache.len());
+        self.generation.set(generation);
+        self.snapshot_age.set(secs_between(loaded_at, now));
+        for s in snap.sources() {
+            let l = SourceLabel { source: s.name.clone() };
+            self.source_entries.get_or_create(&l).set(s.entries as u64);
+            if let Some(m) = s.modified {
+                let age = secs_between(m, now);
+                self.source_age.get_or_create(&l).set(age);
+                let stale = s.max_age_secs.is_some_and(|max| age > max as f64);
+                self.source_stale.get_or_create(&l).set(u64::from(stale));
+            }
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn secs_between(a: Timestamp, b: Timestamp) -> f64 {
+    (b.as_millisecond() - a.as_millisecond()).max(0) as f64 / 1000.0
+}

@@ -1,0 +1,183 @@
+//! The generated `editgate.v1` types, and every conversion between them and the domain types.
+//! Keeping conversions here means the service handlers never touch raw wire fields.
+
+#[allow(missing_docs, clippy::all, clippy::unwrap_used)]
+mod generated {
+    tonic::include_proto!("editgate.v1");
+}
+
+pub use generated::*;
+
+use jiff::Timestamp;
+use tonic::Status;
+
+use crate::attempt::{self, Attempt, parse_ip};
+use crate::decision::{Decision, Step};
+use crate::engine::{IpFacts as DomainFacts, Snapshot};
+
+/// The encoded descriptor set of `editgate.v1`, served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("editgate_descriptor");
+
+/// Request limits applied while converting.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most `forwarded_for` entries accepted.
+    pub max_forwarded_for: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_forwarded_for: 32 }
+    }
+}
+
+/// Longest accepted `wiki`, `action`, group or right name.
+const MAX_NAME: usize = 255;
+
+fn name_field(field: &str, v: &str) -> Result<(), Status> {
+    if v.len() > MAX_NAME {
+        return Err(Status::invalid_argument(format!(
+            "{field}: longer than {MAX_NAME} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a request and turns it into an [`Attempt`]. Every error is `INVALID_ARGUMENT` and
+/// names the offending field.
+pub fn to_attempt(req: &CheckRequest, now: Timestamp, limits: Limits) -> Result<Attempt, Status> {
+    if req.ip.is_empty() {
+        return Err(Status::invalid_argument("ip: required"));
+    }
+    let ip = parse_ip("ip", &req.ip).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    if req.forwarded_for.len() > limits.max_forwarded_for {
+        return Err(Status::invalid_argument(format!(
+            "forwarded_for: {} entries, at most {} are accepted",
+            req.forwarded_for.len(),
+            limits.max_forwarded_for
+        )));
+    }
+    let forwarded_for = req
+        .forwarded_for
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_ip(&format!("forwarded_for[{i}]"), s).map_err(|e| Status::invalid_argument(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let acct = req
+        .account
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("account: required (with account.kind)"))?;
+    let kind = match AccountKind::try_from(acct.kind) {
+        Ok(AccountKind::Anonymous) => attempt::AccountKind::Anonymous,
+        Ok(AccountKind::Temporary) => attempt::AccountKind::Temporary,
+        Ok(AccountKind::Registered) => attempt::AccountKind::Registered,
+        Ok(AccountKind::Unspecified) => {
+            return Err(Status::invalid_argument(
+                "account.kind: unspecified; set ACCOUNT_KIND_ANONYMOUS, ACCOUNT_KIND_TEMPORARY or ACCOUNT_KIND_REGISTERED",
+            ));
+        }
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "account.kind: unknown value {}",
+                acct.kind
+            )));
+        }
+    };
+    let registered_at = match &acct.registered_at {
+        None => None,
+        Some(ts) => {
+            let t = Timestamp::new(ts.seconds, ts.nanos)
+                .map_err(|_| Status::invalid_argument("account.registered_at: not a valid timestamp"))?;
+            if t > now {
+                return Err(Status::invalid_argument("account.registered_at: in the future"));
+            }
+            Some(t)
+        }
+    };
+    name_field("wiki", &req.wiki)?;
+    name_field("action", &req.action)?;
+    for (field, list) in [("account.groups", &acct.groups), ("account.rights", &acct.rights)] {
+        for v in list.iter() {
+            name_field(field, v)?;
+        }
+    }
+    Ok(Attempt {
+        ip,
+        forwarded_for,
+        wiki: req.wiki.trim().to_ascii_lowercase(),
+        action: if req.action.is_empty() {
+            "edit".to_owned()
+        } else {
+            req.action.trim().to_ascii_lowercase()
+        },
+        account: attempt::Account {
+            kind,
+            groups: acct.groups.clone(),
+            rights: acct.rights.clone(),
+            edit_count: acct.edit_count,
+            registered_at,
+            email_confirmed: acct.email_confirmed,
+        },
+    })
+}
+
+/// The wire verdict.
+pub fn verdict(v: crate::decision::Verdict) -> Verdict {
+    match v {
+        crate::decision::Verdict::Allow => Verdict::Allow,
+        crate::decision::Verdict::RequireLogin => Verdict::RequireLogin,
+        crate::decision::Verdict::Block => Verdict::Block,
+    }
+}
+
+/// The wire response for a decision.
+pub fn to_response(d: &Decision<'_>, request_id: String) -> CheckResponse {
+    CheckResponse {
+        verdict: verdict(d.verdict) as i32,
+        rule_id: d.rule_id.to_owned(),
+        message: d.message.to_owned(),
+        reason: d.reason.to_owned(),
+        shadow_rule_ids: d.shadow_rule_ids.iter().map(|s| (*s).to_owned()).collect(),
+        policy_version: d.policy_version.to_owned(),
+        request_id,
+        appeal: d.appeal.to_owned(),
+    }
+}
+
+/// The wire facts.
+pub fn to_facts(f: &DomainFacts) -> generated::IpFacts {
+    generated::IpFacts {
+        ip: f.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        sources: f.sources.clone(),
+        inline_rules: f.inline_rules.clone(),
+        asn: f.asn.as_ref().map_or(0, |(n, _)| *n),
+        asn_organization: f.asn.as_ref().and_then(|(_, o)| o.clone()).unwrap_or_default(),
+        country: f.country.clone().unwrap_or_default(),
+        maxmind_flags: f
+            .maxmind_flags
+            .iter()
+            .map(|(s, fl)| MaxmindFlags {
+                source: s.clone(),
+                flags: fl.iter().map(|f| (*f).to_owned()).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The wire trace.
+pub fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
+    trace
+        .iter()
+        .map(|s| {
+            let r = &snap.rules()[s.rule as usize];
+            RuleStep {
+                rule_id: r.id.clone(),
+                origin: r.origin.to_string(),
+                verdict: verdict(r.verdict) as i32,
+                outcome: s.outcome.name().to_owned(),
+                key: s.outcome.key().map(|k| k.as_str()).unwrap_or_default().to_owned(),
+                detail: s.outcome.describe(),
+            }
+        })
+        .collect()
+}

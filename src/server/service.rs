@@ -1,0 +1,85 @@
+//! The tonic handlers for `editgate.v1.EditGate`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::State;
+use super::proto::{self, CheckRequest, CheckResponse, ExplainResponse, edit_gate_server::EditGate};
+use crate::engine::decide;
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct EditGateService {
+    state: Arc<State>,
+}
+
+impl EditGateService {
+    /// A service over shared state.
+    pub fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
+}
+
+type CheckStream = Pin<Box<dyn Stream<Item = Result<CheckResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EditGate for EditGateService {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        self.state
+            .check(request.get_ref())
+            .map(Response::new)
+            .inspect_err(|_| self.state.metrics.invalid("Check"))
+    }
+
+    type CheckStreamStream = CheckStream;
+
+    async fn check_stream(
+        &self,
+        request: Request<Streaming<CheckRequest>>,
+    ) -> Result<Response<Self::CheckStreamStream>, Status> {
+        let state = self.state.clone();
+        let mut index = 0u64;
+        let mut failed = false;
+        // Decisions are synchronous and microseconds long, so they run inline in stream order;
+        // the first malformed request ends the stream with an error naming its position.
+        let out = request.into_inner().map_while(move |item| {
+            if failed {
+                return None;
+            }
+            let position = index;
+            index += 1;
+            let result = item.and_then(|req| {
+                state.check(&req).map_err(|s| {
+                    state.metrics.invalid("CheckStream");
+                    Status::invalid_argument(format!(
+                        "request {position} (request_id `{}`): {}",
+                        req.request_id.chars().take(64).collect::<String>(),
+                        s.message()
+                    ))
+                })
+            });
+            failed = result.is_err();
+            Some(result)
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn explain(&self, request: Request<CheckRequest>) -> Result<Response<ExplainResponse>, Status> {
+        let req = request.get_ref();
+        let now = Timestamp::now();
+        let attempt = proto::to_attempt(req, now, self.state.settings.limits)
+            .inspect_err(|_| self.state.metrics.invalid("Explain"))?;
+        let live = self.state.current();
+        let snap = &live.snapshot;
+        let d = decide(snap, &attempt, now);
+        Ok(Response::new(ExplainResponse {
+            decision: Some(proto::to_response(&d, req.request_id.clone())),
+            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip))),
+            steps: proto::to_steps(snap, &d.trace),
+        }))
+    }
+}
