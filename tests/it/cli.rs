@@ -314,3 +314,43 @@ fn every_subcommand_has_help() {
             .stdout(predicate::str::contains("Usage: editgate"));
     }
 }
+
+#[test]
+fn serve_settings_come_from_env_and_config_file() {
+    let broken = policy_dir(&[("global.toml", "[[rule]]\nid = \"x\"\nverdict = \"nope\"\n")]);
+    // Environment variable.
+    editgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .env("EDITGATE_POLICIES", broken.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(broken.path().display().to_string()));
+    // Config file, with a path relative to the file.
+    let cfg = policy_dir(&[("editgate.toml", "policies = \"p\"\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n")]);
+    let p = cfg.path().join("p");
+    crate::common::write(&p, "global.toml", "[[rule]]\nid = \"x\"\nverdict = \"nope\"\n");
+    editgate()
+        .args(["serve", "--config"])
+        .arg(cfg.path().join("editgate.toml"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("global.toml:3:11: error: unknown verdict `nope`"));
+    std::fs::remove_dir_all(&p).unwrap();
+    // A flag beats the config file.
+    editgate()
+        .args(["serve", "--config"])
+        .arg(cfg.path().join("editgate.toml"))
+        .arg("--policies")
+        .arg(broken.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(broken.path().display().to_string()));
+    // A misspelt config key is a usage error with its position.
+    let bad = policy_dir(&[("editgate.toml", "listen = \"127.0.0.1:0\"\npolicy = \"x\"\n")]);
+    editgate()
+        .args(["serve", "--config"])
+        .arg(bad.path().join("editgate.toml"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("editgate.toml:2:1: unknown key `policy`").and(predicate::str::contains("did you mean `policies`?")));
+}
