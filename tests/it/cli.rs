@@ -326,7 +326,10 @@ fn serve_settings_come_from_env_and_config_file() {
         .code(1)
         .stderr(predicate::str::contains(broken.path().display().to_string()));
     // Config file, with a path relative to the file.
-    let cfg = policy_dir(&[("editgate.toml", "policies = \"p\"\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n")]);
+    let cfg = policy_dir(&[(
+        "editgate.toml",
+        "policies = \"p\"\nlisten = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n",
+    )]);
     let p = cfg.path().join("p");
     crate::common::write(&p, "global.toml", "[[rule]]\nid = \"x\"\nverdict = \"nope\"\n");
     editgate()
@@ -334,7 +337,9 @@ fn serve_settings_come_from_env_and_config_file() {
         .arg(cfg.path().join("editgate.toml"))
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("global.toml:3:11: error: unknown verdict `nope`"));
+        .stderr(predicate::str::contains(
+            "global.toml:3:11: error: unknown verdict `nope`",
+        ));
     std::fs::remove_dir_all(&p).unwrap();
     // A flag beats the config file.
     editgate()
@@ -352,5 +357,8 @@ fn serve_settings_come_from_env_and_config_file() {
         .arg(bad.path().join("editgate.toml"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("editgate.toml:2:1: unknown key `policy`").and(predicate::str::contains("did you mean `policies`?")));
+        .stderr(
+            predicate::str::contains("editgate.toml:2:1: unknown key `policy`")
+                .and(predicate::str::contains("did you mean `policies`?")),
+        );
 }
