@@ -96,6 +96,56 @@ struct HotRule {
     ip_in: Option<(LabelMask, u64)>,
     /// `when.ip`: the rule's inline label.
     ip: Option<LabelMask>,
+    /// The inline label itself (when `ip` is set), for the inverted index.
+    ip_label: Label,
+    /// The `ip_in` list labels, for the inverted index.
+    ip_in_labels: Vec<Label>,
+}
+
+/// A plan's rules for one account kind, with an inverted index from label to the rules that
+/// need it, so that with thousands of IP rules a decision only visits the rules whose
+/// networks contain the address (plus the rules without an IP requirement).
+#[derive(Debug, Default)]
+struct HotPlan {
+    rules: Vec<HotRule>,
+    /// Positions in `rules` that must always be visited: no `ip`/`ip_in` requirement, or
+    /// `xff` (forwarded addresses have their own label sets).
+    always: Vec<u32>,
+    /// Label → positions of the rules that require it.
+    by_label: HashMap<Label, Vec<u32>>,
+    /// Positions of the rules whose `ip_in` names a MaxMind anonymous source.
+    anon: Vec<u32>,
+}
+
+/// Below this many rules a linear scan of the packed records beats the candidate merge.
+const INVERTED_MIN_RULES: usize = 48;
+
+impl HotPlan {
+    fn new(rules: Vec<HotRule>) -> Self {
+        let mut plan = HotPlan {
+            rules,
+            ..HotPlan::default()
+        };
+        for (pos, h) in plan.rules.iter().enumerate() {
+            let pos = pos as u32;
+            // Key each rule by its most selective IP requirement: its own inline networks,
+            // else the lists of `ip_in`.
+            match (&h.ip, &h.ip_in) {
+                _ if h.xff => plan.always.push(pos),
+                (Some(_), _) => plan.by_label.entry(h.ip_label).or_default().push(pos),
+                (None, Some((_, anon))) => {
+                    for l in &h.ip_in_labels {
+                        plan.by_label.entry(*l).or_default().push(pos);
+                    }
+                    if *anon != 0 {
+                        plan.anon.push(pos);
+                    }
+                }
+                (None, None) => plan.always.push(pos),
+            }
+        }
+        plan
+    }
 }
 
 /// Evaluation order and default for one wiki (or for every wiki without a file).
@@ -104,7 +154,7 @@ struct WikiPlan {
     order: Vec<u32>,
     /// `order` without the rules whose `when.account` excludes the kind, per
     /// [`crate::attempt::AccountKind`]: what the untraced hot path scans.
-    hot: [Vec<HotRule>; 3],
+    hot: [HotPlan; 3],
     default: Verdict,
     decided_by: DecidedBy,
     reason: String,
@@ -313,7 +363,7 @@ impl Snapshot {
                     .unwrap_or_else(|| global_appeal.clone())
             };
             let hot = crate::attempt::AccountKind::ALL.map(|kind| {
-                order
+                let rules = order
                     .iter()
                     .filter(|&&i| compiled[i as usize].when.account.is_none_or(|m| m & kind.bit() != 0))
                     .map(|&i| {
@@ -324,9 +374,12 @@ impl Snapshot {
                             xff: r.xff,
                             ip_in: c.ip_in.as_ref().map(|(labels, anon)| (LabelMask::new(labels), *anon)),
                             ip: c.ip.map(|l| LabelMask::new(&[l])),
+                            ip_label: c.ip.unwrap_or(0),
+                            ip_in_labels: c.ip_in.as_ref().map(|(l, _)| l.clone()).unwrap_or_default(),
                         }
                     })
-                    .collect()
+                    .collect();
+                HotPlan::new(rules)
             });
             WikiPlan {
                 order,
@@ -662,26 +715,60 @@ fn decide_hot<'s>(
             .is_none_or(|(m, anon)| f.anon & anon != 0 || index.intersects(f.set, m))
             && h.ip.as_ref().is_none_or(|m| index.intersects(f.set, m))
     };
+    let hot = &plan.hot[attempt.account.kind as usize];
     let mut shadow = Vec::new();
-    for h in &plan.hot[attempt.account.kind as usize] {
+    let visit = |h: &HotRule, shadow: &mut Vec<&'s str>| -> Option<u32> {
         if h.expires <= now || !(ip_ok(h, facts) || h.xff && xff_facts.iter().any(|x| ip_ok(h, x))) {
-            continue;
+            return None;
         }
         let c = &snapshot.compiled[h.rule as usize];
         if snapshot.holds(&c.when, h.xff, attempt, facts, xff_facts, age).is_err() {
-            continue;
+            return None;
         }
         if let Some(u) = &c.unless
             && snapshot.holds(u, h.xff, attempt, facts, xff_facts, age).is_ok()
         {
-            continue;
+            return None;
         }
         let rule = &snapshot.policy.rules[h.rule as usize];
         if rule.mode == Mode::Shadow {
             shadow.push(rule.id.as_str());
-            continue;
+            return None;
         }
-        return rule_decision(snapshot, h.rule, shadow, Vec::new());
+        Some(h.rule)
+    };
+    if hot.rules.len() < INVERTED_MIN_RULES {
+        for h in &hot.rules {
+            if let Some(i) = visit(h, &mut shadow) {
+                return rule_decision(snapshot, i, shadow, Vec::new());
+            }
+        }
+        return default_decision(snapshot, plan, shadow, Vec::new());
+    }
+    // Candidates in evaluation order: the rules without an IP requirement, plus those keyed
+    // by a label the address carries (or by an anonymous source it is in).
+    let labels = index.labels_of(facts.set);
+    let mut candidates: Vec<u32>;
+    let positions: &[u32] = if labels.is_empty() && facts.anon == 0 {
+        &hot.always
+    } else {
+        candidates = hot.always.clone();
+        for l in labels {
+            if let Some(p) = hot.by_label.get(l) {
+                candidates.extend_from_slice(p);
+            }
+        }
+        if facts.anon != 0 {
+            candidates.extend_from_slice(&hot.anon);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        &candidates
+    };
+    for &pos in positions {
+        if let Some(i) = visit(&hot.rules[pos as usize], &mut shadow) {
+            return rule_decision(snapshot, i, shadow, Vec::new());
+        }
     }
     default_decision(snapshot, plan, shadow, Vec::new())
 }

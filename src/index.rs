@@ -107,16 +107,22 @@ impl IndexBuilder {
             v6_top,
             stride,
             words: sets.words,
-            labels: self.labels,
+            offsets: sets.offsets,
+            label_data: sets.label_data,
         }
     }
 }
 
-/// Distinct label sets, stored as flat bit words, `stride` words per set.
+/// Distinct label sets, stored twice: as flat bit words (`stride` words per set) for
+/// membership tests, and as label lists (for enumerating a set's labels without scanning
+/// `stride` words).
 struct SetTable {
     stride: usize,
     words: Vec<u64>,
     ids: HashMap<Vec<u64>, u32>,
+    /// `label_data[offsets[i]..offsets[i + 1]]` are the labels of set `i`.
+    offsets: Vec<u32>,
+    label_data: Vec<Label>,
 }
 
 impl SetTable {
@@ -128,6 +134,8 @@ impl SetTable {
             stride,
             words: empty,
             ids,
+            offsets: vec![0, 0],
+            label_data: Vec::new(),
         }
     }
 
@@ -138,6 +146,14 @@ impl SetTable {
         let id = (self.words.len() / self.stride) as u32;
         self.words.extend_from_slice(set);
         self.ids.insert(set.to_vec(), id);
+        for (w, &bits) in set.iter().enumerate() {
+            let mut b = bits;
+            while b != 0 {
+                self.label_data.push(w as u32 * 64 + b.trailing_zeros());
+                b &= b - 1;
+            }
+        }
+        self.offsets.push(self.label_data.len() as u32);
         id
     }
 }
@@ -232,7 +248,8 @@ pub struct Index {
     v6_top: Vec<u32>,
     stride: usize,
     words: Vec<u64>,
-    labels: u32,
+    offsets: Vec<u32>,
+    label_data: Vec<Label>,
 }
 
 impl Index {
@@ -281,8 +298,18 @@ impl Index {
     }
 
     /// The labels in `set`, ascending.
+    #[inline]
+    pub fn labels_of(&self, set: SetId) -> &[Label] {
+        let i = set.0 as usize;
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.label_data.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// The labels in `set`, ascending, owned.
     pub fn labels(&self, set: SetId) -> Vec<Label> {
-        (0..self.labels).filter(|&l| self.contains(set, l)).collect()
+        self.labels_of(set).to_vec()
     }
 
     /// Number of disjoint ranges (IPv4 + IPv6); a measure of the index's size.
@@ -298,6 +325,7 @@ impl Index {
             + self.v6_sets.len() * 4
             + (self.v4_top.len() + self.v6_top.len()) * 4
             + self.words.len() * 8
+            + (self.offsets.len() + self.label_data.len()) * 4
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`engine`]: the compiled [`engine::Snapshot`] and [`engine::decide`], pure and infallible.
 //! - [`facts`]: per-IP facts behind a bounded moka cache (server side).
 //! - [`load`]: reads a policy directory and its data files from disk into a snapshot.
+//! - [`synth`]: deterministic synthetic prefixes, addresses and policies for benches and
+//!   the load generator.
 //! - [`testcases`]: the `tests/*.toml` policy test cases and their runner.
 //! - [`server`]: the gRPC service, metrics, cache and hot reload (the only async part).
 //! - [`cli`]: the `editgate` subcommands.
@@ -28,4 +30,5 @@ pub mod load;
 pub mod policy;
 pub mod server;
 pub mod sources;
+pub mod synth;
 pub mod testcases;

@@ -24,6 +24,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Run the policy test cases in DIR/tests/*.toml.
     Test(cli::test::TestArgs),
+    /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
+    Loadgen(cli::loadgen::LoadgenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Explain(a) => cli::check::run(a, true),
         Command::Validate(a) => cli::validate::run(a),
         Command::Test(a) => cli::test::run(a),
+        Command::Loadgen(a) => cli::loadgen::run(a),
     };
     code.into()
 }

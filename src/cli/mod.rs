@@ -2,6 +2,7 @@
 //! `main` only parses and dispatches.
 
 pub mod check;
+pub mod loadgen;
 pub mod request;
 pub mod serve;
 pub mod test;

@@ -431,3 +431,67 @@ fn hot_path_agrees_with_traced_path() {
     }
     assert_eq!(compared, ips.len() * 4 * 3 * 4 * 2);
 }
+
+/// With many rules the hot path visits candidates from an inverted label index; it must still
+/// decide exactly like the traced path, which visits every rule.
+#[test]
+fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
+    use editgate::engine::decide_with_facts;
+    use editgate::synth::{Rng, write_policy};
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    write_policy(dir.path(), &fixtures, 4_000, 120, 9).unwrap();
+    // Add xff and shadow rules so every candidate list is exercised.
+    let mut global = std::fs::read_to_string(dir.path().join("global.toml")).unwrap();
+    global += "\n[[rule]]\nid = \"xff-10\"\nverdict = \"block\"\nxff = true\nwhen.ip = [\"10.200.0.0/16\"]\n";
+    global +=
+        "\n[[rule]]\nid = \"shadow-dc\"\nverdict = \"block\"\nmode = \"shadow\"\nwhen.ip_in = [\"dc4\", \"anon\"]\n";
+    std::fs::write(dir.path().join("global.toml"), global).unwrap();
+    let loaded = load_dir(dir.path(), now()).unwrap();
+    let s = &loaded.snapshot;
+    assert!(s.rules().len() > 100);
+    let mut rng = Rng::new(77);
+    let special: Vec<std::net::IpAddr> = [
+        "162.247.74.201",
+        "1.2.0.1",
+        "186.30.236.5",
+        "81.2.69.160",
+        "1.0.0.1",
+        "10.7.1.1",
+        "10.200.3.3",
+        "2001:db8:7::1",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    let (mut compared, mut decided_by_rule) = (0, 0);
+    for i in 0..6_000u64 {
+        let ip = if i % 3 == 0 {
+            special[(i / 3) as usize % special.len()]
+        } else {
+            rng.ip()
+        };
+        let kind = [AccountKind::Anonymous, AccountKind::Temporary, AccountKind::Registered][(i % 3) as usize];
+        let mut a = attempt(&ip.to_string(), "enwiki", kind);
+        a.account.edit_count = rng.below(150);
+        if i % 7 == 0 {
+            a.account.rights = vec!["ipblock-exempt".into()];
+        }
+        if i % 5 == 0 {
+            a.forwarded_for = vec!["10.200.9.9".parse().unwrap()];
+        }
+        let traced = decide(s, &a, now());
+        let f = s.facts(a.ip);
+        let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
+        let hot = decide_with_facts(s, &a, &f, &xf, now(), false);
+        assert_eq!(
+            (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
+            (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
+            "{a:?}"
+        );
+        compared += 1;
+        decided_by_rule += usize::from(!hot.rule_id.is_empty());
+    }
+    assert_eq!(compared, 6_000);
+    assert!(decided_by_rule > 1_000, "the sample exercises rules: {decided_by_rule}");
+}
