@@ -18,7 +18,9 @@ use crate::attempt::{Account, AccountKind, Attempt, parse_ip};
 use crate::decision::{Decision, Verdict};
 use crate::engine::{Snapshot, decide};
 use crate::policy::check::toml_error;
-use crate::policy::{Origin, PolicyError, PolicyErrors, PolicyFile, hint, parse_duration};
+use crate::policy::{
+    Origin, PolicyError, PolicyErrors, PolicyFile, hint, parse_account_kind, parse_duration, parse_verdict,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,15 +148,8 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
             }
             let kind = match &r.account {
                 None => AccountKind::Anonymous,
-                Some(k) => AccountKind::parse(k.get_ref()).unwrap_or_else(|| {
-                    errors.push(PolicyError::new(
-                        at(k.span()),
-                        format!(
-                            "unknown account kind `{}`, expected one of: anonymous, temporary, registered{}",
-                            k.get_ref(),
-                            hint(k.get_ref(), AccountKind::ALL.iter().map(|k| k.as_str()))
-                        ),
-                    ));
+                Some(k) => parse_account_kind(k.get_ref()).unwrap_or_else(|msg| {
+                    errors.push(PolicyError::new(at(k.span()), msg));
                     AccountKind::Anonymous
                 }),
             };
@@ -172,17 +167,9 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
                 },
             };
             let e = c.expect.get_ref();
-            let verdict = Verdict::parse(e.verdict.get_ref());
-            if verdict.is_none() {
-                errors.push(PolicyError::new(
-                    at(e.verdict.span()),
-                    format!(
-                        "unknown verdict `{}`, expected one of: allow, require-login, block{}",
-                        e.verdict.get_ref(),
-                        hint(e.verdict.get_ref(), Verdict::ALL.iter().map(|v| v.as_str()))
-                    ),
-                ));
-            }
+            let verdict = parse_verdict(e.verdict.get_ref())
+                .map_err(|msg| errors.push(PolicyError::new(at(e.verdict.span()), msg)))
+                .ok();
             for id in e.rule.iter().chain(e.shadow.iter().flatten()) {
                 if !id.get_ref().is_empty() && !ids.contains(id.get_ref().as_str()) {
                     errors.push(PolicyError::new(

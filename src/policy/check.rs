@@ -10,9 +10,8 @@ use toml::Spanned;
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
     Cond, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef, Stage, Warning,
-    WikiPolicy, hint, is_wiki_id, parse_duration,
+    WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
 };
-use crate::attempt::AccountKind;
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
 use crate::sources::iplist::parse_net;
@@ -191,16 +190,7 @@ impl<'a> Cx<'a> {
     }
 
     fn verdict(&mut self, v: &Spanned<String>) -> Option<Verdict> {
-        let parsed = Verdict::parse(v.get_ref());
-        if parsed.is_none() {
-            let msg = format!(
-                "unknown verdict `{}`, expected one of: allow, require-login, block{}",
-                v.get_ref(),
-                hint(v.get_ref(), Verdict::ALL.iter().map(|v| v.as_str()))
-            );
-            self.err(v.span(), msg);
-        }
-        parsed
+        parse_verdict(v.get_ref()).map_err(|msg| self.err(v.span(), msg)).ok()
     }
 
     fn duration(&mut self, d: &Spanned<String>, key: &str) -> Option<i64> {
@@ -504,16 +494,9 @@ impl<'a> Cx<'a> {
         });
         let account = c.account.as_ref().map(|list| {
             self.each(list, |cx, s| {
-                let parsed = AccountKind::parse(s.get_ref());
-                if parsed.is_none() {
-                    let msg = format!(
-                        "unknown account kind `{}`, expected one of: anonymous, temporary, registered{}",
-                        s.get_ref(),
-                        hint(s.get_ref(), AccountKind::ALL.iter().map(|k| k.as_str()))
-                    );
-                    cx.err(s.span(), msg);
-                }
-                parsed
+                parse_account_kind(s.get_ref())
+                    .map_err(|msg| cx.err(s.span(), msg))
+                    .ok()
             })
         });
         let min_age = c.min_age.as_ref().and_then(|d| self.duration(d, "min_age"));

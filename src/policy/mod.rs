@@ -325,6 +325,25 @@ pub(crate) fn hint<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>
     did_you_mean(word, candidates).map_or(String::new(), |c| format!("; did you mean `{c}`?"))
 }
 
+/// The error for a word that is not one of `valid`: names them all and suggests the closest.
+pub(crate) fn unknown(what: &str, word: &str, valid: &[&str]) -> String {
+    format!(
+        "unknown {what} `{word}`, expected one of: {}{}",
+        valid.join(", "),
+        hint(word, valid.iter().copied())
+    )
+}
+
+/// Parses a verdict name, or explains what is wrong with it.
+pub(crate) fn parse_verdict(word: &str) -> Result<Verdict, String> {
+    Verdict::parse(word).ok_or_else(|| unknown("verdict", word, &Verdict::ALL.map(Verdict::as_str)))
+}
+
+/// Parses an account kind, or explains what is wrong with it.
+pub(crate) fn parse_account_kind(word: &str) -> Result<AccountKind, String> {
+    AccountKind::parse(word).ok_or_else(|| unknown("account kind", word, &AccountKind::ALL.map(AccountKind::as_str)))
+}
+
 /// Parses a duration: one or more `<number><unit>` parts, units `s`, `m`, `h`, `d`, `w`
 /// (`90d`, `1d12h`). Returns seconds.
 pub fn parse_duration(s: &str) -> Option<i64> {

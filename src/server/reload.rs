@@ -37,6 +37,17 @@ fn watch_set(state: &State) -> BTreeSet<(PathBuf, bool)> {
     set
 }
 
+fn watch(watcher: &mut impl Watcher, dir: &std::path::Path, recursive: bool) {
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    if let Err(e) = watcher.watch(dir, mode) {
+        tracing::warn!(dir = %dir.display(), "cannot watch for changes: {e}");
+    }
+}
+
 /// Starts the watcher. Changes are debounced by `settings.debounce`, so an editor's
 /// write-rename-chmod sequence or a `git pull` triggers one reload.
 pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<WatchTask> {
@@ -49,14 +60,7 @@ pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<WatchTask> {
     })?;
     let mut watched = watch_set(&state);
     for (dir, recursive) in &watched {
-        let mode = if *recursive {
-            RecursiveMode::Recursive
-        } else {
-            RecursiveMode::NonRecursive
-        };
-        if let Err(e) = watcher.watch(dir, mode) {
-            tracing::warn!(dir = %dir.display(), "cannot watch for changes: {e}");
-        }
+        watch(&mut watcher, dir, *recursive);
     }
     let debounce = state.settings.debounce;
     let task = tokio::spawn(async move {
@@ -70,14 +74,7 @@ pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<WatchTask> {
                     let _ = watcher.unwatch(dir);
                 }
                 for (dir, recursive) in now.difference(&watched) {
-                    let mode = if *recursive {
-                        RecursiveMode::Recursive
-                    } else {
-                        RecursiveMode::NonRecursive
-                    };
-                    if let Err(e) = watcher.watch(dir, mode) {
-                        tracing::warn!(dir = %dir.display(), "cannot watch for changes: {e}");
-                    }
+                    watch(&mut watcher, dir, *recursive);
                 }
                 watched = now;
             }
