@@ -1,6 +1,6 @@
 //! Hot reload triggers: SIGHUP, and a debounced watcher on the policy directory and on every
 //! source file outside it. Each trigger calls [`State::reload`], which builds the new snapshot
-//! on a blocking thread and swaps it in atomically.
+//! on a dedicated low-priority thread and swaps it in atomically.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
