@@ -2,19 +2,92 @@
 //! [`Metrics::rule_counters`]), so a decision increments an atomic and allocates nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use jiff::Timestamp;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
 use crate::decision::Verdict;
 use crate::engine::Snapshot;
-use crate::facts::FactsCache;
+use crate::facts::{FactsCache, StripedCounter};
+
+/// The decision latency histogram. Observing is two relaxed adds on this thread's stripes, no lock:
+/// prometheus-client's `Histogram` takes a mutex per observation, which measured 5% of the
+/// server's time at ~900k streamed decisions/s on two cores.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram(Arc<LatencyInner>);
+
+#[derive(Debug)]
+struct LatencyInner {
+    /// Upper bounds in nanoseconds; `buckets` has one more slot, for +Inf.
+    bounds: Vec<u64>,
+    buckets: Vec<StripedCounter>,
+    sum_nanos: StripedCounter,
+}
+
+impl LatencyHistogram {
+    /// Buckets from 1 µs doubling to about 0.5 s.
+    pub fn new() -> Self {
+        let bounds: Vec<u64> = exponential_buckets(1e-6, 2.0, 20)
+            .map(|s| (s * 1e9).round() as u64)
+            .collect();
+        let buckets = (0..=bounds.len()).map(|_| StripedCounter::default()).collect();
+        Self(Arc::new(LatencyInner {
+            bounds,
+            buckets,
+            sum_nanos: StripedCounter::default(),
+        }))
+    }
+
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let n = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = self.0.bounds.partition_point(|b| *b < n);
+        if let Some(b) = self.0.buckets.get(i) {
+            b.add(1);
+        }
+        self.0.sum_nanos.add(n);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.0.buckets.iter().map(StripedCounter::get).sum()
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut buckets: Vec<(f64, u64)> = self
+            .0
+            .bounds
+            .iter()
+            .zip(&self.0.buckets)
+            .map(|(b, c)| (*b as f64 / 1e9, c.get()))
+            .collect();
+        buckets.push((f64::INFINITY, self.0.buckets.last().map_or(0, StripedCounter::get)));
+        let count = buckets.iter().map(|(_, c)| c).sum();
+        let sum = self.0.sum_nanos.get() as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
@@ -54,7 +127,7 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     shadow: Family<RuleLabel, Counter>,
     /// Decision latency, seconds (request parsed to response built).
-    pub latency: Histogram,
+    pub latency: LatencyHistogram,
     /// Requests rejected as malformed, by method.
     invalid: Family<MethodLabel, Counter>,
     cache_hits: Gauge<u64, AtomicU64>,
@@ -84,7 +157,7 @@ impl Metrics {
         let m = Self {
             decisions: Family::default(),
             shadow: Family::default(),
-            latency: Histogram::new(exponential_buckets(1e-6, 2.0, 20)),
+            latency: LatencyHistogram::new(),
             invalid: Family::default(),
             cache_hits: Gauge::default(),
             cache_misses: Gauge::default(),

@@ -235,7 +235,7 @@ impl State {
             }
         }
         let resp = proto::to_response(&d, req.request_id.clone());
-        self.metrics.latency.observe(started.elapsed().as_secs_f64());
+        self.metrics.latency.observe(started.elapsed());
         Ok(resp)
     }
 }
