@@ -149,6 +149,14 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
     if !errors.is_empty() {
         return Err(LoadError::Invalid(PolicyErrors(errors)));
     }
+    let mut warnings = warnings;
+    warnings.extend(crate::policy::lint::redundant_ip_in(&policy, |name| {
+        let i = policy.sources.iter().position(|s| s.name == name)?;
+        match &data.get(i)?.content {
+            SourceContent::Networks(n) => Some(n.as_slice()),
+            SourceContent::Maxmind(_) => None,
+        }
+    }));
     let digest = hasher.finalize();
     let mut version = String::with_capacity(16);
     for b in &digest[..8] {

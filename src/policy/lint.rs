@@ -4,6 +4,8 @@ use std::collections::HashSet;
 
 use jiff::Timestamp;
 
+use crate::attempt::AccountKind;
+use crate::decision::Verdict;
 use crate::sources::SourceKind;
 
 use super::{Cond, Lint, Mode, Policy, Rule, Warning};
@@ -32,6 +34,21 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 rule,
                 format!(
                     "rule `{}` sets `xff = true` but tests no IP (`ip_in`, `ip`, `asn`, `country`)",
+                    rule.id
+                ),
+            ));
+        }
+        let anon_only = rule
+            .when
+            .account
+            .as_ref()
+            .is_some_and(|k| !k.is_empty() && !k.contains(&AccountKind::Registered));
+        if rule.verdict == Verdict::Block && anon_only && rule.mode == Mode::Enforce {
+            out.push(warn(
+                Lint::AnonymousBlock,
+                rule,
+                format!(
+                    "rule `{}` blocks only anonymous and temporary editors; consider `require-login`: it refuses the same edits but lets people in good standing continue after logging in, where account rules (age, edits, ipblock-exempt) can judge them, like MediaWiki's soft blocks. Keep `block` if logged-in edits from here must be refused too, and say so in the rule's description",
                     rule.id
                 ),
             ));
@@ -165,4 +182,37 @@ fn implies(a: &Cond, b: &Cond) -> bool {
         && at_least(age(a.min_age), age(b.min_age))
         && at_most(age(a.max_age), age(b.max_age))
         && b.email_confirmed.is_none_or(|v| a.email_confirmed == Some(v))
+}
+
+/// Warns about tables whose `ip` networks all lie inside one network of a source the same
+/// table tests with `ip_in`: the `ip_in` key then adds nothing. Needs the parsed source data,
+/// so [`crate::load`] calls it; `networks(name)` gives a list source's networks, or `None`
+/// for a MaxMind source (never judged).
+pub fn redundant_ip_in<'a>(policy: &Policy, networks: impl Fn(&str) -> Option<&'a [ipnet::IpNet]>) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for rule in &policy.rules {
+        for (table, c) in std::iter::once(("when", &rule.when)).chain(rule.unless.as_ref().map(|u| ("unless", u))) {
+            let (Some(ips), Some(names)) = (&c.ip, &c.ip_in) else {
+                continue;
+            };
+            if ips.is_empty() {
+                continue;
+            }
+            for name in names {
+                let Some(nets) = networks(name) else { continue };
+                if ips.iter().all(|n| nets.iter().any(|m| m.contains(n))) {
+                    out.push(warn(
+                        Lint::RedundantIpIn,
+                        rule,
+                        format!(
+                            "rule `{}`: every `{table}.ip` network lies inside source `{name}`, which `{table}.ip_in` already tests; the `ip` networks alone decide",
+                            rule.id
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    out
 }

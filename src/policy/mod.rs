@@ -127,6 +127,10 @@ pub enum Lint {
     UselessXff,
     /// A condition that can never hold (`min_edits` above `max_edits`, ...).
     ImpossibleCondition,
+    /// `ip` networks that all lie inside a source the same table tests with `ip_in`.
+    RedundantIpIn,
+    /// `block` for anonymous/temporary editors only, where `require-login` may do.
+    AnonymousBlock,
 }
 
 impl Lint {
@@ -138,6 +142,8 @@ impl Lint {
             Self::UnreachableRule => "unreachable-rule",
             Self::UselessXff => "useless-xff",
             Self::ImpossibleCondition => "impossible-condition",
+            Self::RedundantIpIn => "redundant-ip-in",
+            Self::AnonymousBlock => "anonymous-block",
         }
     }
 }

@@ -216,6 +216,20 @@ id = "never"
 verdict = "allow"
 when.min_edits = 10
 when.max_edits = 5
+
+[[rule]]
+id = "inside-list"
+verdict = "require-login"
+when.ip_in = ["used"]
+when.ip = ["192.0.2.0/25", "192.0.2.200"]
+when.account = ["registered"]
+
+[[rule]]
+id = "partly-outside"
+verdict = "require-login"
+when.ip_in = ["used"]
+when.ip = ["192.0.2.0/25", "198.51.100.1"]
+when.account = ["temporary"]
 "#;
     let w = lints(&[("global.toml", global), ("a.txt", "192.0.2.0/24\n")]);
     let has = |lint: Lint, text: &str| w.iter().any(|(l, s)| *l == lint && s.contains(text));
@@ -231,13 +245,33 @@ when.max_edits = 5
     );
     assert!(has(Lint::UselessXff, "rule `pointless-xff`"), "{w:?}");
     assert!(has(Lint::ImpossibleCondition, "rule `never` can never match"), "{w:?}");
+    assert!(
+        has(
+            Lint::RedundantIpIn,
+            "rule `inside-list`: every `when.ip` network lies inside source `used`"
+        ),
+        "{w:?}"
+    );
+    assert!(!has(Lint::RedundantIpIn, "partly-outside"), "{w:?}");
+    assert!(
+        has(
+            Lint::AnonymousBlock,
+            "rule `anon-on-list` blocks only anonymous and temporary editors; consider `require-login`"
+        ),
+        "{w:?}"
+    );
+    assert!(
+        !has(Lint::AnonymousBlock, "rule `all-anon`"),
+        "require-login is not flagged: {w:?}"
+    );
     assert!(w.iter().all(|(_, s)| s.starts_with("global.toml:")), "{w:?}");
 }
 
 #[test]
 fn narrower_unless_keeps_a_later_rule_reachable() {
     let global = "[[rule]]\nid = \"a\"\nverdict = \"block\"\nwhen.account = [\"anonymous\"]\nunless.rights = [\"x\"]\n\n[[rule]]\nid = \"b\"\nverdict = \"block\"\nwhen.account = [\"anonymous\"]\n";
-    assert!(lints(&[("global.toml", global)]).is_empty());
+    let w = lints(&[("global.toml", global)]);
+    assert!(w.iter().all(|(l, _)| *l != Lint::UnreachableRule), "{w:?}");
 }
 
 #[test]
