@@ -39,6 +39,61 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
     /// Every file read (policy files and source data), for change watching.
     pub inputs: Vec<PathBuf>,
+    /// The decision log settings with the key read, when `[settings.decision_log]` is set.
+    pub decision_log: Option<DecisionLogConfig>,
+}
+
+/// A ready-to-use decision log configuration.
+#[derive(Clone, PartialEq)]
+pub struct DecisionLogConfig {
+    /// The JSON Lines file.
+    pub path: PathBuf,
+    /// The HMAC-SHA256 key for addresses (never logged, never part of the policy version).
+    pub key: Vec<u8>,
+    /// Fraction of decisions logged.
+    pub sample_rate: f64,
+    /// Rotate past this size.
+    pub max_bytes: Option<u64>,
+}
+
+impl std::fmt::Debug for DecisionLogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionLogConfig")
+            .field("path", &self.path)
+            .field("key", &"<redacted>")
+            .field("sample_rate", &self.sample_rate)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+/// Reads the decision log key: the file's bytes, surrounding whitespace trimmed; at least 16
+/// bytes, so that hashed addresses cannot be brute-forced from a guessable key.
+fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Result<DecisionLogConfig, PolicyError> {
+    let key_path = dir.join(&s.key_file);
+    let key = std::fs::read(&key_path).map_err(|e| {
+        PolicyError::new(
+            s.origin.clone(),
+            format!("decision_log: cannot read key file `{}`: {e}", s.key_file),
+        )
+    })?;
+    let key = key.trim_ascii().to_vec();
+    if key.len() < 16 {
+        return Err(PolicyError::new(
+            s.origin.clone(),
+            format!(
+                "decision_log: key file `{}` holds {} bytes; use at least 16 random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
+                s.key_file,
+                key.len()
+            ),
+        ));
+    }
+    Ok(DecisionLogConfig {
+        path: dir.join(&s.path),
+        key,
+        sample_rate: s.sample_rate,
+        max_bytes: s.max_bytes,
+    })
 }
 
 /// Reads `global.toml` and `wikis/*.toml` (sorted by name).
@@ -146,6 +201,16 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
             )),
         }
     }
+    let decision_log = match &policy.settings.decision_log {
+        Some(s) => match decision_log_config(dir, s).inspect(|_| inputs.push(dir.join(&s.key_file))) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(LoadError::Invalid(PolicyErrors(errors)));
     }
@@ -166,6 +231,7 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
         snapshot: Snapshot::build(policy, data, version),
         warnings,
         inputs,
+        decision_log,
     })
 }
 

@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
-    Cond, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef, Stage, Warning,
-    WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
+    Cond, DecisionLogSettings, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef,
+    Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
@@ -212,10 +212,41 @@ impl<'a> Cx<'a> {
             return Settings::default();
         };
         let raw = raw.get_ref();
+        let decision_log = raw.decision_log.as_ref().and_then(|dl| {
+            let d = dl.get_ref();
+            if self.file.path != "global.toml" {
+                self.err(dl.span(), "`decision_log` belongs in the [settings] of global.toml");
+                return None;
+            }
+            let rate = d.sample_rate.as_ref().map_or(1.0, |r| *r.get_ref());
+            if let Some(r) = &d.sample_rate
+                && !(0.0..=1.0).contains(r.get_ref())
+            {
+                self.err(
+                    r.span(),
+                    format!("`sample_rate = {}` must be between 0 and 1", r.get_ref()),
+                );
+                return None;
+            }
+            for (key, v) in [("path", &d.path), ("key_file", &d.key_file)] {
+                if v.get_ref().trim().is_empty() {
+                    self.err(v.span(), format!("`{key}` is empty"));
+                    return None;
+                }
+            }
+            Some(DecisionLogSettings {
+                path: d.path.get_ref().clone(),
+                key_file: d.key_file.get_ref().clone(),
+                sample_rate: rate,
+                max_bytes: d.max_bytes,
+                origin: self.origin(dl.span()),
+            })
+        });
         Settings {
             default: raw.default.as_ref().and_then(|d| self.verdict(d)),
             default_message: raw.default_message.clone(),
             appeal: raw.appeal.clone(),
+            decision_log,
         }
     }
 

@@ -174,7 +174,26 @@ pub struct Settings {
     pub default_message: Option<String>,
     /// Appeal path for refusals.
     pub appeal: Option<String>,
+    /// The decision log, when enabled (global.toml only).
+    pub decision_log: Option<DecisionLogSettings>,
 }
+
+/// `[settings.decision_log]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionLogSettings {
+    /// JSON Lines file, relative to the policy directory or absolute.
+    pub path: String,
+    /// File holding the HMAC-SHA256 key (relative to the policy directory or absolute).
+    pub key_file: String,
+    /// Fraction of decisions logged, 0 to 1.
+    pub sample_rate: f64,
+    /// Rotate to `<path>.1` past this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Where it is configured.
+    pub origin: Origin,
+}
+
+impl Eq for DecisionLogSettings {}
 
 /// A named source.
 #[derive(Debug, Clone, PartialEq, Eq)]

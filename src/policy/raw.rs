@@ -35,6 +35,22 @@ pub struct RawSettings {
     pub default_message: Option<String>,
     /// Where to appeal a refusal, unless the rule says otherwise.
     pub appeal: Option<String>,
+    /// The opt-in, privacy-safe decision log (global.toml only).
+    pub decision_log: Option<Spanned<RawDecisionLog>>,
+}
+
+/// `[settings.decision_log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecisionLog {
+    /// JSON Lines file, relative to the policy directory or absolute.
+    pub path: Spanned<String>,
+    /// File holding the HMAC key for addresses.
+    pub key_file: Spanned<String>,
+    /// Fraction of decisions logged, 0 to 1.
+    pub sample_rate: Option<Spanned<f64>>,
+    /// Rotate to `<path>.1` past this size.
+    pub max_bytes: Option<u64>,
 }
 
 /// `[sources.<name>]`

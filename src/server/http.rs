@@ -21,9 +21,13 @@ pub fn router(state: Arc<State>) -> Router {
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
     let live = state.current();
-    let body = state
-        .metrics
-        .render(&live.snapshot, live.generation, live.loaded_at, &state.cache);
+    let body = state.metrics.render(
+        &live.snapshot,
+        live.generation,
+        live.loaded_at,
+        &state.cache,
+        &state.decision_log.stats,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -142,6 +142,9 @@ pub struct Metrics {
     source_entries: Family<SourceLabel, Gauge<u64, AtomicU64>>,
     source_age: Family<SourceLabel, Gauge<f64, AtomicU64>>,
     source_stale: Family<SourceLabel, Gauge<u64, AtomicU64>>,
+    log_written: Gauge<u64, AtomicU64>,
+    log_dropped: Gauge<u64, AtomicU64>,
+    log_errors: Gauge<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -169,6 +172,9 @@ impl Metrics {
             source_entries: Family::default(),
             source_age: Family::default(),
             source_stale: Family::default(),
+            log_written: Gauge::default(),
+            log_dropped: Gauge::default(),
+            log_errors: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -241,6 +247,21 @@ impl Metrics {
             "1 when a source's data is older than its max_age",
             m.source_stale.clone(),
         );
+        registry.register(
+            "decision_log_lines",
+            "Decision log lines written (total)",
+            m.log_written.clone(),
+        );
+        registry.register(
+            "decision_log_dropped",
+            "Decision log records dropped because the writer fell behind (total)",
+            m.log_dropped.clone(),
+        );
+        registry.register(
+            "decision_log_errors",
+            "Decision log lines lost to write errors, such as a full disk (total)",
+            m.log_errors.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -294,8 +315,19 @@ impl Metrics {
     }
 
     /// Renders the text exposition, refreshing the gauges that depend on the time.
-    pub fn render(&self, snap: &Snapshot, generation: u64, loaded_at: Timestamp, cache: &FactsCache) -> String {
+    pub fn render(
+        &self,
+        snap: &Snapshot,
+        generation: u64,
+        loaded_at: Timestamp,
+        cache: &FactsCache,
+        log: &super::decision_log::LogStats,
+    ) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
         let now = Timestamp::now();
+        self.log_written.set(log.written.load(Relaxed));
+        self.log_dropped.set(log.dropped.load(Relaxed));
+        self.log_errors.set(log.errors.load(Relaxed));
         self.cache_hits.set(cache.hits());
         self.cache_misses.set(cache.misses());
         self.cache_entries.set(cache.len());

@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
 //! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
 
+pub mod decision_log;
 pub mod http;
 pub mod metrics;
 pub mod proto;
@@ -104,6 +105,8 @@ pub struct State {
     pub metrics: Metrics,
     /// The settings.
     pub settings: Settings,
+    /// The opt-in decision log.
+    pub decision_log: decision_log::DecisionLog,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -116,12 +119,15 @@ impl State {
             tracing::warn!(lint = w.lint.as_str(), "{w}");
         }
         let metrics = Metrics::new();
+        let log = decision_log::DecisionLog::new();
+        log.configure(loaded.decision_log.clone());
         let live = Self::make_live(&metrics, loaded, 1);
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
             cache: FactsCache::new(settings.cache_capacity, settings.cache_ttl),
             metrics,
             settings,
+            decision_log: log,
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -167,6 +173,9 @@ impl State {
         };
         match result {
             Ok(loaded) => {
+                // The key file is not part of the policy version, so apply the log settings
+                // (and reopen the file) even when nothing else changed.
+                self.decision_log.configure(loaded.decision_log.clone());
                 let old = self.current();
                 if loaded.snapshot.version() == old.snapshot.version() {
                     self.metrics.reload_success.inc();
@@ -192,6 +201,7 @@ impl State {
                 Ok(ReloadOutcome::Swapped { generation, version })
             }
             Err(e) => {
+                self.decision_log.reopen();
                 self.metrics.reload_failures.inc();
                 for line in e.lines() {
                     tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
@@ -234,6 +244,7 @@ impl State {
                 c.inc();
             }
         }
+        self.decision_log.record(&d, &attempt, now);
         let resp = proto::to_response(&d, req.request_id.clone());
         self.metrics.latency.observe(started.elapsed());
         Ok(resp)

@@ -529,3 +529,55 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
     assert_eq!(compared, 6_000);
     assert!(decided_by_rule > 1_000, "the sample exercises rules: {decided_by_rule}");
 }
+
+#[test]
+fn decision_log_settings_are_checked() {
+    let key = ("log.key", "0123456789abcdef0123456789abcdef");
+    let e = errors(&[
+        (
+            "global.toml",
+            "[settings.decision_log]\npath = \"d.jsonl\"\nkey_file = \"log.key\"\nsample_rate = 2.0\n",
+        ),
+        key,
+    ]);
+    assert!(
+        e[0].starts_with("global.toml:4:15: `sample_rate = 2` must be between 0 and 1"),
+        "{e:?}"
+    );
+    let e = errors(&[
+        (
+            "global.toml",
+            "[settings.decision_log]\npath = \"d.jsonl\"\nkey_file = \"log.key\"\n",
+        ),
+        ("log.key", "short\n"),
+    ]);
+    assert!(
+        e[0].contains("decision_log: key file `log.key` holds 5 bytes; use at least 16"),
+        "{e:?}"
+    );
+    let e = errors(&[(
+        "global.toml",
+        "[settings.decision_log]\npath = \"d.jsonl\"\nkey_file = \"missing.key\"\n",
+    )]);
+    assert!(e[0].contains("cannot read key file `missing.key`"), "{e:?}");
+    let e = errors(&[
+        ("global.toml", ""),
+        (
+            "wikis/enwiki.toml",
+            "[settings.decision_log]\npath = \"d\"\nkey_file = \"k\"\n",
+        ),
+        key,
+    ]);
+    assert!(
+        e[0].contains("`decision_log` belongs in the [settings] of global.toml"),
+        "{e:?}"
+    );
+    let e = errors(&[
+        (
+            "global.toml",
+            "[settings.decision_log]\npath = \"d\"\nkey_file = \"log.key\"\nsample = 1\n",
+        ),
+        key,
+    ]);
+    assert!(e[0].contains("unknown key `sample`"), "{e:?}");
+}

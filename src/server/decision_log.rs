@@ -1,0 +1,307 @@
+//! The opt-in decision log: one JSON line per (sampled) decision, never a raw IP.
+//!
+//! Each line holds the time, wiki, action, account kind, verdict, deciding rule, shadow
+//! rules, policy version, the address as a keyed hash (HMAC-SHA256, key from
+//! `[settings.decision_log] key_file`) and its network prefix (/24 for IPv4, /48 for IPv6)
+//! for aggregation.
+//!
+//! The request path only samples and hands a small record to a bounded channel
+//! (`try_send`: never waits). A dedicated thread hashes, formats and writes. When the disk is
+//! full or the file cannot be written, lines are dropped and counted; decisions never fail
+//! and never wait for the log. The file is reopened on every reload (SIGHUP: what log
+//! rotation tools send) and rotated to `<path>.1` past `max_bytes`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use hmac::{Hmac, KeyInit, Mac};
+use ipnet::IpNet;
+use jiff::Timestamp;
+use sha2::Sha256;
+
+use crate::decision::Decision;
+use crate::load::DecisionLogConfig;
+
+/// Records waiting for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+
+/// One decision to log. The raw address only lives in memory until the writer hashes it.
+pub struct Record {
+    time: Timestamp,
+    ip: IpAddr,
+    wiki: String,
+    action: String,
+    account: &'static str,
+    verdict: &'static str,
+    rule_id: String,
+    shadow: Vec<String>,
+    policy_version: String,
+}
+
+enum Msg {
+    Line(Record),
+    /// Use this configuration (or stop logging) and reopen the file.
+    Configure(Option<Arc<DecisionLogConfig>>),
+}
+
+/// Counters for the metrics.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    /// Lines written.
+    pub written: AtomicU64,
+    /// Records dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Lines lost to write or open errors (a full disk, a missing directory).
+    pub errors: AtomicU64,
+}
+
+/// The request-side handle.
+pub struct DecisionLog {
+    config: ArcSwapOption<DecisionLogConfig>,
+    /// Set once, when logging is first enabled; the writer thread then lives as long as the
+    /// process (it idles when logging is turned off).
+    tx: OnceLock<SyncSender<Msg>>,
+    /// Counters.
+    pub stats: Arc<LogStats>,
+}
+
+impl DecisionLog {
+    /// A handle with no writer yet; [`DecisionLog::configure`] starts one when logging is on.
+    pub fn new() -> Self {
+        Self {
+            config: ArcSwapOption::empty(),
+            tx: OnceLock::new(),
+            stats: Arc::new(LogStats::default()),
+        }
+    }
+
+    /// Applies a (re)loaded configuration and reopens the file.
+    pub fn configure(&self, config: Option<DecisionLogConfig>) {
+        let config = config.map(Arc::new);
+        self.config.store(config.clone());
+        if self.tx.get().is_none() && config.is_some() {
+            let (sender, receiver) = sync_channel(QUEUE);
+            let stats = self.stats.clone();
+            match std::thread::Builder::new()
+                .name("editgate-decision-log".into())
+                .spawn(move || writer(receiver, stats))
+            {
+                Ok(_) => {
+                    let _ = self.tx.set(sender);
+                }
+                Err(e) => tracing::error!("decision log disabled: cannot start its thread: {e}"),
+            }
+        }
+        if let Some(sender) = self.tx.get() {
+            // Blocking is fine here: configuration happens on reload, not per request.
+            let _ = sender.send(Msg::Configure(config));
+        }
+    }
+
+    /// Reopens the file with the current configuration (log rotation by rename + SIGHUP).
+    pub fn reopen(&self) {
+        if let Some(sender) = self.tx.get() {
+            let _ = sender.send(Msg::Configure(self.config.load_full()));
+        }
+    }
+
+    /// Logs a decision when logging is on and the sample says so. Never blocks.
+    pub fn record(&self, d: &Decision<'_>, attempt: &crate::attempt::Attempt, now: Timestamp) {
+        let Some(cfg) = self.config.load_full() else { return };
+        if cfg.sample_rate < 1.0 && !sampled(cfg.sample_rate) {
+            return;
+        }
+        let Some(tx) = self.tx.get() else { return };
+        let rec = Record {
+            time: now,
+            ip: attempt.ip,
+            wiki: attempt.wiki.clone(),
+            action: attempt.action.clone(),
+            account: attempt.account.kind.as_str(),
+            verdict: d.verdict.as_str(),
+            rule_id: d.rule_id.to_owned(),
+            shadow: d.shadow_rule_ids.iter().map(|s| (*s).to_owned()).collect(),
+            policy_version: d.policy_version.to_owned(),
+        };
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(Msg::Line(rec)) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for DecisionLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A cheap per-thread coin flip with probability `rate`.
+fn sampled(rate: f64) -> bool {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(0x2545_F491_4F6C_DD1D ^ (std::process::id() as u64));
+    }
+    STATE.with(|s| {
+        let mut rng = crate::synth::Rng::new(s.get());
+        let x = rng.next_u64();
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64 <= rate
+    })
+}
+
+/// The address as HMAC-SHA256 under `key`, hex-encoded: stable for one key, so the same
+/// address can be followed across lines, and unlinkable once the key is rotated.
+pub fn ip_hmac(key: &[u8], ip: IpAddr) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    match ip {
+        IpAddr::V4(v4) => mac.update(&v4.octets()),
+        IpAddr::V6(v6) => mac.update(&v6.octets()),
+    }
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The aggregation prefix: /24 for IPv4, /48 for IPv6.
+pub fn ip_prefix(ip: IpAddr) -> String {
+    let len = if ip.is_ipv4() { 24 } else { 48 };
+    IpNet::new(ip, len).map(|n| n.trunc().to_string()).unwrap_or_default()
+}
+
+struct Sink {
+    cfg: Arc<DecisionLogConfig>,
+    out: Option<BufWriter<File>>,
+    size: u64,
+    /// After an open error, do not retry before this instant.
+    retry_at: Option<Instant>,
+    /// Lines written to the buffer since the last successful flush (lost if the disk fails).
+    pending: u64,
+}
+
+impl Sink {
+    fn open(&mut self) {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        match OpenOptions::new().create(true).append(true).open(&self.cfg.path) {
+            Ok(f) => {
+                self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                self.out = Some(BufWriter::new(f));
+                self.retry_at = None;
+            }
+            Err(e) => {
+                tracing::error!(path = %self.cfg.path.display(), "decision log: cannot open: {e}");
+                self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn rotate(&mut self, stats: &LogStats) {
+        self.flush(stats);
+        self.out = None;
+        let mut rotated = self.cfg.path.clone().into_os_string();
+        rotated.push(".1");
+        if let Err(e) = std::fs::rename(&self.cfg.path, PathBuf::from(rotated)) {
+            tracing::error!("decision log: cannot rotate: {e}");
+        }
+        self.open();
+    }
+
+    fn write(&mut self, rec: &Record, stats: &LogStats) {
+        if self.out.is_none() {
+            self.open();
+        }
+        let Some(out) = self.out.as_mut() else {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let line = serde_json::json!({
+            "time": rec.time.to_string(),
+            "wiki": rec.wiki,
+            "action": rec.action,
+            "account": rec.account,
+            "verdict": rec.verdict,
+            "rule_id": rec.rule_id,
+            "shadow_rule_ids": rec.shadow,
+            "policy_version": rec.policy_version,
+            "ip_hmac": ip_hmac(&self.cfg.key, rec.ip),
+            "ip_prefix": ip_prefix(rec.ip),
+        })
+        .to_string();
+        match writeln!(out, "{line}") {
+            Ok(()) => {
+                self.pending += 1;
+                self.size += line.len() as u64 + 1;
+            }
+            Err(_) => self.fail(stats),
+        }
+        if self.cfg.max_bytes.is_some_and(|m| self.size >= m) {
+            self.rotate(stats);
+        }
+    }
+
+    fn flush(&mut self, stats: &LogStats) {
+        let Some(out) = self.out.as_mut() else { return };
+        if out.flush().is_err() {
+            self.fail(stats);
+        } else {
+            stats.written.fetch_add(self.pending, Ordering::Relaxed);
+            self.pending = 0;
+        }
+    }
+
+    /// A write failed (a full disk): drop the buffered lines, count them, reopen later.
+    fn fail(&mut self, stats: &LogStats) {
+        stats.errors.fetch_add(self.pending.max(1), Ordering::Relaxed);
+        self.pending = 0;
+        if let Some(out) = self.out.take() {
+            // into_parts hands the file back without writing the buffer again.
+            let _ = out.into_parts();
+        }
+        self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+    }
+}
+
+fn writer(rx: Receiver<Msg>, stats: Arc<LogStats>) {
+    let mut sink: Option<Sink> = None;
+    while let Ok(msg) = rx.recv() {
+        let mut next = Some(msg);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Configure(cfg) => {
+                    if let Some(s) = sink.as_mut() {
+                        s.flush(&stats);
+                    }
+                    sink = cfg.map(|cfg| {
+                        let mut s = Sink {
+                            cfg,
+                            out: None,
+                            size: 0,
+                            retry_at: None,
+                            pending: 0,
+                        };
+                        s.open();
+                        s
+                    });
+                }
+                Msg::Line(rec) => match sink.as_mut() {
+                    Some(s) => s.write(&rec, &stats),
+                    None => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Some(s) = sink.as_mut() {
+            s.flush(&stats);
+        }
+    }
+}
