@@ -24,6 +24,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Run the policy test cases in DIR/tests/*.toml.
     Test(cli::test::TestArgs),
+    /// Replay recorded attempts under two policy directories and report what changes.
+    Replay(cli::replay::ReplayArgs),
     /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
     Loadgen(cli::loadgen::LoadgenArgs),
 }
@@ -37,6 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::Validate(a) => cli::validate::run(a),
         Command::Test(a) => cli::test::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
+        Command::Replay(a) => cli::replay::run(a),
     };
     code.into()
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod loadgen;
+pub mod replay;
 pub mod request;
 pub mod serve;
 pub mod test;

@@ -456,3 +456,184 @@ fn loadgen_refuses_non_loopback_targets() {
         .code(2)
         .stderr(predicate::str::contains("only targets loopback"));
 }
+
+/// Copies a directory tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn replay_counts_add_up_and_transitions_follow_the_change() {
+    use editgate::synth::Rng;
+    // NEW: tor-anon blocks instead of requiring login; vpn-anon is gone.
+    let new = tempfile::tempdir().unwrap();
+    copy_tree(&shipped_policies(), new.path());
+    let global = std::fs::read_to_string(new.path().join("global.toml")).unwrap();
+    let global = global.replacen(
+        "verdict = \"require-login\"\nmessage = \"editgate-tor-login\"",
+        "verdict = \"block\"\nmessage = \"editgate-tor-login\"",
+        1,
+    );
+    let start = global.find("[[rule]]\nid = \"vpn-anon\"").unwrap();
+    let end = start + global[start..].find("\n\n[[rule]]").unwrap();
+    let global = format!("{}{}", &global[..start], &global[end + 2..]);
+    assert!(!global.contains("vpn-anon"));
+    std::fs::write(new.path().join("global.toml"), global).unwrap();
+
+    // 100k attempts: Tor exits, VPN networks, anywhere; all account kinds; both JSON styles.
+    let tor: Vec<String> = ["162.247.74.201", "199.249.223.62", "178.19.111.147"]
+        .map(String::from)
+        .to_vec();
+    let vpn = ["2.26.157.", "2.26.164."];
+    let mut rng = Rng::new(4);
+    let mut text = String::new();
+    let kinds = [
+        "ACCOUNT_KIND_ANONYMOUS",
+        "ACCOUNT_KIND_TEMPORARY",
+        "ACCOUNT_KIND_REGISTERED",
+    ];
+    for i in 0..100_000u64 {
+        let ip = match rng.below(10) {
+            0..=1 => tor[rng.below(3) as usize].clone(),
+            2..=3 => format!("{}{}", vpn[rng.below(2) as usize], rng.below(256)),
+            _ => rng.ip().to_string(),
+        };
+        let kind = kinds[rng.below(3) as usize];
+        let wiki = ["enwiki", "dewiki", ""][rng.below(3) as usize];
+        if i % 2 == 0 {
+            text += &format!(
+                "{{\"ip\":\"{ip}\",\"wiki\":\"{wiki}\",\"action\":\"edit\",\"requestId\":\"r{i}\",\"account\":{{\"kind\":\"{kind}\",\"editCount\":\"{}\",\"registeredAt\":\"2026-01-01T00:00:00Z\"}}}}\n",
+                rng.below(300)
+            );
+        } else {
+            text += &format!(
+                "{{\"ip\":\"{ip}\",\"wiki\":\"{wiki}\",\"request_id\":\"r{i}\",\"account\":{{\"kind\":{},\"edit_count\":{}}}}}\n",
+                1 + rng.below(3),
+                rng.below(300)
+            );
+        }
+    }
+    text += "{\"ip\":\"300.1.1.1\",\"account\":{\"kind\":\"ACCOUNT_KIND_ANONYMOUS\"}}\nnot json\n{\"ip\":\"192.0.2.1\"}\n\n";
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &text).unwrap();
+
+    let out = editgate()
+        .args(["replay", "--json", "--at", "2026-11-25T00:00:00Z", "--policies"])
+        .arg(shipped_policies())
+        .arg("--against")
+        .arg(new.path())
+        .arg("--attempts")
+        .arg(file.path())
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains(":100001: ip: `300.1.1.1`") && stderr.contains(":100003: account: required"),
+        "{stderr}"
+    );
+    assert_eq!(v["lines"], 100_003);
+    assert_eq!(v["invalid"], 3);
+    let sum = |side: &str| {
+        ["allow", "require-login", "block"]
+            .iter()
+            .map(|k| v[side]["verdicts"][k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("old"), 100_000);
+    assert_eq!(sum("new"), 100_000);
+
+    // Replay the old policy alone to learn how many decisions each rule made.
+    let same = editgate()
+        .args(["replay", "--json", "--at", "2026-11-25T00:00:00Z", "--policies"])
+        .arg(shipped_policies())
+        .arg("--against")
+        .arg(shipped_policies())
+        .arg("--attempts")
+        .arg(file.path())
+        .assert()
+        .success();
+    let same: Value = serde_json::from_slice(&same.get_output().stdout).unwrap();
+    assert_eq!(same["changed"], 0);
+    assert_eq!(same["transitions"], serde_json::json!([]));
+
+    let transitions: Vec<(String, String, u64)> = v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().into(),
+                t["to"].as_str().unwrap().into(),
+                t["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let rules = v["rules"].as_array().unwrap();
+    let vpn_lost = rules.iter().find(|r| r["rule_id"] == "vpn-anon").unwrap();
+    let n_vpn = vpn_lost["old"].as_u64().unwrap();
+    assert!(n_vpn > 1_000, "{vpn_lost}");
+    assert_eq!(vpn_lost["new"], 0);
+    let default = rules.iter().find(|r| r["rule_id"] == "").unwrap();
+    assert_eq!(default["delta"].as_i64().unwrap(), n_vpn as i64);
+    // tor-anon decides the same attempts, now with block.
+    assert!(rules.iter().all(|r| r["rule_id"] != "tor-anon"));
+    let n_tor = transitions
+        .iter()
+        .find(|t| t.0 == "require-login" && t.1 == "block")
+        .unwrap()
+        .2;
+    assert!(n_tor > 1_000);
+    assert_eq!(
+        transitions
+            .iter()
+            .find(|t| t.0 == "require-login" && t.1 == "allow")
+            .unwrap()
+            .2,
+        n_vpn
+    );
+    assert_eq!(transitions.len(), 2, "{transitions:?}");
+    assert_eq!(v["changed"].as_u64().unwrap(), n_tor + n_vpn);
+    assert_eq!(v["samples"].as_array().unwrap().len(), 20);
+    let s0 = &v["samples"][0];
+    assert!(s0["line"].as_u64().unwrap() >= 1 && s0["before"]["rule_id"].is_string());
+    assert!(
+        !String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .contains("162.247.74.201"),
+        "no raw IPs in the report"
+    );
+
+    // The human table, from standard input.
+    editgate()
+        .args([
+            "replay",
+            "--at",
+            "2026-11-25T00:00:00Z",
+            "--attempts",
+            "-",
+            "--policies",
+        ])
+        .arg(shipped_policies())
+        .arg("--against")
+        .arg(new.path())
+        .write_stdin(text.lines().take(2_000).collect::<Vec<_>>().join("\n"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("replayed 2000 attempts")
+                .and(predicate::str::contains("require-login → block"))
+                .and(predicate::str::contains("vpn-anon"))
+                .and(predicate::str::contains("sample of changed attempts")),
+        );
+}

@@ -1,0 +1,317 @@
+//! `editgate replay`: what a policy change would do to real traffic.
+//!
+//! Reads edit attempts as JSON Lines (the fields of `CheckRequest`, proto3 JSON names or the
+//! original snake_case ones), decides each under the old and the new policy directory, and
+//! reports the verdict counts, the transition matrix, each rule's gain or loss, and a sample
+//! of changed attempts. Memory stays bounded: lines are streamed, and only counters per
+//! verdict and per rule plus a capped sample are kept.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use clap::Args;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ExitCode, load_or_report};
+use crate::decision::{Decision, Verdict};
+use crate::engine::{Snapshot, decide_with_facts};
+use crate::server::proto::{self, Account, AccountKind, CheckRequest, Limits};
+
+/// `editgate replay`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The policy directory in force.
+    #[arg(long, value_name = "OLD")]
+    pub policies: PathBuf,
+    /// The changed policy directory.
+    #[arg(long, value_name = "NEW")]
+    pub against: PathBuf,
+    /// JSON Lines of attempts (CheckRequest fields); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub attempts: String,
+    /// Evaluate as of this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<Timestamp>,
+    /// How many changed attempts to show.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub sample: usize,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A `CheckRequest` in proto3 JSON, accepting both JSON and proto field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRequest {
+    #[serde(default)]
+    ip: String,
+    #[serde(default, alias = "forwarded_for", rename = "forwardedFor")]
+    forwarded_for: Vec<String>,
+    #[serde(default)]
+    wiki: String,
+    #[serde(default)]
+    action: String,
+    account: Option<JsonAccount>,
+    #[serde(default, alias = "request_id", rename = "requestId")]
+    request_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonAccount {
+    #[serde(default)]
+    kind: Option<serde_json::Value>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    rights: Vec<String>,
+    /// proto3 JSON writes uint64 as a string; numbers are accepted too.
+    #[serde(default, alias = "edit_count", rename = "editCount")]
+    edit_count: Option<serde_json::Value>,
+    #[serde(default, alias = "registered_at", rename = "registeredAt")]
+    registered_at: Option<Timestamp>,
+    #[serde(default, alias = "email_confirmed", rename = "emailConfirmed")]
+    email_confirmed: bool,
+}
+
+/// Turns a JSON line into the wire request, so replay validates exactly like the service.
+fn to_request(line: &str) -> Result<CheckRequest, String> {
+    let j: JsonRequest = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let account = match j.account {
+        None => None,
+        Some(a) => {
+            let kind = match &a.kind {
+                None => AccountKind::Unspecified as i32,
+                Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(-1) as i32,
+                Some(serde_json::Value::String(s)) => AccountKind::from_str_name(s)
+                    .map(|k| k as i32)
+                    .ok_or_else(|| format!("account.kind: unknown value `{s}`"))?,
+                Some(other) => return Err(format!("account.kind: unexpected {other}")),
+            };
+            let edit_count = match &a.edit_count {
+                None => 0,
+                Some(serde_json::Value::Number(n)) => n.as_u64().ok_or("account.editCount: not a count")?,
+                Some(serde_json::Value::String(s)) => s
+                    .parse()
+                    .map_err(|_| format!("account.editCount: `{s}` is not a count"))?,
+                Some(other) => return Err(format!("account.editCount: unexpected {other}")),
+            };
+            Some(Account {
+                kind,
+                groups: a.groups,
+                rights: a.rights,
+                edit_count,
+                registered_at: a.registered_at.map(|t| prost_types::Timestamp {
+                    seconds: t.as_second(),
+                    nanos: t.subsec_nanosecond(),
+                }),
+                email_confirmed: a.email_confirmed,
+            })
+        }
+    };
+    Ok(CheckRequest {
+        ip: j.ip,
+        forwarded_for: j.forwarded_for,
+        wiki: j.wiki,
+        action: j.action,
+        account,
+        request_id: j.request_id,
+    })
+}
+
+fn decide_one<'s>(snap: &'s Snapshot, a: &crate::attempt::Attempt, now: Timestamp) -> Decision<'s> {
+    let facts = snap.facts(a.ip);
+    let xff: Vec<_> = if snap.has_xff_rules() {
+        a.forwarded_for.iter().map(|ip| snap.facts(*ip)).collect()
+    } else {
+        Vec::new()
+    };
+    decide_with_facts(snap, a, &facts, &xff, now, false)
+}
+
+/// Counts gathered over a replay.
+#[derive(Debug, Default)]
+struct Report {
+    lines: u64,
+    invalid: u64,
+    invalid_examples: Vec<String>,
+    old: BTreeMap<Verdict, u64>,
+    new: BTreeMap<Verdict, u64>,
+    transitions: BTreeMap<(Verdict, Verdict), u64>,
+    /// Rule id ("" for a default) → (decisions under OLD, under NEW).
+    rules: BTreeMap<String, (u64, u64)>,
+    changed: u64,
+    samples: Vec<serde_json::Value>,
+}
+
+/// Runs `replay`.
+pub fn run(a: &ReplayArgs) -> ExitCode {
+    let now = a.at.unwrap_or_else(Timestamp::now);
+    let (old, new) = match (load_or_report(&a.policies, now), load_or_report(&a.against, now)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let input: Box<dyn Read> = if a.attempts == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        match std::fs::File::open(&a.attempts) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", a.attempts);
+                return ExitCode::Usage;
+            }
+        }
+    };
+    let mut r = Report::default();
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: reading `{}` at line {}: {e}", a.attempts, i + 1);
+                return ExitCode::Usage;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        r.lines += 1;
+        if r.lines % 250_000 == 0 {
+            eprintln!("replay: {} lines…", r.lines);
+        }
+        let attempt = to_request(&line).and_then(|req| {
+            proto::to_attempt(
+                &req,
+                now,
+                Limits {
+                    max_forwarded_for: usize::MAX,
+                },
+            )
+            .map(|at| (req.request_id, at))
+            .map_err(|s| s.message().to_owned())
+        });
+        let (request_id, attempt) = match attempt {
+            Ok(x) => x,
+            Err(e) => {
+                r.invalid += 1;
+                if r.invalid_examples.len() < 5 {
+                    r.invalid_examples.push(format!("{}:{}: {e}", a.attempts, i + 1));
+                }
+                continue;
+            }
+        };
+        let (d_old, d_new) = (
+            decide_one(&old.snapshot, &attempt, now),
+            decide_one(&new.snapshot, &attempt, now),
+        );
+        *r.old.entry(d_old.verdict).or_default() += 1;
+        *r.new.entry(d_new.verdict).or_default() += 1;
+        r.rules.entry(d_old.rule_id.to_owned()).or_default().0 += 1;
+        r.rules.entry(d_new.rule_id.to_owned()).or_default().1 += 1;
+        if d_old.verdict != d_new.verdict {
+            *r.transitions.entry((d_old.verdict, d_new.verdict)).or_default() += 1;
+        }
+        if d_old.verdict != d_new.verdict || d_old.rule_id != d_new.rule_id {
+            r.changed += 1;
+            if r.samples.len() < a.sample {
+                r.samples.push(json!({
+                    "line": i + 1,
+                    "request_id": request_id,
+                    "wiki": attempt.wiki,
+                    "action": attempt.action,
+                    "account": attempt.account.kind.as_str(),
+                    "before": {"verdict": d_old.verdict.as_str(), "rule_id": d_old.rule_id},
+                    "after": {"verdict": d_new.verdict.as_str(), "rule_id": d_new.rule_id},
+                }));
+            }
+        }
+    }
+    for e in &r.invalid_examples {
+        eprintln!("{e}");
+    }
+    if a.json {
+        println!("{}", to_json(&r, old.snapshot.version(), new.snapshot.version()));
+    } else {
+        print!("{}", to_text(&r, old.snapshot.version(), new.snapshot.version()));
+    }
+    ExitCode::Ok
+}
+
+fn rule_name(id: &str) -> &str {
+    if id.is_empty() { "(default)" } else { id }
+}
+
+fn to_json(r: &Report, old_version: &str, new_version: &str) -> serde_json::Value {
+    let counts = |m: &BTreeMap<Verdict, u64>| -> serde_json::Value {
+        Verdict::ALL
+            .iter()
+            .map(|v| (v.as_str().to_owned(), json!(m.get(v).copied().unwrap_or(0))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    json!({
+        "lines": r.lines,
+        "invalid": r.invalid,
+        "old": {"policy_version": old_version, "verdicts": counts(&r.old)},
+        "new": {"policy_version": new_version, "verdicts": counts(&r.new)},
+        "changed": r.changed,
+        "transitions": r.transitions.iter().map(|((f, t), n)| json!({"from": f.as_str(), "to": t.as_str(), "count": n})).collect::<Vec<_>>(),
+        "rules": r.rules.iter().filter(|(_, (o, n))| o != n).map(|(id, (o, n))| json!({"rule_id": id, "old": o, "new": n, "delta": *n as i64 - *o as i64})).collect::<Vec<_>>(),
+        "samples": r.samples,
+    })
+}
+
+fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
+    let mut s = format!(
+        "replayed {} attempts ({} invalid, skipped); {} changed; policy {old_version} → {new_version}\n\nverdict          old        new\n",
+        r.lines, r.invalid, r.changed
+    );
+    for v in Verdict::ALL {
+        s += &format!(
+            "{:<14} {:>8} {:>10}\n",
+            v.as_str(),
+            r.old.get(&v).unwrap_or(&0),
+            r.new.get(&v).unwrap_or(&0)
+        );
+    }
+    s += "\ntransitions\n";
+    if r.transitions.is_empty() {
+        s += "  (none)\n";
+    }
+    for ((f, t), n) in &r.transitions {
+        s += &format!("  {:<30} {n:>8}\n", format!("{f} → {t}"));
+    }
+    s += "\nrules that gained or lost decisions\n";
+    let mut any = false;
+    for (id, (o, n)) in r.rules.iter().filter(|(_, (o, n))| o != n) {
+        any = true;
+        s += &format!(
+            "  {:<32} {o:>8} → {n:<8} ({:+})\n",
+            rule_name(id),
+            *n as i64 - *o as i64
+        );
+    }
+    if !any {
+        s += "  (none)\n";
+    }
+    if !r.samples.is_empty() {
+        s += &format!("\nsample of changed attempts ({} of {})\n", r.samples.len(), r.changed);
+        for x in &r.samples {
+            s += &format!(
+                "  line {:<8} {:<10} {:<10} {:<10} {} ({}) → {} ({})\n",
+                x["line"],
+                x["wiki"].as_str().unwrap_or(""),
+                x["action"].as_str().unwrap_or(""),
+                x["account"].as_str().unwrap_or(""),
+                x["before"]["verdict"].as_str().unwrap_or(""),
+                rule_name(x["before"]["rule_id"].as_str().unwrap_or("")),
+                x["after"]["verdict"].as_str().unwrap_or(""),
+                rule_name(x["after"]["rule_id"].as_str().unwrap_or("")),
+            );
+        }
+    }
+    s
+}
