@@ -24,6 +24,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Run the policy test cases in DIR/tests/*.toml.
     Test(cli::test::TestArgs),
+    /// Print the JSON Schema of the policy files (for editors such as taplo / Even Better TOML).
+    Schema,
     /// Replay recorded attempts under two policy directories and report what changes.
     Replay(cli::replay::ReplayArgs),
     /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(a) => cli::test::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Replay(a) => cli::replay::run(a),
+        Command::Schema => cli::schema::run(),
     };
     code.into()
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod loadgen;
 pub mod replay;
 pub mod request;
+pub mod schema;
 pub mod serve;
 pub mod test;
 pub mod validate;

@@ -637,3 +637,55 @@ fn replay_counts_add_up_and_transitions_follow_the_change() {
                 .and(predicate::str::contains("sample of changed attempts")),
         );
 }
+
+/// TOML → JSON as an editor's TOML language server sees it (date-times become strings).
+fn toml_to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => Value::from(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+    }
+}
+
+#[test]
+fn schema_accepts_the_shipped_policies_and_rejects_a_misspelt_key() {
+    let out = editgate().arg("schema").assert().success();
+    let schema: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let dir = shipped_policies();
+    let mut files = vec![dir.join("global.toml")];
+    files.extend(std::fs::read_dir(dir.join("wikis")).unwrap().map(|e| e.unwrap().path()));
+    assert!(files.len() >= 3);
+    for f in &files {
+        let doc = toml_to_json(toml::from_str(&std::fs::read_to_string(f).unwrap()).unwrap());
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+    }
+    for bad in [
+        "[[rule]]\nid = \"a\"\nverdcit = \"block\"\n",
+        "[[rule]]\nid = \"a\"\nverdict = \"blok\"\n",
+        "[[rule]]\nid = \"a\"\nverdict = \"block\"\nwhen.acount = [\"anonymous\"]\n",
+        "[sources.x]\nkind = \"ip-lists\"\npath = \"x\"\n",
+    ] {
+        let doc = toml_to_json(toml::from_str(bad).unwrap());
+        assert!(!validator.is_valid(&doc), "accepted: {bad}");
+    }
+}
+
+#[test]
+fn committed_schema_is_up_to_date() {
+    let out = editgate().arg("schema").assert().success();
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/editgate-policy.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(out.get_output().stdout.clone()).unwrap(),
+        committed,
+        "run `cargo run -- schema > schema/editgate-policy.schema.json`"
+    );
+}
