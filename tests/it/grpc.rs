@@ -796,3 +796,60 @@ async fn decision_log_rotates_by_size() {
     assert!(rotated.exists(), "no rotation");
     assert!(std::fs::metadata(&rotated).unwrap().len() >= 1000);
 }
+
+/// `editgate explain --json` (CLI) and gRPC `Explain` give the same trace for one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_and_grpc_explain_agree() {
+    let srv = Running::start(&shipped_policies()).await;
+    let mut c = srv.client().await;
+    let r = c
+        .explain(registered("162.247.74.201", "enwiki", 3, 30))
+        .await
+        .unwrap()
+        .into_inner();
+    let out = assert_cmd::Command::cargo_bin("editgate")
+        .unwrap()
+        .args([
+            "explain",
+            "--json",
+            "--ip",
+            "162.247.74.201",
+            "--wiki",
+            "enwiki",
+            "--account",
+            "registered",
+            "--edits",
+            "3",
+            "--age",
+            "30d",
+            "--policies",
+        ])
+        .arg(shipped_policies())
+        .assert()
+        .success();
+    let cli: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let cli_steps: Vec<(String, String, String, String)> = cli["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["rule_id"].as_str().unwrap().to_owned(),
+                s["outcome"].as_str().unwrap().to_owned(),
+                s["key"].as_str().unwrap_or("").to_owned(),
+                s["origin"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let grpc_steps: Vec<(String, String, String, String)> = r
+        .steps
+        .iter()
+        .map(|s| (s.rule_id.clone(), s.outcome.clone(), s.key.clone(), s.origin.clone()))
+        .collect();
+    assert_eq!(cli_steps, grpc_steps);
+    assert_eq!(cli["rule_id"], r.decision.as_ref().unwrap().rule_id.as_str());
+    assert_eq!(
+        cli["facts"]["sources"],
+        serde_json::json!(r.facts.as_ref().unwrap().sources)
+    );
+}
