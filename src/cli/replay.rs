@@ -12,13 +12,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{ExitCode, load_or_report};
 use crate::decision::{Decision, Verdict};
 use crate::engine::{Snapshot, decide_with_facts};
-use crate::server::proto::{self, Account, AccountKind, CheckRequest, Limits};
+use crate::server::proto::{self, Limits};
 
 /// `editgate replay`
 #[derive(Debug, Args)]
@@ -41,86 +40,6 @@ pub struct ReplayArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-}
-
-/// A `CheckRequest` in proto3 JSON, accepting both JSON and proto field names.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonRequest {
-    #[serde(default)]
-    ip: String,
-    #[serde(default, alias = "forwarded_for", rename = "forwardedFor")]
-    forwarded_for: Vec<String>,
-    #[serde(default)]
-    wiki: String,
-    #[serde(default)]
-    action: String,
-    account: Option<JsonAccount>,
-    #[serde(default, alias = "request_id", rename = "requestId")]
-    request_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonAccount {
-    #[serde(default)]
-    kind: Option<serde_json::Value>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    rights: Vec<String>,
-    /// proto3 JSON writes uint64 as a string; numbers are accepted too.
-    #[serde(default, alias = "edit_count", rename = "editCount")]
-    edit_count: Option<serde_json::Value>,
-    #[serde(default, alias = "registered_at", rename = "registeredAt")]
-    registered_at: Option<Timestamp>,
-    #[serde(default, alias = "email_confirmed", rename = "emailConfirmed")]
-    email_confirmed: bool,
-}
-
-/// Turns a JSON line into the wire request, so replay validates exactly like the service.
-fn to_request(line: &str) -> Result<CheckRequest, String> {
-    let j: JsonRequest = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let account = match j.account {
-        None => None,
-        Some(a) => {
-            let kind = match &a.kind {
-                None => AccountKind::Unspecified as i32,
-                Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(-1) as i32,
-                Some(serde_json::Value::String(s)) => AccountKind::from_str_name(s)
-                    .map(|k| k as i32)
-                    .ok_or_else(|| format!("account.kind: unknown value `{s}`"))?,
-                Some(other) => return Err(format!("account.kind: unexpected {other}")),
-            };
-            let edit_count = match &a.edit_count {
-                None => 0,
-                Some(serde_json::Value::Number(n)) => n.as_u64().ok_or("account.editCount: not a count")?,
-                Some(serde_json::Value::String(s)) => s
-                    .parse()
-                    .map_err(|_| format!("account.editCount: `{s}` is not a count"))?,
-                Some(other) => return Err(format!("account.editCount: unexpected {other}")),
-            };
-            Some(Account {
-                kind,
-                groups: a.groups,
-                rights: a.rights,
-                edit_count,
-                registered_at: a.registered_at.map(|t| prost_types::Timestamp {
-                    seconds: t.as_second(),
-                    nanos: t.subsec_nanosecond(),
-                }),
-                email_confirmed: a.email_confirmed,
-            })
-        }
-    };
-    Ok(CheckRequest {
-        ip: j.ip,
-        forwarded_for: j.forwarded_for,
-        wiki: j.wiki,
-        action: j.action,
-        account,
-        request_id: j.request_id,
-    })
 }
 
 fn decide_one<'s>(snap: &'s Snapshot, a: &crate::attempt::Attempt, now: Timestamp) -> Decision<'s> {
@@ -182,7 +101,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         if r.lines % 250_000 == 0 {
             eprintln!("replay: {} lines…", r.lines);
         }
-        let attempt = to_request(&line).and_then(|req| {
+        let attempt = proto::request_from_json(&line).and_then(|req| {
             proto::to_attempt(
                 &req,
                 now,

@@ -251,6 +251,22 @@ impl State {
     }
 }
 
+impl State {
+    /// Decides one wire request with the full trace and the IP facts.
+    pub fn explain(&self, req: &CheckRequest) -> Result<proto::ExplainResponse, Status> {
+        let now = Timestamp::now();
+        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
+        let live = self.current();
+        let snap = &live.snapshot;
+        let d = crate::engine::decide(snap, &attempt, now);
+        Ok(proto::ExplainResponse {
+            decision: Some(proto::to_response(&d, req.request_id.clone())),
+            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip))),
+            steps: proto::to_steps(snap, &d.trace),
+        })
+    }
+}
+
 /// Lowers the current thread's scheduling priority: `SCHED_BATCH` at nice 5 on Linux, so that
 /// under full load the rebuild yields to request threads without starving. Measured with
 /// `editgate loadgen --synth-prefixes 1000000 --reloads 10` on 2 cores (see BENCHMARKS.md):

@@ -9,6 +9,8 @@ mod generated {
 pub use generated::*;
 
 use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::attempt::{self, Attempt, parse_ip};
@@ -180,4 +182,126 @@ pub fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
             }
         })
         .collect()
+}
+
+/// A `CheckRequest` in proto3 JSON, accepting both JSON and proto field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRequest {
+    #[serde(default)]
+    ip: String,
+    #[serde(default, alias = "forwarded_for", rename = "forwardedFor")]
+    forwarded_for: Vec<String>,
+    #[serde(default)]
+    wiki: String,
+    #[serde(default)]
+    action: String,
+    account: Option<JsonAccount>,
+    #[serde(default, alias = "request_id", rename = "requestId")]
+    request_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonAccount {
+    #[serde(default)]
+    kind: Option<serde_json::Value>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    rights: Vec<String>,
+    /// proto3 JSON writes uint64 as a string; numbers are accepted too.
+    #[serde(default, alias = "edit_count", rename = "editCount")]
+    edit_count: Option<serde_json::Value>,
+    #[serde(default, alias = "registered_at", rename = "registeredAt")]
+    registered_at: Option<Timestamp>,
+    #[serde(default, alias = "email_confirmed", rename = "emailConfirmed")]
+    email_confirmed: bool,
+}
+
+/// Parses a `CheckRequest` from proto3 JSON (JSON or proto field names). Replay and the
+/// HTTP/JSON endpoint use it, then [`to_attempt`], so they validate exactly like gRPC.
+pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
+    let j: JsonRequest = serde_json::from_str(text).map_err(|e| format!("invalid JSON request: {e}"))?;
+    let account = match j.account {
+        None => None,
+        Some(a) => {
+            let kind = match &a.kind {
+                None => AccountKind::Unspecified as i32,
+                Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(-1) as i32,
+                Some(serde_json::Value::String(s)) => AccountKind::from_str_name(s)
+                    .map(|k| k as i32)
+                    .ok_or_else(|| format!("account.kind: unknown value `{s}`"))?,
+                Some(other) => return Err(format!("account.kind: unexpected {other}")),
+            };
+            let edit_count = match &a.edit_count {
+                None => 0,
+                Some(serde_json::Value::Number(n)) => n.as_u64().ok_or("account.editCount: not a count")?,
+                Some(serde_json::Value::String(s)) => s
+                    .parse()
+                    .map_err(|_| format!("account.editCount: `{s}` is not a count"))?,
+                Some(other) => return Err(format!("account.editCount: unexpected {other}")),
+            };
+            Some(Account {
+                kind,
+                groups: a.groups,
+                rights: a.rights,
+                edit_count,
+                registered_at: a.registered_at.map(|t| prost_types::Timestamp {
+                    seconds: t.as_second(),
+                    nanos: t.subsec_nanosecond(),
+                }),
+                email_confirmed: a.email_confirmed,
+            })
+        }
+    };
+    Ok(CheckRequest {
+        ip: j.ip,
+        forwarded_for: j.forwarded_for,
+        wiki: j.wiki,
+        action: j.action,
+        account,
+        request_id: j.request_id,
+    })
+}
+
+/// A `CheckResponse` in proto3 JSON (lowerCamelCase names, enum names), every field present.
+pub fn response_json(r: &CheckResponse) -> Value {
+    json!({
+        "verdict": r.verdict().as_str_name(),
+        "ruleId": r.rule_id,
+        "message": r.message,
+        "reason": r.reason,
+        "shadowRuleIds": r.shadow_rule_ids,
+        "policyVersion": r.policy_version,
+        "requestId": r.request_id,
+        "appeal": r.appeal,
+    })
+}
+
+/// An `ExplainResponse` in proto3 JSON.
+pub fn explain_json(r: &ExplainResponse) -> Value {
+    let facts = r.facts.as_ref().map(|f| {
+        json!({
+            "ip": f.ip,
+            "sources": f.sources,
+            "inlineRules": f.inline_rules,
+            "asn": f.asn,
+            "asnOrganization": f.asn_organization,
+            "country": f.country,
+            "maxmindFlags": f.maxmind_flags.iter().map(|m| json!({"source": m.source, "flags": m.flags})).collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "decision": r.decision.as_ref().map(response_json),
+        "facts": facts,
+        "steps": r.steps.iter().map(|s| json!({
+            "ruleId": s.rule_id,
+            "origin": s.origin,
+            "verdict": s.verdict().as_str_name(),
+            "outcome": s.outcome,
+            "key": s.key,
+            "detail": s.detail,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -3,13 +3,11 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::State;
-use super::proto::{self, CheckRequest, CheckResponse, ExplainResponse, edit_gate_server::EditGate};
-use crate::engine::decide;
+use super::proto::{CheckRequest, CheckResponse, ExplainResponse, edit_gate_server::EditGate};
 
 /// The service; cheap to clone.
 #[derive(Clone)]
@@ -69,17 +67,9 @@ impl EditGate for EditGateService {
     }
 
     async fn explain(&self, request: Request<CheckRequest>) -> Result<Response<ExplainResponse>, Status> {
-        let req = request.get_ref();
-        let now = Timestamp::now();
-        let attempt = proto::to_attempt(req, now, self.state.settings.limits)
-            .inspect_err(|_| self.state.metrics.invalid("Explain"))?;
-        let live = self.state.current();
-        let snap = &live.snapshot;
-        let d = decide(snap, &attempt, now);
-        Ok(Response::new(ExplainResponse {
-            decision: Some(proto::to_response(&d, req.request_id.clone())),
-            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip))),
-            steps: proto::to_steps(snap, &d.trace),
-        }))
+        self.state
+            .explain(request.get_ref())
+            .map(Response::new)
+            .inspect_err(|_| self.state.metrics.invalid("Explain"))
     }
 }

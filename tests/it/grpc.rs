@@ -853,3 +853,102 @@ async fn cli_and_grpc_explain_agree() {
         serde_json::json!(r.facts.as_ref().unwrap().sources)
     );
 }
+
+/// A plain HTTP POST on loopback; returns the status code and the body.
+async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_gives_the_same_decisions_as_grpc() {
+    let srv = Running::start(&shipped_policies()).await;
+    let mut c = srv.client().await;
+    let cases = [
+        (
+            r#"{"ip":"162.247.74.201","wiki":"enwiki","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"},"requestId":"a1"}"#,
+            req("162.247.74.201", "enwiki", AccountKind::Anonymous),
+        ),
+        (
+            r#"{"ip":"192.0.2.9","account":{"kind":"ACCOUNT_KIND_REGISTERED","editCount":"5000"}}"#,
+            {
+                let mut r = req("192.0.2.9", "", AccountKind::Registered);
+                r.account.as_mut().unwrap().edit_count = 5000;
+                r
+            },
+        ),
+        (
+            r#"{"ip":"9.9.9.9","wiki":"officewiki","account":{"kind":"ACCOUNT_KIND_REGISTERED"}}"#,
+            req("9.9.9.9", "officewiki", AccountKind::Registered),
+        ),
+    ];
+    for (json, mut grpc_req) in cases {
+        let (code, body) = http_post(srv.http, "/v1/check", json).await;
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if json.contains("a1") {
+            grpc_req.request_id = "a1".into();
+        }
+        let g = check(&mut c, grpc_req).await;
+        assert_eq!(v["verdict"], g.verdict().as_str_name());
+        assert_eq!(v["ruleId"], g.rule_id.as_str());
+        assert_eq!(v["message"], g.message.as_str());
+        assert_eq!(v["policyVersion"], g.policy_version.as_str());
+        assert_eq!(v["requestId"], g.request_id.as_str());
+        assert_eq!(v["shadowRuleIds"], serde_json::json!(g.shadow_rule_ids));
+    }
+    let (code, body) = http_post(
+        srv.http,
+        "/v1/check",
+        r#"{"ip":"1.2.3","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "InvalidArgument");
+    assert!(v["message"].as_str().unwrap().starts_with("ip: `1.2.3`"), "{body}");
+    let (code, body) = http_post(srv.http, "/v1/check", r#"{"ip":"192.0.2.1","acount":{}}"#).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("unknown field `acount`"), "{body}");
+    let (code, body) = http_post(
+        srv.http,
+        "/v1/check",
+        r#"{"ip":"192.0.2.1","account":{"kind":"ACCOUNT_KIND_UNSPECIFIED"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("account.kind"), "{body}");
+    let (code, _) = http_post(
+        srv.http,
+        "/v1/check",
+        &format!("{{\"ip\":\"192.0.2.1\",\"wiki\":\"{}\"}}", "x".repeat(100_000)),
+    )
+    .await;
+    assert_eq!(code, 413, "bodies over max_message_bytes are refused");
+    let (code, body) = http_post(
+        srv.http,
+        "/v1/explain",
+        r#"{"ip":"1.2.0.1","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["decision"]["ruleId"], "vpn-anon");
+    assert_eq!(v["facts"]["sources"], serde_json::json!(["anonymizers"]));
+    assert_eq!(v["steps"][0]["ruleId"], "global-hard-block");
+    assert_eq!(v["steps"][0]["outcome"], "when-failed");
+}
