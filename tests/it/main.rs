@@ -4,6 +4,7 @@
 //! - `policy`: checker errors with positions, lints, and the evaluation order through the
 //!   library API.
 //! - `index_prop`: property test: the index agrees with a naive linear scan.
+//! - `parsers_prop`: property tests: parsers never panic, accepted lists round-trip.
 //! - `cli`: the real `editgate` binary (check, explain, validate, test; exit codes).
 //! - `grpc`: the service over a real tonic client, in-process and as the real binary.
 //! - `common`: helpers (temporary policy directories, fixture paths).
@@ -14,5 +15,6 @@ mod cli;
 mod common;
 mod grpc;
 mod index_prop;
+mod parsers_prop;
 mod policy;
 mod sources;
