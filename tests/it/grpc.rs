@@ -952,3 +952,74 @@ async fn http_json_gives_the_same_decisions_as_grpc() {
     assert_eq!(v["steps"][0]["ruleId"], "global-hard-block");
     assert_eq!(v["steps"][0]["outcome"], "when-failed");
 }
+
+/// geoipupdate replaces a database by renaming a new file into place. A good replacement is
+/// picked up; a truncated or corrupt one is rejected and the last good data keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maxmind_database_replacement_is_picked_up_and_a_corrupt_one_rejected() {
+    use crate::common::fixture;
+    let global = "[sources.vpn]\nkind = \"maxmind-anonymous\"\npath = \"db/anon.mmdb\"\nflags = [\"is_anonymous_vpn\"]\n\n[[rule]]\nid = \"vpn\"\nverdict = \"require-login\"\nwhen.ip_in = [\"vpn\"]\n";
+    let dir = policy_dir(&[("global.toml", global)]);
+    std::fs::create_dir_all(dir.path().join("db")).unwrap();
+    std::fs::copy(
+        fixture("maxmind/GeoIP2-Anonymous-IP-Test.mmdb"),
+        dir.path().join("db/anon.mmdb"),
+    )
+    .unwrap();
+    let srv = Running::start(dir.path()).await;
+    let mut c = srv.client().await;
+    // 1.2.0.1 is a VPN in the Anonymous IP test database; 55.0.0.4 is not listed there but is
+    // a VPN in the Anonymous Plus one.
+    assert_eq!(
+        check(&mut c, req("1.2.0.1", "", AccountKind::Anonymous)).await.rule_id,
+        "vpn"
+    );
+    assert_eq!(
+        check(&mut c, req("55.0.0.4", "", AccountKind::Anonymous)).await.rule_id,
+        ""
+    );
+
+    let replace = |from: std::path::PathBuf| {
+        let tmp = dir.path().join("db/.anon.mmdb.tmp");
+        std::fs::write(&tmp, std::fs::read(from).unwrap()).unwrap();
+        std::fs::rename(&tmp, dir.path().join("db/anon.mmdb")).unwrap();
+    };
+    replace(fixture("maxmind/GeoIP-Anonymous-Plus-Test.mmdb"));
+    let mut picked = false;
+    for _ in 0..200 {
+        if check(&mut c, req("55.0.0.4", "", AccountKind::Anonymous)).await.rule_id == "vpn" {
+            picked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(picked, "the replaced database was not picked up");
+    let version = check(&mut c, req("55.0.0.4", "", AccountKind::Anonymous))
+        .await
+        .policy_version;
+
+    // A truncated file (a download cut short) and a corrupt one are both rejected.
+    let failures = srv.state.metrics.reload_failures.get();
+    let good = std::fs::read(fixture("maxmind/GeoIP-Anonymous-Plus-Test.mmdb")).unwrap();
+    let truncated = dir.path().join("truncated.mmdb");
+    std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+    replace(truncated);
+    for _ in 0..200 {
+        if srv.state.metrics.reload_failures.get() > failures {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        srv.state.metrics.reload_failures.get() > failures,
+        "truncated database was not rejected"
+    );
+    replace(fixture("maxmind/broken/MaxMind-DB-test-broken-pointers-24.mmdb"));
+    assert!(srv.state.reload().await.is_err());
+    let r = check(&mut c, req("55.0.0.4", "", AccountKind::Anonymous)).await;
+    assert_eq!(
+        (r.rule_id.as_str(), r.policy_version.as_str()),
+        ("vpn", version.as_str()),
+        "last good data keeps serving"
+    );
+}
