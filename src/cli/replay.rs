@@ -60,6 +60,7 @@ struct Report {
     invalid_examples: Vec<String>,
     old: BTreeMap<Verdict, u64>,
     new: BTreeMap<Verdict, u64>,
+    /// (old verdict, new verdict) → attempts: the full matrix, diagonal included.
     transitions: BTreeMap<(Verdict, Verdict), u64>,
     /// Rule id ("" for a default) → (decisions under OLD, under NEW).
     rules: BTreeMap<String, (u64, u64)>,
@@ -130,9 +131,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         *r.new.entry(d_new.verdict).or_default() += 1;
         r.rules.entry(d_old.rule_id.to_owned()).or_default().0 += 1;
         r.rules.entry(d_new.rule_id.to_owned()).or_default().1 += 1;
-        if d_old.verdict != d_new.verdict {
-            *r.transitions.entry((d_old.verdict, d_new.verdict)).or_default() += 1;
-        }
+        *r.transitions.entry((d_old.verdict, d_new.verdict)).or_default() += 1;
         if d_old.verdict != d_new.verdict || d_old.rule_id != d_new.rule_id {
             r.changed += 1;
             if r.samples.len() < a.sample {
@@ -177,7 +176,8 @@ fn to_json(r: &Report, old_version: &str, new_version: &str) -> serde_json::Valu
         "old": {"policy_version": old_version, "verdicts": counts(&r.old)},
         "new": {"policy_version": new_version, "verdicts": counts(&r.new)},
         "changed": r.changed,
-        "transitions": r.transitions.iter().map(|((f, t), n)| json!({"from": f.as_str(), "to": t.as_str(), "count": n})).collect::<Vec<_>>(),
+        "matrix": Verdict::ALL.iter().map(|f| (f.as_str().to_owned(), Verdict::ALL.iter().map(|t| (t.as_str().to_owned(), json!(r.transitions.get(&(*f, *t)).copied().unwrap_or(0)))).collect::<serde_json::Map<_, _>>().into())).collect::<serde_json::Map<String, serde_json::Value>>(),
+        "transitions": r.transitions.iter().filter(|((f, t), _)| f != t).map(|((f, t), n)| json!({"from": f.as_str(), "to": t.as_str(), "count": n})).collect::<Vec<_>>(),
         "rules": r.rules.iter().filter(|(_, (o, n))| o != n).map(|(id, (o, n))| json!({"rule_id": id, "old": o, "new": n, "delta": *n as i64 - *o as i64})).collect::<Vec<_>>(),
         "samples": r.samples,
     })
@@ -196,11 +196,25 @@ fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
             r.new.get(&v).unwrap_or(&0)
         );
     }
-    s += "\ntransitions\n";
-    if r.transitions.is_empty() {
+    s += "\ntransition matrix (rows: old verdict, columns: new)\n";
+    s += &format!("  {:<14}", "");
+    for t in Verdict::ALL {
+        s += &format!("{:>14}", t.as_str());
+    }
+    s += "\n";
+    for f in Verdict::ALL {
+        s += &format!("  {:<14}", f.as_str());
+        for t in Verdict::ALL {
+            s += &format!("{:>14}", r.transitions.get(&(f, t)).copied().unwrap_or(0));
+        }
+        s += "\n";
+    }
+    s += "\nchanged verdicts\n";
+    let changed: Vec<_> = r.transitions.iter().filter(|((f, t), _)| f != t).collect();
+    if changed.is_empty() {
         s += "  (none)\n";
     }
-    for ((f, t), n) in &r.transitions {
+    for ((f, t), n) in changed {
         s += &format!("  {:<30} {n:>8}\n", format!("{f} → {t}"));
     }
     s += "\nrules that gained or lost decisions\n";

@@ -604,6 +604,18 @@ fn replay_counts_add_up_and_transitions_follow_the_change() {
     );
     assert_eq!(transitions.len(), 2, "{transitions:?}");
     assert_eq!(v["changed"].as_u64().unwrap(), n_tor + n_vpn);
+    // The full matrix: the diagonal plus the two changes account for every attempt.
+    let m = &v["matrix"];
+    let total: u64 = ["allow", "require-login", "block"]
+        .iter()
+        .flat_map(|f| ["allow", "require-login", "block"].map(|t| m[f][t].as_u64().unwrap()))
+        .sum();
+    assert_eq!(total, 100_000);
+    assert_eq!(m["require-login"]["block"].as_u64().unwrap(), n_tor);
+    assert_eq!(
+        m["allow"]["allow"].as_u64().unwrap(),
+        v["old"]["verdicts"]["allow"].as_u64().unwrap()
+    );
     assert_eq!(v["samples"].as_array().unwrap().len(), 20);
     let s0 = &v["samples"][0];
     assert!(s0["line"].as_u64().unwrap() >= 1 && s0["before"]["rule_id"].is_string());
@@ -633,6 +645,7 @@ fn replay_counts_add_up_and_transitions_follow_the_change() {
         .stdout(
             predicate::str::contains("replayed 2000 attempts")
                 .and(predicate::str::contains("require-login → block"))
+                .and(predicate::str::contains("transition matrix"))
                 .and(predicate::str::contains("vpn-anon"))
                 .and(predicate::str::contains("sample of changed attempts")),
         );
