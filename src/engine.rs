@@ -100,6 +100,13 @@ struct HotRule {
     ip_label: Label,
     /// The `ip_in` list labels, for the inverted index.
     ip_in_labels: Vec<Label>,
+    /// `when` edit-count bounds, inclusive (`0..=u64::MAX` when absent).
+    edits: (u64, u64),
+    /// `when` account-age bounds in seconds, inclusive.
+    age: (i64, i64),
+    /// `when.asn`, checked inline for rules without `xff` (a forwarded address may carry
+    /// another ASN).
+    asn: Option<Box<[u32]>>,
 }
 
 /// A plan's rules for one account kind, with an inverted index from label to the rules that
@@ -376,6 +383,14 @@ impl Snapshot {
                             ip: c.ip.map(|l| LabelMask::new(&[l])),
                             ip_label: c.ip.unwrap_or(0),
                             ip_in_labels: c.ip_in.as_ref().map(|(l, _)| l.clone()).unwrap_or_default(),
+                            edits: (c.cond.min_edits.unwrap_or(0), c.cond.max_edits.unwrap_or(u64::MAX)),
+                            age: (c.cond.min_age.unwrap_or(i64::MIN), c.cond.max_age.unwrap_or(i64::MAX)),
+                            asn: c
+                                .cond
+                                .asn
+                                .as_ref()
+                                .filter(|_| !r.xff)
+                                .map(|a| a.clone().into_boxed_slice()),
                         }
                     })
                     .collect();
@@ -717,8 +732,19 @@ fn decide_hot<'s>(
     };
     let hot = &plan.hot[attempt.account.kind as usize];
     let mut shadow = Vec::new();
+    let edits = attempt.account.edit_count;
     let visit = |h: &HotRule, shadow: &mut Vec<&'s str>| -> Option<u32> {
-        if h.expires <= now || !(ip_ok(h, facts) || h.xff && xff_facts.iter().any(|x| ip_ok(h, x))) {
+        // Cheap rejections first, from the packed record; survivors are checked in full.
+        if edits < h.edits.0
+            || edits > h.edits.1
+            || age < h.age.0
+            || age > h.age.1
+            || h.asn
+                .as_ref()
+                .is_some_and(|a| !facts.asn.is_some_and(|x| a.contains(&x)))
+            || h.expires <= now
+            || !(ip_ok(h, facts) || h.xff && xff_facts.iter().any(|x| ip_ok(h, x)))
+        {
             return None;
         }
         let c = &snapshot.compiled[h.rule as usize];
