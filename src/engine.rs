@@ -51,6 +51,22 @@ pub struct SourceInfo {
     pub database_type: Option<String>,
 }
 
+impl SourceInfo {
+    /// Seconds since the data was written, when known.
+    pub fn data_age_secs(&self, now: Timestamp) -> Option<f64> {
+        self.modified
+            .map(|m| (now.as_millisecond() - m.as_millisecond()).max(0) as f64 / 1000.0)
+    }
+
+    /// Whether the data is older than `max_age` (reported in metrics and health; still used).
+    pub fn is_stale(&self, now: Timestamp) -> bool {
+        match (self.data_age_secs(now), self.max_age_secs) {
+            (Some(age), Some(max)) => age > max as f64,
+            _ => false,
+        }
+    }
+}
+
 /// Per-IP facts: everything the engine needs to know about an address, computed with one index
 /// lookup plus one lookup per MaxMind database. Small and `Copy` so the server can cache it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,10 +112,6 @@ struct HotRule {
     ip_in: Option<(LabelMask, u64)>,
     /// `when.ip`: the rule's inline label.
     ip: Option<LabelMask>,
-    /// The inline label itself (when `ip` is set), for the inverted index.
-    ip_label: Label,
-    /// The `ip_in` list labels, for the inverted index.
-    ip_in_labels: Vec<Label>,
     /// `when` edit-count bounds, inclusive (`0..=u64::MAX` when absent).
     edits: (u64, u64),
     /// `when` account-age bounds in seconds, inclusive.
@@ -128,20 +140,21 @@ struct HotPlan {
 const INVERTED_MIN_RULES: usize = 48;
 
 impl HotPlan {
-    fn new(rules: Vec<HotRule>) -> Self {
+    fn new(rules: Vec<HotRule>, compiled: &[CompiledRule]) -> Self {
         let mut plan = HotPlan {
             rules,
             ..HotPlan::default()
         };
         for (pos, h) in plan.rules.iter().enumerate() {
             let pos = pos as u32;
+            let when = &compiled[h.rule as usize].when;
             // Key each rule by its most selective IP requirement: its own inline networks,
             // else the lists of `ip_in`.
-            match (&h.ip, &h.ip_in) {
+            match (when.ip, &when.ip_in) {
                 _ if h.xff => plan.always.push(pos),
-                (Some(_), _) => plan.by_label.entry(h.ip_label).or_default().push(pos),
-                (None, Some((_, anon))) => {
-                    for l in &h.ip_in_labels {
+                (Some(label), _) => plan.by_label.entry(label).or_default().push(pos),
+                (None, Some((labels, anon))) => {
+                    for l in labels {
                         plan.by_label.entry(*l).or_default().push(pos);
                     }
                     if *anon != 0 {
@@ -381,8 +394,6 @@ impl Snapshot {
                             xff: r.xff,
                             ip_in: c.ip_in.as_ref().map(|(labels, anon)| (LabelMask::new(labels), *anon)),
                             ip: c.ip.map(|l| LabelMask::new(&[l])),
-                            ip_label: c.ip.unwrap_or(0),
-                            ip_in_labels: c.ip_in.as_ref().map(|(l, _)| l.clone()).unwrap_or_default(),
                             edits: (c.cond.min_edits.unwrap_or(0), c.cond.max_edits.unwrap_or(u64::MAX)),
                             age: (c.cond.min_age.unwrap_or(i64::MIN), c.cond.max_age.unwrap_or(i64::MAX)),
                             asn: c
@@ -394,7 +405,7 @@ impl Snapshot {
                         }
                     })
                     .collect();
-                HotPlan::new(rules)
+                HotPlan::new(rules, &compiled)
             });
             WikiPlan {
                 order,
@@ -469,13 +480,12 @@ impl Snapshot {
 
     /// Everything known about `ip`, in words, for `explain`.
     pub fn ip_facts(&self, ip: IpAddr) -> IpFacts {
-        let facts = self.facts(ip);
         let mut out = IpFacts {
             ip: Some(ip),
             ..IpFacts::default()
         };
         let mut in_source = vec![false; self.sources.len()];
-        for label in self.index.labels(facts.set) {
+        for &label in self.index.labels_of(self.index.lookup(ip)) {
             match self.label_owner.get(label as usize) {
                 Some(LabelOwner::Source(s)) => in_source[*s] = true,
                 Some(LabelOwner::Rule(r)) => {
@@ -487,13 +497,15 @@ impl Snapshot {
                 None => {}
             }
         }
+        // One lookup per database: membership follows from the flags, as in `facts`.
         for (bit, a) in self.anon.iter().enumerate() {
             let flags = a.db.anon_flags(ip);
-            let name = &self.sources[self.anon_owner[bit]].name;
-            if facts.anon & (1 << bit) != 0 {
-                in_source[self.anon_owner[bit]] = true;
+            let owner = self.anon_owner[bit];
+            if flags & a.mask != 0 {
+                in_source[owner] = true;
             }
-            out.maxmind_flags.push((name.clone(), AnonFlag::names(flags)));
+            out.maxmind_flags
+                .push((self.sources[owner].name.clone(), AnonFlag::names(flags)));
         }
         out.sources = self
             .sources
@@ -503,7 +515,11 @@ impl Snapshot {
             .map(|(s, _)| s.name.clone())
             .collect();
         out.asn = self.asn.as_ref().and_then(|db| db.asn(ip));
-        out.country = facts.country.map(|c| String::from_utf8_lossy(&c).into_owned());
+        out.country = self
+            .country
+            .as_ref()
+            .and_then(|db| db.country(ip))
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
         out
     }
 
@@ -594,6 +610,28 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// What rule `i` does with an attempt: the one evaluation both decision paths share
+    /// (the hot path only calls it for rules its packed pre-checks did not reject).
+    fn evaluate(&self, i: u32, attempt: &Attempt, facts: &Facts, xff: &[Facts], age: i64, now: Timestamp) -> Outcome {
+        let rule = &self.policy.rules[i as usize];
+        let c = &self.compiled[i as usize];
+        if rule.expires.is_some_and(|t| t <= now) {
+            return Outcome::Expired;
+        }
+        match self.holds(&c.when, rule.xff, attempt, facts, xff, age) {
+            Err(key) => Outcome::WhenFailed(key),
+            Ok(()) => match &c.unless {
+                Some(u) if self.holds(u, rule.xff, attempt, facts, xff, age).is_ok() => {
+                    Outcome::Unless(first_key(&u.cond))
+                }
+                _ if rule.mode == Mode::Shadow => Outcome::ShadowMatched,
+                _ => Outcome::Matched,
+            },
+        }
+    }
+}
+
 /// The first key present in a table, to say which part of an `unless` exempted.
 fn first_key(c: &Cond) -> Option<CondKey> {
     [
@@ -621,13 +659,23 @@ fn first_key(c: &Cond) -> Option<CondKey> {
 /// CLI, `explain` and the policy tests call; the server calls [`decide_with_facts`] with cached
 /// facts and no trace.
 pub fn decide<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
+    decide_computing_facts(snapshot, attempt, now, true)
+}
+
+/// Like [`decide`] without the trace: the fast path, for callers that decide many attempts
+/// without a cache (`editgate replay`).
+pub fn decide_untraced<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
+    decide_computing_facts(snapshot, attempt, now, false)
+}
+
+fn decide_computing_facts<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp, trace: bool) -> Decision<'s> {
     let facts = snapshot.facts(attempt.ip);
     let xff: Vec<Facts> = if snapshot.has_xff_rules() {
         attempt.forwarded_for.iter().map(|ip| snapshot.facts(*ip)).collect()
     } else {
         Vec::new()
     };
-    decide_with_facts(snapshot, attempt, &facts, &xff, now, true)
+    decide_with_facts(snapshot, attempt, &facts, &xff, now, trace)
 }
 
 /// Decides one attempt from precomputed facts: `facts` for the client IP and `xff_facts` for
@@ -649,27 +697,10 @@ pub fn decide_with_facts<'s>(
     let mut steps = Vec::new();
     let mut shadow = Vec::new();
     for &i in &plan.order {
-        let rule = &snapshot.policy.rules[i as usize];
-        let c = &snapshot.compiled[i as usize];
-        let outcome = if rule.expires.is_some_and(|t| t <= now) {
-            Outcome::Expired
-        } else {
-            match snapshot.holds(&c.when, rule.xff, attempt, facts, xff_facts, age) {
-                Err(key) => Outcome::WhenFailed(key),
-                Ok(()) => match &c.unless {
-                    Some(u) if snapshot.holds(u, rule.xff, attempt, facts, xff_facts, age).is_ok() => {
-                        Outcome::Unless(first_key(&u.cond))
-                    }
-                    _ if rule.mode == Mode::Shadow => Outcome::ShadowMatched,
-                    _ => Outcome::Matched,
-                },
-            }
-        };
-        if trace {
-            steps.push(Step { rule: i, outcome });
-        }
+        let outcome = snapshot.evaluate(i, attempt, facts, xff_facts, age, now);
+        steps.push(Step { rule: i, outcome });
         match outcome {
-            Outcome::ShadowMatched => shadow.push(rule.id.as_str()),
+            Outcome::ShadowMatched => shadow.push(snapshot.policy.rules[i as usize].id.as_str()),
             Outcome::Matched => return rule_decision(snapshot, i, shadow, steps),
             _ => {}
         }
@@ -747,21 +778,14 @@ fn decide_hot<'s>(
         {
             return None;
         }
-        let c = &snapshot.compiled[h.rule as usize];
-        if snapshot.holds(&c.when, h.xff, attempt, facts, xff_facts, age).is_err() {
-            return None;
+        match snapshot.evaluate(h.rule, attempt, facts, xff_facts, age, now) {
+            Outcome::Matched => Some(h.rule),
+            Outcome::ShadowMatched => {
+                shadow.push(snapshot.policy.rules[h.rule as usize].id.as_str());
+                None
+            }
+            _ => None,
         }
-        if let Some(u) = &c.unless
-            && snapshot.holds(u, h.xff, attempt, facts, xff_facts, age).is_ok()
-        {
-            return None;
-        }
-        let rule = &snapshot.policy.rules[h.rule as usize];
-        if rule.mode == Mode::Shadow {
-            shadow.push(rule.id.as_str());
-            return None;
-        }
-        Some(h.rule)
     };
     if hot.rules.len() < INVERTED_MIN_RULES {
         for h in &hot.rules {

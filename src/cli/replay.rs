@@ -15,8 +15,8 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::{ExitCode, load_or_report};
-use crate::decision::{Decision, Verdict};
-use crate::engine::{Snapshot, decide_with_facts};
+use crate::decision::Verdict;
+use crate::engine::decide_untraced;
 use crate::server::proto::{self, Limits};
 
 /// `editgate replay`
@@ -40,16 +40,6 @@ pub struct ReplayArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-}
-
-fn decide_one<'s>(snap: &'s Snapshot, a: &crate::attempt::Attempt, now: Timestamp) -> Decision<'s> {
-    let facts = snap.facts(a.ip);
-    let xff: Vec<_> = if snap.has_xff_rules() {
-        a.forwarded_for.iter().map(|ip| snap.facts(*ip)).collect()
-    } else {
-        Vec::new()
-    };
-    decide_with_facts(snap, a, &facts, &xff, now, false)
 }
 
 /// Counts gathered over a replay.
@@ -124,8 +114,8 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
             }
         };
         let (d_old, d_new) = (
-            decide_one(&old.snapshot, &attempt, now),
-            decide_one(&new.snapshot, &attempt, now),
+            decide_untraced(&old.snapshot, &attempt, now),
+            decide_untraced(&new.snapshot, &attempt, now),
         );
         *r.old.entry(d_old.verdict).or_default() += 1;
         *r.new.entry(d_new.verdict).or_default() += 1;

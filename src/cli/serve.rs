@@ -206,19 +206,9 @@ async fn serve(r: Resolved) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let grpc = match tokio::net::TcpListener::bind(r.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", r.listen);
-            return ExitCode::Usage;
-        }
-    };
-    let http = match tokio::net::TcpListener::bind(r.http_listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", r.http_listen);
-            return ExitCode::Usage;
-        }
+    let (grpc, http) = match (bind(r.listen).await, bind(r.http_listen).await) {
+        (Ok(g), Ok(h)) => (g, h),
+        _ => return ExitCode::Usage,
     };
     let (ga, ha) = (grpc.local_addr().ok(), http.local_addr().ok());
     let live = state.current();
@@ -250,6 +240,13 @@ async fn serve(r: Resolved) -> ExitCode {
             ExitCode::Usage
         }
     }
+}
+
+/// Binds `addr`, saying why on stderr when it cannot.
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ()> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| eprintln!("error: cannot listen on {addr}: {e}"))
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -1,7 +1,7 @@
 //! Raw structs → checked [`Policy`]. Collects every error it can find in one pass, so an admin
 //! fixes a file once, not once per error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 
 use jiff::Timestamp;
@@ -564,9 +564,4 @@ impl<'a> Cx<'a> {
     fn each<T, U>(&mut self, list: &SpannedList<T>, mut f: impl FnMut(&mut Self, &Spanned<T>) -> Option<U>) -> Vec<U> {
         list.get_ref().iter().filter_map(|x| f(self, x)).collect()
     }
-}
-
-/// Every rule id with where it is defined; used by test-case checks.
-pub fn rule_ids(policy: &Policy) -> BTreeMap<&str, &Origin> {
-    policy.rules.iter().map(|r| (r.id.as_str(), &r.origin)).collect()
 }

@@ -47,32 +47,28 @@ fn parse(body: &str) -> Result<proto::CheckRequest, tonic::Status> {
     proto::request_from_json(body).map_err(tonic::Status::invalid_argument)
 }
 
-async fn check(AxState(state): AxState<Arc<State>>, body: String) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(s) => return error_response(&s),
-    };
-    match state.check(&req) {
-        Ok(r) => json_response(StatusCode::OK, proto::response_json(&r)),
-        Err(s) => {
-            state.metrics.invalid("http/check");
-            error_response(&s)
-        }
+/// Parses a JSON request, decides it with `decide`, and answers JSON; malformed requests
+/// that reach `decide` are counted under `method`, as gRPC counts them.
+fn answer<T>(
+    state: &State,
+    method: &str,
+    body: &str,
+    decide: impl FnOnce(&State, &proto::CheckRequest) -> Result<T, tonic::Status>,
+    to_json: impl FnOnce(&T) -> serde_json::Value,
+) -> Response {
+    let result = parse(body).and_then(|req| decide(state, &req).inspect_err(|_| state.metrics.invalid(method)));
+    match result {
+        Ok(r) => json_response(StatusCode::OK, to_json(&r)),
+        Err(s) => error_response(&s),
     }
 }
 
+async fn check(AxState(state): AxState<Arc<State>>, body: String) -> Response {
+    answer(&state, "http/check", &body, State::check, proto::response_json)
+}
+
 async fn explain(AxState(state): AxState<Arc<State>>, body: String) -> Response {
-    let req = match parse(&body) {
-        Ok(r) => r,
-        Err(s) => return error_response(&s),
-    };
-    match state.explain(&req) {
-        Ok(r) => json_response(StatusCode::OK, proto::explain_json(&r)),
-        Err(s) => {
-            state.metrics.invalid("http/explain");
-            error_response(&s)
-        }
-    }
+    answer(&state, "http/explain", &body, State::explain, proto::explain_json)
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
@@ -100,10 +96,7 @@ async fn healthz(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
         .snapshot
         .sources()
         .iter()
-        .filter(|s| match (s.modified, s.max_age_secs) {
-            (Some(m), Some(max)) => now.as_second() - m.as_second() > max,
-            _ => false,
-        })
+        .filter(|s| s.is_stale(now))
         .map(|s| s.name.as_str())
         .collect();
     let body = serde_json::json!({

@@ -336,11 +336,9 @@ impl Metrics {
         for s in snap.sources() {
             let l = SourceLabel { source: s.name.clone() };
             self.source_entries.get_or_create(&l).set(s.entries as u64);
-            if let Some(m) = s.modified {
-                let age = secs_between(m, now);
+            if let Some(age) = s.data_age_secs(now) {
                 self.source_age.get_or_create(&l).set(age);
-                let stale = s.max_age_secs.is_some_and(|max| age > max as f64);
-                self.source_stale.get_or_create(&l).set(u64::from(stale));
+                self.source_stale.get_or_create(&l).set(u64::from(s.is_stale(now)));
             }
         }
         let mut out = String::new();
