@@ -25,6 +25,8 @@ pub mod cli;
 pub mod decision;
 pub mod engine;
 pub mod facts;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod index;
 pub mod load;
 pub mod policy;

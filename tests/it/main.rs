@@ -13,6 +13,7 @@
 
 mod cli;
 mod common;
+mod fuzz_regressions;
 mod grpc;
 mod index_prop;
 mod parsers_prop;

@@ -1,0 +1,111 @@
+//! The properties the fuzz targets under `fuzz/` check, one function per target.
+//!
+//! They live in the library so that the regression test (`tests/it/fuzz_regressions.rs`) runs
+//! every committed seed and every past crash through exactly the code the fuzzers run. Each
+//! function takes arbitrary bytes, must never panic on any of them, and asserts what must hold
+//! for the inputs that parse.
+
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use crate::attempt::{Attempt, parse_ip};
+use crate::engine::{Snapshot, decide};
+use crate::policy::{PolicyFile, check};
+use crate::sources::maxmind::MaxmindDb;
+use crate::sources::{SourceKind, iplist, tor};
+
+/// A property over arbitrary bytes.
+pub type Property = fn(&[u8]);
+
+/// The fuzz targets, by name (the names of `fuzz/fuzz_targets/*.rs`).
+pub const TARGETS: [(&str, Property); 5] = [
+    ("policy_load", policy_load),
+    ("tor_list", tor_list),
+    ("ip_list", ip_list),
+    ("ip_normalize", ip_normalize),
+    ("maxmind_open", maxmind_open),
+];
+
+/// Policy loading: the text as `global.toml` and, after a NUL byte, as a wiki file. Whatever
+/// checks must compile into a snapshot (with every source empty) and decide.
+pub fn policy_load(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (global, wiki) = text.split_once('\0').unwrap_or((text, ""));
+    let mut files = vec![PolicyFile {
+        path: "global.toml".into(),
+        text: global.into(),
+    }];
+    if !wiki.is_empty() {
+        files.push(PolicyFile {
+            path: "wikis/fuzzwiki.toml".into(),
+            text: wiki.into(),
+        });
+    }
+    let now = Timestamp::UNIX_EPOCH;
+    if let Ok((policy, _warnings)) = check(&files, now) {
+        let snap = Snapshot::build(policy, Vec::new(), "fuzz".into());
+        for ip in [
+            IpAddr::from([192, 0, 2, 1]),
+            IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]),
+        ] {
+            let mut attempt = Attempt::anonymous_edit(ip);
+            attempt.wiki = "fuzzwiki".into();
+            let _ = decide(&snap, &attempt, now);
+        }
+    }
+}
+
+/// Tor exit lists in every format; what parses prints and parses back to itself.
+pub fn tor_list(data: &[u8]) {
+    if let Ok((_format, ips)) = tor::parse_bytes(data) {
+        for ip in ips {
+            assert_eq!(ip.to_string().parse::<IpAddr>().ok(), Some(ip));
+        }
+    }
+}
+
+/// IP/CIDR lists; every network is canonical, so its printed form parses back to it.
+pub fn ip_list(data: &[u8]) {
+    if let Ok(nets) = iplist::parse_bytes(data) {
+        for net in nets {
+            assert_eq!(iplist::parse_net(&net.to_string()), Some(net));
+        }
+    }
+}
+
+/// Request IP parsing: never an IPv4-mapped IPv6 result, idempotent, errors name the field.
+pub fn ip_normalize(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match parse_ip("ip", text) {
+        Ok(ip) => {
+            if let IpAddr::V6(v6) = ip {
+                assert!(v6.to_ipv4_mapped().is_none(), "mapped address left unnormalized");
+            }
+            assert_eq!(parse_ip("ip", &ip.to_string()).ok(), Some(ip));
+        }
+        Err(e) => assert_eq!(e.field, "ip"),
+    }
+}
+
+/// Arbitrary bytes opened as each kind of MaxMind database; what opens must answer lookups.
+pub fn maxmind_open(data: &[u8]) {
+    for kind in [
+        SourceKind::MaxmindAnonymous,
+        SourceKind::MaxmindAsn,
+        SourceKind::MaxmindCountry,
+    ] {
+        if let Ok(db) = MaxmindDb::open(data.to_vec(), kind) {
+            for ip in [
+                IpAddr::from([1, 2, 0, 1]),
+                IpAddr::from([81, 2, 69, 160]),
+                IpAddr::from([0x2001, 0x480, 0, 0, 0, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ] {
+                let _ = db.anon_flags(ip);
+                let _ = db.asn(ip);
+                let _ = db.country(ip);
+            }
+        }
+    }
+}
