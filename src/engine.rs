@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -43,26 +44,68 @@ pub struct SourceInfo {
     pub kind: SourceKind,
     /// Networks for lists; 0 for databases.
     pub entries: usize,
-    /// When its data was written.
+    /// When its data was written; `None` for a `url` source not fetched yet.
     pub modified: Option<Timestamp>,
+    /// When the origin of a `url` source last confirmed the data unchanged (updated in place
+    /// by the fetcher, so a "not modified" answer needs no rebuild).
+    pub confirmed: Confirmed,
     /// Stale after this many seconds.
     pub max_age_secs: Option<i64>,
+    /// Whether the source is fetched from a `url`.
+    pub remote: bool,
     /// MaxMind `database_type`, for databases.
     pub database_type: Option<String>,
 }
 
+/// A timestamp that can move forward in a shared snapshot: milliseconds since the epoch, 0 for
+/// never.
+#[derive(Debug, Default)]
+pub struct Confirmed(AtomicI64);
+
+impl Clone for Confirmed {
+    fn clone(&self) -> Self {
+        Self(AtomicI64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+impl Confirmed {
+    /// Records a confirmation at `at` (never moves backwards).
+    pub fn mark(&self, at: Timestamp) {
+        self.0.fetch_max(at.as_millisecond(), Ordering::Relaxed);
+    }
+
+    /// The latest confirmation.
+    pub fn get(&self) -> Option<Timestamp> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Timestamp::from_millisecond(ms).ok(),
+        }
+    }
+}
+
 impl SourceInfo {
-    /// Seconds since the data was written, when known.
+    /// When the data was last known current: written, or confirmed by its origin.
+    pub fn fresh_at(&self) -> Option<Timestamp> {
+        self.modified.max(self.confirmed.get())
+    }
+
+    /// Seconds since the data was last known current, when known.
     pub fn data_age_secs(&self, now: Timestamp) -> Option<f64> {
-        self.modified
+        self.fresh_at()
             .map(|m| (now.as_millisecond() - m.as_millisecond()).max(0) as f64 / 1000.0)
     }
 
-    /// Whether the data is older than `max_age` (reported in metrics and health; still used).
+    /// Whether a `url` source is still waiting for its first good fetch (it matches nothing).
+    pub fn awaiting_first_fetch(&self) -> bool {
+        self.remote && self.fresh_at().is_none()
+    }
+
+    /// Whether the data is older than `max_age`, or a `url` source has no data yet (reported
+    /// in metrics and health; the data is still used).
     pub fn is_stale(&self, now: Timestamp) -> bool {
         match (self.data_age_secs(now), self.max_age_secs) {
             (Some(age), Some(max)) => age > max as f64,
-            _ => false,
+            _ => self.awaiting_first_fetch(),
         }
     }
 }
@@ -252,7 +295,9 @@ impl Snapshot {
                 kind: def.kind,
                 entries: 0,
                 modified: d.modified,
+                confirmed: Confirmed::default(),
                 max_age_secs: def.max_age_secs,
+                remote: def.remote.is_some(),
                 database_type: None,
             };
             match (def.kind, d.content) {

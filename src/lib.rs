@@ -25,6 +25,7 @@ pub mod cli;
 pub mod decision;
 pub mod engine;
 pub mod facts;
+pub mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod index;

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::engine::{Snapshot, SourceContent, SourceData};
-use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, Warning};
+use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
 use crate::sources::maxmind::MaxmindDb;
 use crate::sources::{ParseError, SourceKind, iplist, tor};
 
@@ -159,6 +159,25 @@ pub fn parse_source(kind: SourceKind, bytes: Vec<u8>) -> Result<SourceContent, P
     })
 }
 
+/// Parses one source's bytes and applies its sanity bounds (`min_entries`). The loader and the
+/// server's fetcher both call this, so a fetch is accepted exactly when a reload would be.
+pub fn parse_checked(def: &SourceDef, bytes: Vec<u8>) -> Result<SourceContent, ParseError> {
+    let content = parse_source(def.kind, bytes)?;
+    if let (SourceContent::Networks(nets), Some(min)) = (&content, def.min_entries)
+        && (nets.len() as u64) < min
+    {
+        return Err(ParseError::at(
+            0,
+            0,
+            format!(
+                "{} entries, fewer than `min_entries = {min}`: rejected as suspicious",
+                nets.len()
+            ),
+        ));
+    }
+    Ok(content)
+}
+
 /// Loads and compiles a policy directory. `now` decides which rules count as expired in the
 /// warnings. Every error found is returned, each with its file and position.
 pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
@@ -176,6 +195,16 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
         inputs.push(path.clone());
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
+                // Never fetched yet: the source starts empty (and shows as stale) until the
+                // server's first good fetch writes the file.
+                hash_input(&mut hasher, &def.path, b"\0editgate: not fetched yet");
+                data.push(SourceData {
+                    content: SourceContent::Networks(Vec::new()),
+                    modified: None,
+                });
+                continue;
+            }
             Err(e) => {
                 errors.push(PolicyError::new(
                     def.origin.clone(),
@@ -189,7 +218,14 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| Timestamp::try_from(t).ok());
-        match parse_source(def.kind, bytes) {
+        // A `url` source is as fresh as its origin's last confirmation.
+        let confirmed = def
+            .remote
+            .as_ref()
+            .and_then(|_| crate::fetch::read_meta(&path))
+            .and_then(|m| m.confirmed_at);
+        let modified = modified.max(confirmed);
+        match parse_checked(def, bytes) {
             Ok(content) => data.push(SourceData { content, modified }),
             Err(e) => errors.push(PolicyError::new(
                 Origin {

@@ -22,6 +22,8 @@ enum Command {
     Explain(cli::request::RequestArgs),
     /// Check a policy directory: errors as path:line:col, then warnings.
     Validate(cli::validate::ValidateArgs),
+    /// Fetch every `url` source once and save the last good copies (as the server does).
+    Fetch(cli::fetch::FetchArgs),
     /// Run the policy test cases in DIR/tests/*.toml.
     Test(cli::test::TestArgs),
     /// Print the JSON Schema of the policy files (for editors such as taplo / Even Better TOML).
@@ -40,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Explain(a) => cli::check::run(a, true),
         Command::Validate(a) => cli::validate::run(a),
         Command::Test(a) => cli::test::run(a),
+        Command::Fetch(a) => cli::fetch::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Schema => cli::schema::run(),

@@ -2,7 +2,9 @@
 //! `main` only parses and dispatches.
 
 pub mod check;
+pub mod fetch;
 pub mod loadgen;
+pub mod origin;
 pub mod replay;
 pub mod request;
 pub mod schema;

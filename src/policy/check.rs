@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
-    Cond, DecisionLogSettings, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings, SourceDef,
-    Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
+    Cond, DecisionLogSettings, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Remote, Rule, Settings,
+    SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
@@ -193,6 +193,57 @@ impl<'a> Cx<'a> {
         parse_verdict(v.get_ref()).map_err(|msg| self.err(v.span(), msg)).ok()
     }
 
+    /// The `url` settings of a source: `Some(None)` for a file source, `None` when invalid.
+    fn remote(&mut self, name: &Spanned<String>, s: &RawSource) -> Option<Option<Remote>> {
+        let Some(url) = &s.url else {
+            for (key, span) in [
+                ("refresh", s.refresh.as_ref().map(Spanned::span)),
+                ("timeout", s.timeout.as_ref().map(Spanned::span)),
+                ("max_bytes", s.max_bytes.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    self.err(span, format!("`{key}` only applies to sources with a `url`"));
+                }
+            }
+            return Some(None);
+        };
+        let u = url.get_ref();
+        let ok_scheme = ["http://", "https://"]
+            .iter()
+            .any(|p| u.len() > p.len() && u[..p.len()].eq_ignore_ascii_case(p));
+        if !ok_scheme || u.chars().any(char::is_whitespace) {
+            self.err(
+                url.span(),
+                format!(
+                    "source `{}`: `url` must be an `http://` or `https://` address, not `{}`",
+                    name.get_ref(),
+                    crate::sources::snippet(u)
+                ),
+            );
+            return None;
+        }
+        let secs = |this: &mut Self, d: &Option<Spanned<String>>, key: &str, default: i64, min: i64| match d {
+            None => Some(default),
+            Some(d) => {
+                let v = this.duration(d, key)?;
+                if v < min {
+                    this.err(d.span(), format!("`{key}` must be at least {min}s"));
+                    return None;
+                }
+                Some(v)
+            }
+        };
+        let refresh_secs = secs(self, &s.refresh, "refresh", Remote::DEFAULT_REFRESH_SECS, 1)?;
+        let timeout_secs = secs(self, &s.timeout, "timeout", Remote::DEFAULT_TIMEOUT_SECS, 1)?;
+        let max_bytes = s.max_bytes.as_ref().map_or(Remote::DEFAULT_MAX_BYTES, |m| *m.get_ref());
+        Some(Some(Remote {
+            url: u.clone(),
+            refresh_secs,
+            timeout_secs,
+            max_bytes,
+        }))
+    }
+
     fn duration(&mut self, d: &Spanned<String>, key: &str) -> Option<i64> {
         let parsed = parse_duration(d.get_ref());
         if parsed.is_none() {
@@ -269,31 +320,36 @@ impl<'a> Cx<'a> {
             );
             self.err(s.kind.span(), msg);
         }
-        if let Some(url) = &s.url {
-            self.err(
-                url.span(),
-                "`url` sources are not supported yet: download the file with a timer (cron, systemd) and give its `path`; editgate reloads it when it changes",
-            );
-        }
-        if let Some(r) = &s.refresh {
-            self.err(
-                r.span(),
-                "`refresh` only applies to `url` sources, which are not supported yet",
-            );
-        }
+        let remote = self.remote(name, s);
         let path = match &s.path {
             Some(p) if p.get_ref().trim().is_empty() => {
                 self.err(p.span(), "`path` is empty");
                 None
             }
             Some(p) => Some(p.get_ref().clone()),
+            None if s.url.is_some() => {
+                self.err(
+                    src.span(),
+                    format!(
+                        "`url` source `{n}` also needs a `path`: where the last good copy is kept, so that a restart without network still serves (like \"/var/lib/editgate/{n}\")"
+                    ),
+                );
+                None
+            }
             None => {
-                if s.url.is_none() {
-                    self.err(src.span(), format!("source `{n}` needs a `path`"));
-                }
+                self.err(src.span(), format!("source `{n}` needs a `path`"));
                 None
             }
         };
+        let min_entries = s.min_entries.as_ref().map(|m| {
+            if kind.is_some_and(|k| !k.is_network_list()) {
+                self.err(
+                    m.span(),
+                    "`min_entries` only applies to list sources (`tor-exits`, `ip-list`); a MaxMind database is checked by `verify`",
+                );
+            }
+            *m.get_ref()
+        });
         let max_age_secs = s.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));
         let mut flags = Vec::new();
         match (&s.flags, kind) {
@@ -335,6 +391,8 @@ impl<'a> Cx<'a> {
             name: n.clone(),
             kind: kind?,
             path: path?,
+            remote: remote.unwrap_or(None),
+            min_entries,
             max_age_secs,
             flags,
             origin: self.origin(name.span()),

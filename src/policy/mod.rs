@@ -202,14 +202,41 @@ pub struct SourceDef {
     pub name: String,
     /// What it is.
     pub kind: SourceKind,
-    /// File path relative to the policy directory.
+    /// File path relative to the policy directory. For a [`Remote`] source, where the last
+    /// good copy is kept (it may not exist yet).
     pub path: String,
+    /// Where the data is fetched from, for `url` sources.
+    pub remote: Option<Remote>,
+    /// List sources: fewer entries than this is rejected.
+    pub min_entries: Option<u64>,
     /// Stale after this many seconds.
     pub max_age_secs: Option<i64>,
     /// For `maxmind-anonymous`: the flags that put an IP in the source.
     pub flags: Vec<AnonFlag>,
     /// Where it is defined.
     pub origin: Origin,
+}
+
+/// A source fetched over HTTP(S) by the server (`url = ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// `http://` or `https://` address.
+    pub url: String,
+    /// Seconds between fetches.
+    pub refresh_secs: i64,
+    /// Seconds one fetch may take, connect to last byte.
+    pub timeout_secs: i64,
+    /// Largest accepted body.
+    pub max_bytes: u64,
+}
+
+impl Remote {
+    /// Default `refresh`.
+    pub const DEFAULT_REFRESH_SECS: i64 = 30 * 60;
+    /// Default `timeout`.
+    pub const DEFAULT_TIMEOUT_SECS: i64 = 30;
+    /// Default `max_bytes`.
+    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 }
 
 impl SourceDef {

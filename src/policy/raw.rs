@@ -153,12 +153,23 @@ pub struct RawSource {
     /// File path, relative to the policy directory.
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
-    /// Remote location (not supported yet; rejected with a clear error).
+    /// Remote location (`http://` or `https://`), fetched by `editgate serve` every `refresh`;
+    /// the last good copy is kept at `path`.
     #[schemars(with = "Option<String>")]
     pub url: Option<Spanned<String>>,
-    /// Refresh interval for `url`.
+    /// Refresh interval for `url` (default `30m`).
     #[schemars(with = "Option<String>")]
     pub refresh: Option<Spanned<String>>,
+    /// Timeout of one fetch of `url`, connect to last byte (default `30s`).
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Largest accepted body of `url`, bytes (default 64 MiB).
+    #[schemars(with = "Option<u64>")]
+    pub max_bytes: Option<Spanned<u64>>,
+    /// List sources: fewer entries than this is rejected as suspicious (a fetch, or a file on
+    /// reload); the last good data keeps serving.
+    #[schemars(with = "Option<u64>")]
+    pub min_entries: Option<Spanned<u64>>,
     /// Data older than this is reported as stale.
     #[schemars(with = "Option<String>")]
     pub max_age: Option<Spanned<String>>,

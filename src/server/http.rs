@@ -92,18 +92,35 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
 async fn healthz(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
     let live = state.current();
     let now = Timestamp::now();
-    let stale: Vec<&str> = live
-        .snapshot
-        .sources()
+    let sources = live.snapshot.sources();
+    let stale: Vec<&str> = sources
         .iter()
         .filter(|s| s.is_stale(now))
         .map(|s| s.name.as_str())
+        .collect();
+    let details: Vec<serde_json::Value> = sources
+        .iter()
+        .map(|s| {
+            let mut d = serde_json::json!({
+                "name": s.name,
+                "kind": s.kind.as_str(),
+                "entries": s.entries,
+                "data_age_seconds": s.data_age_secs(now),
+                "stale": s.is_stale(now),
+            });
+            if s.remote {
+                d["awaiting_first_fetch"] = s.awaiting_first_fetch().into();
+                d["fetch"] = serde_json::to_value(state.fetch_status(&s.name)).unwrap_or_default();
+            }
+            d
+        })
         .collect();
     let body = serde_json::json!({
         "status": "serving",
         "policy_version": live.snapshot.version(),
         "generation": live.generation,
         "stale_sources": stale,
+        "sources": details,
     });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string())
 }

@@ -106,6 +106,12 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    source: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: String,
 }
@@ -142,6 +148,8 @@ pub struct Metrics {
     source_entries: Family<SourceLabel, Gauge<u64, AtomicU64>>,
     source_age: Family<SourceLabel, Gauge<f64, AtomicU64>>,
     source_stale: Family<SourceLabel, Gauge<u64, AtomicU64>>,
+    source_fetches: Family<FetchLabels, Counter>,
+    shed: Family<MethodLabel, Counter>,
     log_written: Gauge<u64, AtomicU64>,
     log_dropped: Gauge<u64, AtomicU64>,
     log_errors: Gauge<u64, AtomicU64>,
@@ -172,6 +180,8 @@ impl Metrics {
             source_entries: Family::default(),
             source_age: Family::default(),
             source_stale: Family::default(),
+            source_fetches: Family::default(),
+            shed: Family::default(),
             log_written: Gauge::default(),
             log_dropped: Gauge::default(),
             log_errors: Gauge::default(),
@@ -239,13 +249,23 @@ impl Metrics {
         );
         registry.register(
             "source_data_age_seconds",
-            "Age of each source's data (file modification time)",
+            "Age of each source's data: since its file was written or its url last confirmed it",
             m.source_age.clone(),
         );
         registry.register(
             "source_stale",
-            "1 when a source's data is older than its max_age",
+            "1 when a source's data is older than its max_age, or a url source has no data yet",
             m.source_stale.clone(),
+        );
+        registry.register(
+            "source_fetches",
+            "Fetches of url sources by result: updated, not_modified, rejected (bad or suspicious data), failed (network, timeout, HTTP error)",
+            m.source_fetches.clone(),
+        );
+        registry.register(
+            "requests_shed",
+            "Requests refused with RESOURCE_EXHAUSTED / 503 because the concurrency limit was reached, by method",
+            m.shed.clone(),
         );
         registry.register(
             "decision_log_lines",
@@ -305,6 +325,25 @@ impl Metrics {
         }
     }
 
+    /// Counts one fetch of a url source by its result label.
+    pub fn fetched(&self, source: &str, result: &'static str) {
+        self.source_fetches
+            .get_or_create(&FetchLabels {
+                source: source.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Counts a request refused by the concurrency limit.
+    pub fn shed(&self, method: &str) {
+        self.shed
+            .get_or_create(&MethodLabel {
+                method: method.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts a request rejected as malformed.
     pub fn invalid(&self, method: &str) {
         self.invalid
@@ -338,8 +377,8 @@ impl Metrics {
             self.source_entries.get_or_create(&l).set(s.entries as u64);
             if let Some(age) = s.data_age_secs(now) {
                 self.source_age.get_or_create(&l).set(age);
-                self.source_stale.get_or_create(&l).set(u64::from(s.is_stale(now)));
             }
+            self.source_stale.get_or_create(&l).set(u64::from(s.is_stale(now)));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

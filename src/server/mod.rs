@@ -11,6 +11,7 @@
 //! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
 
 pub mod decision_log;
+pub mod fetcher;
 pub mod http;
 pub mod metrics;
 pub mod proto;
@@ -107,6 +108,8 @@ pub struct State {
     pub settings: Settings,
     /// The opt-in decision log.
     pub decision_log: decision_log::DecisionLog,
+    /// Fetch results of `url` sources, by source name.
+    fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -128,6 +131,7 @@ impl State {
             metrics,
             settings,
             decision_log: log,
+            fetch_status: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -140,6 +144,39 @@ impl State {
             loaded_at: Timestamp::now(),
             inputs: loaded.inputs,
         }
+    }
+
+    /// Records a fetch result; returns the failures in a row (0 after a success).
+    pub fn record_fetch(&self, source: &str, outcome: &crate::fetch::FetchOutcome, at: Timestamp) -> u32 {
+        use crate::fetch::FetchOutcome;
+        let mut map = self
+            .fetch_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let st = map.entry(source.to_owned()).or_default();
+        st.last_attempt = Some(at);
+        st.last_result = Some(outcome.label());
+        match outcome {
+            FetchOutcome::Updated { .. } | FetchOutcome::NotModified => {
+                st.last_success = Some(at);
+                st.last_error = None;
+                st.consecutive_failures = 0;
+            }
+            FetchOutcome::Rejected(why) | FetchOutcome::Failed(why) => {
+                st.last_error = Some(why.clone());
+                st.consecutive_failures += 1;
+            }
+        }
+        st.consecutive_failures
+    }
+
+    /// The fetch status of a `url` source, if it was fetched since start.
+    pub fn fetch_status(&self, source: &str) -> Option<fetcher::FetchStatus> {
+        let map = self
+            .fetch_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(source).cloned()
     }
 
     /// The serving snapshot.
@@ -311,6 +348,7 @@ pub async fn run(
     } else {
         None
     };
+    let fetcher = fetcher::spawn(state.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -342,6 +380,7 @@ pub async fn run(
     });
     let (g, h) = tokio::join!(grpc_server, http_server);
     drop(watcher);
+    drop(fetcher);
     tracing::info!("servers stopped");
     g?;
     h?;

@@ -12,10 +12,17 @@ use tokio::task::JoinHandle;
 
 use super::State;
 
-/// A running watcher task; aborts the task when dropped.
-pub struct WatchTask(JoinHandle<()>);
+/// A running background task (watcher, fetcher); aborts the task when dropped.
+pub struct BackgroundTask(JoinHandle<()>);
 
-impl Drop for WatchTask {
+impl BackgroundTask {
+    /// Owns `task`.
+    pub fn new(task: JoinHandle<()>) -> Self {
+        Self(task)
+    }
+}
+
+impl Drop for BackgroundTask {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -48,12 +55,35 @@ fn watch(watcher: &mut impl Watcher, dir: &std::path::Path, recursive: bool) {
     }
 }
 
+/// Whether the fetcher writes `path`: a `url` source's copy, its sidecar, or a temporary file.
+/// The fetcher reloads by itself after saving new data, and a sidecar update ("not modified")
+/// needs no rebuild, so the watcher leaves these alone.
+fn fetcher_owned(state: &State, path: &std::path::Path) -> bool {
+    let dir = &state.settings.policies;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let live = state.current();
+    live.snapshot
+        .policy
+        .sources
+        .iter()
+        .filter(|s| s.remote.is_some())
+        .any(|s| {
+            let data = dir.join(&s.path);
+            let file = data.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            path == data
+                || path == crate::fetch::meta_path(&data)
+                || (path.parent() == data.parent() && name.starts_with(&format!(".{file}")) && name.contains(".tmp"))
+        })
+}
+
 /// Starts the watcher. Changes are debounced by `settings.debounce`, so an editor's
 /// write-rename-chmod sequence or a `git pull` triggers one reload.
-pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<WatchTask> {
+pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<BackgroundTask> {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let owner = state.clone();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
         Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => {}
+        Ok(ev) if !ev.paths.is_empty() && ev.paths.iter().all(|p| fetcher_owned(&owner, p)) => {}
         _ => {
             let _ = tx.send(());
         }
@@ -80,7 +110,7 @@ pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<WatchTask> {
             }
         }
     });
-    Ok(WatchTask(task))
+    Ok(BackgroundTask(task))
 }
 
 /// Reloads on every SIGHUP (what `systemctl reload` sends), for as long as the process runs.

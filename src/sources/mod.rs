@@ -79,7 +79,8 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    pub(crate) fn at(line: usize, column: usize, message: impl Into<String>) -> Self {
+    /// An error at `line`:`column` (0 when unknown).
+    pub fn at(line: usize, column: usize, message: impl Into<String>) -> Self {
         Self {
             line,
             column,

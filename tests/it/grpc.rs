@@ -17,16 +17,16 @@ use tonic::transport::Channel;
 use crate::common::{policy_dir, shipped_policies, write};
 
 /// An in-process server; stops when dropped.
-struct Running {
-    grpc: SocketAddr,
-    http: SocketAddr,
-    state: Arc<State>,
+pub(crate) struct Running {
+    pub(crate) grpc: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) state: Arc<State>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Running {
-    async fn start(dir: &Path) -> Self {
+    pub(crate) async fn start(dir: &Path) -> Self {
         let mut settings = Settings::new(dir.to_owned());
         settings.debounce = Duration::from_millis(50);
         let state = State::load(settings).expect("policy loads");
@@ -46,7 +46,7 @@ impl Running {
         }
     }
 
-    async fn client(&self) -> EditGateClient<Channel> {
+    pub(crate) async fn client(&self) -> EditGateClient<Channel> {
         for _ in 0..50 {
             if let Ok(c) = EditGateClient::connect(format!("http://{}", self.grpc)).await {
                 return c;
@@ -70,7 +70,7 @@ impl Drop for Running {
     }
 }
 
-fn req(ip: &str, wiki: &str, kind: AccountKind) -> CheckRequest {
+pub(crate) fn req(ip: &str, wiki: &str, kind: AccountKind) -> CheckRequest {
     CheckRequest {
         ip: ip.into(),
         wiki: wiki.into(),
@@ -95,12 +95,12 @@ fn registered(ip: &str, wiki: &str, edits: u64, age_days: i64) -> CheckRequest {
     r
 }
 
-async fn check(c: &mut EditGateClient<Channel>, r: CheckRequest) -> CheckResponse {
+pub(crate) async fn check(c: &mut EditGateClient<Channel>, r: CheckRequest) -> CheckResponse {
     c.check(r).await.expect("check").into_inner()
 }
 
 /// A plain HTTP GET on loopback (the tests need no HTTP client crate for two endpoints).
-async fn http_get(addr: SocketAddr, path: &str) -> String {
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
         .await
@@ -113,7 +113,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
         .unwrap_or_default()
 }
 
-fn metric(text: &str, line_prefix: &str) -> f64 {
+pub(crate) fn metric(text: &str, line_prefix: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())

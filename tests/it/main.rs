@@ -16,6 +16,7 @@ mod common;
 mod fuzz_regressions;
 mod grpc;
 mod index_prop;
+mod live;
 mod parsers_prop;
 mod policy;
 mod sources;

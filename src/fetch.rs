@@ -1,0 +1,218 @@
+//! Fetching `url` sources: one conditional HTTP(S) request, validated exactly as a reload
+//! would validate the file, then saved atomically as the last good copy.
+//!
+//! Blocking (`ureq`) and free of tokio: the server runs it on a blocking thread, and
+//! `editgate fetch` runs it directly. The sidecar `<path>.fetch.json` keeps the validators
+//! (`ETag`, `Last-Modified`) for conditional requests and the time the origin last confirmed
+//! the copy, so that freshness survives a restart without rewriting the data file.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::SourceContent;
+use crate::load::parse_checked;
+use crate::policy::{Remote, SourceDef};
+
+/// What the last successful fetch of a source left behind, next to its data file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchMeta {
+    /// The address the copy came from; validators for another address are not sent.
+    pub url: String,
+    /// The `ETag` of the copy.
+    pub etag: Option<String>,
+    /// The `Last-Modified` of the copy.
+    pub last_modified: Option<String>,
+    /// When the origin last confirmed the copy (fetched, or answered "not modified").
+    pub confirmed_at: Option<Timestamp>,
+}
+
+/// The sidecar file of a data file.
+pub fn meta_path(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push(".fetch.json");
+    data.with_file_name(name)
+}
+
+/// Reads a data file's sidecar; a missing or unreadable one counts as none.
+pub fn read_meta(data: &Path) -> Option<FetchMeta> {
+    let bytes = std::fs::read(meta_path(data)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What one fetch did.
+#[derive(Debug)]
+pub enum FetchOutcome {
+    /// A new copy was validated and saved.
+    Updated {
+        /// Entries of a list (0 for a database).
+        entries: usize,
+        /// Body size.
+        bytes: usize,
+    },
+    /// The origin answered 304, or sent the bytes already saved: the copy is confirmed.
+    NotModified,
+    /// The body arrived but failed validation (parse error, `min_entries`, too large); the
+    /// last good copy stays.
+    Rejected(String),
+    /// No usable answer: network error, timeout, HTTP error status.
+    Failed(String),
+}
+
+impl FetchOutcome {
+    /// A short label for metrics: `updated`, `not_modified`, `rejected`, `failed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Updated { .. } => "updated",
+            Self::NotModified => "not_modified",
+            Self::Rejected(_) => "rejected",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Fetches `def`'s `url` once and, when the answer is new and valid, replaces the copy at
+/// `dir/def.path` atomically (write a temporary file, fsync, rename). `now` stamps the
+/// confirmation. Never leaves a partial file in place; never panics on a bad answer.
+pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp) -> FetchOutcome {
+    let Some(remote) = &def.remote else {
+        return FetchOutcome::Failed(format!("source `{}` has no `url`", def.name));
+    };
+    let path = dir.join(&def.path);
+    let meta = read_meta(&path).filter(|m| m.url == remote.url && path.exists());
+    let body = match request(remote, meta.as_ref()) {
+        Ok(Some(answer)) => answer,
+        Ok(None) => return confirm(&path, meta.unwrap_or_default(), remote, now),
+        Err(e) => return FetchOutcome::Failed(e),
+    };
+    if meta.is_some() && std::fs::read(&path).is_ok_and(|old| old == body.bytes) {
+        let meta = FetchMeta {
+            etag: body.etag,
+            last_modified: body.last_modified,
+            ..meta.unwrap_or_default()
+        };
+        return confirm(&path, meta, remote, now);
+    }
+    let len = body.bytes.len();
+    let entries = match parse_checked(def, body.bytes.clone()) {
+        Ok(SourceContent::Networks(n)) => n.len(),
+        Ok(SourceContent::Maxmind(_)) => 0,
+        Err(e) => {
+            let at = if e.line > 0 {
+                format!(" (line {})", e.line)
+            } else {
+                String::new()
+            };
+            return FetchOutcome::Rejected(format!("{}{at}", e.message));
+        }
+    };
+    let meta = FetchMeta {
+        url: remote.url.clone(),
+        etag: body.etag,
+        last_modified: body.last_modified,
+        confirmed_at: Some(now),
+    };
+    if let Err(e) = write_atomically(&path, &body.bytes) {
+        return FetchOutcome::Failed(format!("cannot save `{}`: {e}", path.display()));
+    }
+    // The data is in place; a lost sidecar only costs one unconditional fetch later.
+    let _ = save_meta(&path, &meta);
+    FetchOutcome::Updated { entries, bytes: len }
+}
+
+fn confirm(path: &Path, meta: FetchMeta, remote: &Remote, now: Timestamp) -> FetchOutcome {
+    let meta = FetchMeta {
+        url: remote.url.clone(),
+        confirmed_at: Some(now),
+        ..meta
+    };
+    match save_meta(path, &meta) {
+        Ok(()) => FetchOutcome::NotModified,
+        Err(e) => FetchOutcome::Failed(format!("cannot save `{}`: {e}", meta_path(path).display())),
+    }
+}
+
+struct Body {
+    bytes: Vec<u8>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// One GET with the validators of `meta`. `Ok(None)` is a 304.
+fn request(remote: &Remote, meta: Option<&FetchMeta>) -> Result<Option<Body>, String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(remote.timeout_secs.max(1) as u64)))
+        .http_status_as_error(false)
+        .user_agent(concat!("editgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut req = agent.get(&remote.url);
+    if let Some(m) = meta {
+        if let Some(etag) = &m.etag {
+            req = req.header("If-None-Match", etag);
+        }
+        if let Some(lm) = &m.last_modified {
+            req = req.header("If-Modified-Since", lm);
+        }
+    }
+    let mut resp = req.call().map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if status == ureq::http::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let etag = header("etag");
+    let last_modified = header("last-modified");
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(remote.max_bytes)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(n) => format!("body larger than `max_bytes = {n}`"),
+            e => e.to_string(),
+        })?;
+    Ok(Some(Body {
+        bytes,
+        etag,
+        last_modified,
+    }))
+}
+
+fn save_meta(data: &Path, meta: &FetchMeta) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    write_atomically(&meta_path(data), &json)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place, so
+/// that readers (a reload, a restart) see the old file or the new one, never a torn one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
