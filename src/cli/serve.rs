@@ -49,6 +49,22 @@ pub struct ServeArgs {
     /// Do not watch the policy directory for changes (SIGHUP still reloads).
     #[arg(long, env = "EDITGATE_NO_WATCH")]
     pub no_watch: bool,
+    /// Requests in flight (both ports) beyond which new ones are refused with
+    /// RESOURCE_EXHAUSTED / 503; 0 = no limit [default: 1024].
+    #[arg(long, env = "EDITGATE_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Deadline for one request, body included, like 5s or 500ms [default: 5s].
+    #[arg(long, env = "EDITGATE_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// TLS certificate chain (PEM) for both ports; needs --tls-key.
+    #[arg(long, env = "EDITGATE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "EDITGATE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to: turns on mutual TLS.
+    #[arg(long, env = "EDITGATE_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The config file: every key optional, same names as the flags with `_`.
@@ -73,6 +89,16 @@ pub struct ConfigFile {
     pub max_forwarded_for: Option<usize>,
     /// Watch for changes (default true).
     pub watch: Option<bool>,
+    /// Concurrent request limit.
+    pub max_concurrent_requests: Option<usize>,
+    /// Per-request deadline, like `5s`.
+    pub request_timeout: Option<String>,
+    /// TLS certificate chain; relative paths are relative to the config file.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key.
+    pub tls_key: Option<PathBuf>,
+    /// Client CA for mutual TLS.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// Fully resolved serve settings.
@@ -97,10 +123,20 @@ fn read_config(path: &Path) -> Result<ConfigFile, String> {
         };
         crate::policy::check::toml_error(&file, &e).to_string()
     })?;
-    if let (Some(p), Some(base)) = (&cfg.policies, path.parent())
-        && p.is_relative()
-    {
-        cfg.policies = Some(base.join(p));
+    if let Some(base) = path.parent() {
+        for p in [
+            &mut cfg.policies,
+            &mut cfg.tls_cert,
+            &mut cfg.tls_key,
+            &mut cfg.tls_client_ca,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
     Ok(cfg)
 }
@@ -132,6 +168,23 @@ impl ServeArgs {
             settings.limits.max_forwarded_for = n;
         }
         settings.watch = !self.no_watch && cfg.watch.unwrap_or(true);
+        if let Some(n) = self.max_concurrent_requests.or(cfg.max_concurrent_requests) {
+            settings.max_concurrent_requests = n;
+        }
+        if let Some(t) = self.request_timeout.clone().or(cfg.request_timeout) {
+            settings.request_timeout = parse_millis(&t)
+                .ok_or_else(|| format!("request_timeout: `{t}` is not a duration, like `5s` or `500ms`"))?;
+        }
+        let cert = self.tls_cert.clone().or(cfg.tls_cert);
+        let key = self.tls_key.clone().or(cfg.tls_key);
+        let client_ca = self.tls_client_ca.clone().or(cfg.tls_client_ca);
+        settings.tls = match (cert, key) {
+            (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
+            (None, None) if client_ca.is_none() => None,
+            (None, None) => return Err("tls_client_ca needs tls_cert and tls_key".to_owned()),
+            (Some(_), None) => return Err("tls_cert needs tls_key".to_owned()),
+            (None, Some(_)) => return Err("tls_key needs tls_cert".to_owned()),
+        };
         let log_format = self
             .log_format
             .clone()
@@ -153,6 +206,15 @@ impl ServeArgs {
             json_logs: log_format == "json",
         })
     }
+}
+
+/// A deadline: `500ms`, or any policy duration (`5s`, `1m`); at least 1 ms.
+fn parse_millis(s: &str) -> Option<Duration> {
+    let ms = match s.trim().strip_suffix("ms") {
+        Some(n) => n.trim().parse::<u64>().ok()?,
+        None => (parse_duration(s)? as u64).checked_mul(1000)?,
+    };
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 fn init_logging(json: bool) {
@@ -188,6 +250,13 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 async fn serve(r: Resolved) -> ExitCode {
+    if let Some(files) = &r.settings.tls {
+        // Refuse to start on unusable certificate files, naming them.
+        if let Err(e) = crate::server::tls::rustls_config(files) {
+            eprintln!("error: {e:#}");
+            return ExitCode::Usage;
+        }
+    }
     let policies = r.settings.policies.clone();
     let state = match State::load(r.settings) {
         Ok(s) => s,
@@ -225,6 +294,7 @@ async fn serve(r: Resolved) -> ExitCode {
         ga.map_or_else(|| r.listen.to_string(), |a| a.to_string()),
         ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string())
     );
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
     #[cfg(unix)]
     let _hup = match server::reload::spawn_sighup(state.clone()) {
         Ok(h) => Some(h),
@@ -233,12 +303,24 @@ async fn serve(r: Resolved) -> ExitCode {
             None
         }
     };
-    match server::run(state, grpc, http, shutdown_signal()).await {
+    let stopping = async {
+        shutdown_signal().await;
+        notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    };
+    match server::run(state, grpc, http, stopping).await {
         Ok(()) => ExitCode::Ok,
         Err(e) => {
             tracing::error!("server error: {e}");
             ExitCode::Usage
         }
+    }
+}
+
+/// Tells systemd (`Type=notify`) about the service's state; does nothing outside systemd
+/// (no `NOTIFY_SOCKET`).
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!("sd_notify: {e}");
     }
 }
 

@@ -23,6 +23,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/check", post(check))
         .route("/v1/explain", post(explain))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::limits::http_limit,
+        ))
         .with_state(state)
 }
 
@@ -31,10 +35,12 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// A gRPC status as an HTTP error: 400 for bad input, 503 when the service cannot answer.
-fn error_response(s: &tonic::Status) -> Response {
+pub(crate) fn error_response(s: &tonic::Status) -> Response {
     let status = match s.code() {
         tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        tonic::Code::ResourceExhausted | tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     json_response(

@@ -13,10 +13,12 @@
 pub mod decision_log;
 pub mod fetcher;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod reload;
 pub mod service;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -52,6 +54,23 @@ pub struct Settings {
     pub watch: bool,
     /// Quiet period before a watched change triggers a reload.
     pub debounce: Duration,
+    /// Decisions in flight (both ports) beyond which requests are refused; 0 = no limit.
+    pub max_concurrent_requests: usize,
+    /// Deadline for one unary request, from arrival (body included) to answer.
+    pub request_timeout: Duration,
+    /// TLS for both ports, when set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Certificate files for TLS (PEM).
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// When set, clients must present a certificate signed by one of these CAs (mTLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Settings {
@@ -65,6 +84,9 @@ impl Settings {
             limits: Limits::default(),
             watch: true,
             debounce: Duration::from_millis(250),
+            max_concurrent_requests: 1024,
+            request_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -108,6 +130,8 @@ pub struct State {
     pub settings: Settings,
     /// The opt-in decision log.
     pub decision_log: decision_log::DecisionLog,
+    /// Admission control for both ports.
+    pub admission: Arc<limits::Admission>,
     /// Fetch results of `url` sources, by source name.
     fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -127,11 +151,13 @@ impl State {
         let live = Self::make_live(&metrics, loaded, 1);
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
+            admission: limits::Admission::new(settings.max_concurrent_requests),
             cache: FactsCache::new(settings.cache_capacity, settings.cache_ttl),
             metrics,
             settings,
             decision_log: log,
             fetch_status: Default::default(),
+
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -366,7 +392,12 @@ pub async fn run(
         .max_decoding_message_size(state.settings.max_message_bytes);
 
     let mut grpc_stop = stop_rx.clone();
-    let grpc_server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = &state.settings.tls {
+        builder = builder.tls_config(tls::grpc_config(files)?)?;
+    }
+    let grpc_server = builder
+        .layer(limits::GrpcLimitLayer::new(state.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -375,9 +406,22 @@ pub async fn run(
             let _ = grpc_stop.wait_for(|s| *s).await;
         });
     let mut http_stop = stop_rx.clone();
-    let http_server = axum::serve(http, http::router(state.clone())).with_graceful_shutdown(async move {
+    let http_stopped = async move {
         let _ = http_stop.wait_for(|s| *s).await;
-    });
+    };
+    let router = http::router(state.clone());
+    let http_server = async {
+        match &state.settings.tls {
+            Some(files) => {
+                let listener = tls::TlsListener::new(http, tls::rustls_config(files)?)?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(http_stopped)
+                    .await?;
+            }
+            None => axum::serve(http, router).with_graceful_shutdown(http_stopped).await?,
+        }
+        anyhow::Ok(())
+    };
     let (g, h) = tokio::join!(grpc_server, http_server);
     drop(watcher);
     drop(fetcher);

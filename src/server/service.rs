@@ -39,12 +39,18 @@ impl EditGate for EditGateService {
         &self,
         request: Request<Streaming<CheckRequest>>,
     ) -> Result<Response<Self::CheckStreamStream>, Status> {
+        let Some(permit) = self.state.admission.try_enter() else {
+            self.state.metrics.shed("CheckStream");
+            return Err(super::limits::overloaded());
+        };
         let state = self.state.clone();
         let mut index = 0u64;
         let mut failed = false;
         // Decisions are synchronous and microseconds long, so they run inline in stream order;
         // the first malformed request ends the stream with an error naming its position.
         let out = request.into_inner().map_while(move |item| {
+            // The slot is held for as long as the stream lives.
+            let _slot = &permit;
             if failed {
                 return None;
             }

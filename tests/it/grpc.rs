@@ -29,6 +29,10 @@ impl Running {
     pub(crate) async fn start(dir: &Path) -> Self {
         let mut settings = Settings::new(dir.to_owned());
         settings.debounce = Duration::from_millis(50);
+        Self::start_with(settings).await
+    }
+
+    pub(crate) async fn start_with(settings: Settings) -> Self {
         let state = State::load(settings).expect("policy loads");
         let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -855,7 +859,7 @@ async fn cli_and_grpc_explain_agree() {
 }
 
 /// A plain HTTP POST on loopback; returns the status code and the body.
-async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

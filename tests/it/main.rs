@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod grpc;
 mod index_prop;
 mod live;
+mod ops;
 mod parsers_prop;
 mod policy;
 mod sources;

@@ -1,0 +1,134 @@
+//! TLS and mutual TLS for both ports, from PEM files (rustls with the ring provider).
+//!
+//! gRPC uses tonic's own TLS support; the HTTP port gets a listener that completes each
+//! handshake on its own task (bounded by a timeout), so one slow or hostile client cannot hold
+//! up the others, and hands finished connections to axum.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::TlsFiles;
+use super::reload::BackgroundTask;
+
+/// Longest a client may take to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
+}
+
+/// tonic's TLS configuration for the gRPC port.
+pub fn grpc_config(files: &TlsFiles) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let identity = tonic::transport::Identity::from_pem(read(&files.cert, "certificate")?, read(&files.key, "key")?);
+    let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(read(ca, "client CA")?));
+    }
+    Ok(cfg)
+}
+
+/// The rustls configuration for the HTTP port. Also validates the files, so that `serve`
+/// refuses to start on a bad certificate or key with a message naming the file.
+pub fn rustls_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&files.cert, "certificate")?)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("`{}` is not a PEM certificate chain", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("`{}` holds no PEM certificate", files.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.key, "key")?)
+        .with_context(|| format!("`{}` holds no PEM private key", files.key.display()))?;
+    let builder = rustls::ServerConfig::builder();
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&read(ca, "client CA")?) {
+                let c = c.with_context(|| format!("`{}` is not a PEM certificate", ca.display()))?;
+                roots
+                    .add(c)
+                    .with_context(|| format!("`{}`: unusable CA certificate", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .with_context(|| format!("`{}`: no usable client CA", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match")?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A listener that yields TLS connections whose handshake has completed.
+pub struct TlsListener {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    _accept: BackgroundTask,
+}
+
+impl TlsListener {
+    /// Wraps a bound TCP listener.
+    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local = tcp.local_addr()?;
+        let acceptor = TlsAcceptor::from(config);
+        let (tx, rx) = mpsc::channel(64);
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!("http accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        // The peer's address is not logged (privacy); the reason is enough.
+                        Ok(Err(e)) => tracing::debug!("http TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("http TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            rx,
+            local,
+            _accept: BackgroundTask::new(task),
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The accept task ended (it never does while the listener lives).
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}

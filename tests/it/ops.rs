@@ -1,0 +1,307 @@
+//! Operations: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use editgate::server::Settings;
+use editgate::server::proto::edit_gate_client::EditGateClient;
+use editgate::server::proto::{AccountKind, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::common::{policy_dir, shipped_policies, write};
+use crate::grpc::{Running, check, http_get, http_post, metric, req};
+
+fn settings(dir: &Path) -> Settings {
+    let mut s = Settings::new(dir.to_owned());
+    s.watch = false;
+    s
+}
+
+const CHECK_JSON: &str =
+    r#"{"ip":"192.0.2.1","wiki":"enwiki","action":"edit","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_refuses_at_once_and_keeps_reporting_health() {
+    let mut s = settings(&shipped_policies());
+    s.max_concurrent_requests = 1;
+    let r = Running::start_with(s).await;
+    let mut c = r.client().await;
+
+    // An open CheckStream holds the only slot for as long as it lives.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut stream = c
+        .check_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("stream admitted")
+        .into_inner();
+    tx.send(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+        .await
+        .unwrap();
+    assert!(stream.next().await.unwrap().is_ok());
+    assert_eq!(r.state.admission.inflight(), 1);
+
+    let err = c
+        .check(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let (code, body) = http_post(r.http, "/v1/check", CHECK_JSON).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("ResourceExhausted"), "{body}");
+
+    // Health and metrics still answer, and count what was shed.
+    let channel = Channel::from_shared(format!("http://{}", r.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap();
+    assert_eq!(status.into_inner().status, 1, "SERVING");
+    let metrics = http_get(r.http, "/metrics").await;
+    assert_eq!(metric(&metrics, "editgate_requests_shed_total{method=\"Check\"}"), 1.0);
+    assert_eq!(
+        metric(&metrics, "editgate_requests_shed_total{method=\"http/check\"}"),
+        1.0
+    );
+
+    // Closing the stream frees the slot.
+    drop(tx);
+    assert!(stream.next().await.is_none());
+    drop(stream);
+    for _ in 0..200 {
+        if r.state.admission.inflight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
+    assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_slower_than_the_deadline_gets_a_clear_error() {
+    let mut s = settings(&shipped_policies());
+    s.request_timeout = Duration::from_millis(200);
+    let r = Running::start_with(s).await;
+    // Promise a body and send only part of it: the deadline ends the wait.
+    let mut conn = tokio::net::TcpStream::connect(r.http).await.unwrap();
+    conn.write_all(
+        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ip\":",
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut out)).await;
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(out.contains("DeadlineExceeded") && out.contains("200 ms"), "{out}");
+    assert_eq!(r.state.admission.inflight(), 0);
+}
+
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client: Identity,
+    client_pem: (String, String),
+    rogue: Identity,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |names: Vec<String>, issuer: &rcgen::Issuer<'_, KeyPair>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names).unwrap().signed_by(&key, issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()], &ca);
+    let client_pem = leaf(vec!["wiki-backend".into()], &ca);
+    let mut other_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let other_ca = CertifiedIssuer::self_signed(other_params, KeyPair::generate().unwrap()).unwrap();
+    let (rc, rk) = leaf(vec!["intruder".into()], &other_ca);
+    Pki {
+        ca: ca.pem(),
+        server_cert,
+        server_key,
+        client: Identity::from_pem(&client_pem.0, &client_pem.1),
+        client_pem,
+        rogue: Identity::from_pem(rc, rk),
+    }
+}
+
+async fn tls_channel(
+    addr: SocketAddr,
+    ca: &str,
+    identity: Option<Identity>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    if let Some(id) = identity {
+        tls = tls.identity(id);
+    }
+    Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+/// `GET /healthz` over TLS with ureq (the crate editgate fetches sources with).
+fn https_health(addr: SocketAddr, ca: &str, client: Option<&(String, String)>) -> Result<String, String> {
+    use ureq::tls::{Certificate as UCert, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let root = UCert::from_pem(ca.as_bytes()).unwrap();
+    let mut tls = TlsConfig::builder().root_certs(RootCerts::Specific(std::sync::Arc::new(vec![root])));
+    if let Some((cert, key)) = client {
+        let c = UCert::from_pem(cert.as_bytes()).unwrap();
+        let k = PrivateKey::from_pem(key.as_bytes()).unwrap();
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(&[c], k)));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!("https://localhost:{}/healthz", addr.port()))
+        .call()
+        .map_err(|e| e.to_string())?;
+    resp.body_mut().read_to_string().map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_on_both_ports() {
+    let p = pki();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "server.pem", &p.server_cert);
+    write(dir.path(), "server.key", &p.server_key);
+    write(dir.path(), "ca.pem", &p.ca);
+    let mut s = settings(&shipped_policies());
+    s.tls = Some(editgate::server::TlsFiles {
+        cert: dir.path().join("server.pem"),
+        key: dir.path().join("server.key"),
+        client_ca: Some(dir.path().join("ca.pem")),
+    });
+    let r = Running::start_with(s).await;
+
+    // gRPC with a client certificate from the CA: answered.
+    let ch = tls_channel(r.grpc, &p.ca, Some(p.client.clone())).await.unwrap();
+    let resp = check(
+        &mut EditGateClient::new(ch),
+        req("203.0.113.9", "enwiki", AccountKind::Anonymous),
+    )
+    .await;
+    assert_eq!(Verdict::try_from(resp.verdict).unwrap(), Verdict::Allow);
+
+    // Without a certificate, with one from another CA, or in plain text: refused.
+    for id in [None, Some(p.rogue.clone())] {
+        let refused = match tls_channel(r.grpc, &p.ca, id).await {
+            Err(_) => true,
+            Ok(ch) => EditGateClient::new(ch)
+                .check(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+                .await
+                .is_err(),
+        };
+        assert!(refused);
+    }
+    let plain = match EditGateClient::connect(format!("http://{}", r.grpc)).await {
+        Err(_) => true,
+        Ok(mut c) => c.check(req("192.0.2.1", "", AccountKind::Anonymous)).await.is_err(),
+    };
+    assert!(plain, "plain text must not be answered on a TLS port");
+
+    // The HTTP port: the same rule.
+    let (http, ca, client) = (r.http, p.ca.clone(), p.client_pem.clone());
+    let (with, without) =
+        tokio::task::spawn_blocking(move || (https_health(http, &ca, Some(&client)), https_health(http, &ca, None)))
+            .await
+            .unwrap();
+    assert!(with.unwrap().contains("\"status\":\"serving\""));
+    assert!(without.is_err());
+}
+
+#[test]
+fn serve_refuses_to_start_on_unusable_tls_files() {
+    let dir = policy_dir(&[("global.toml", ""), ("cert.pem", "not a certificate"), ("key.pem", "")]);
+    assert_cmd::Command::cargo_bin("editgate")
+        .unwrap()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--policies",
+        ])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(dir.path().join("cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("key.pem"))
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("cert.pem"));
+    assert_cmd::Command::cargo_bin("editgate")
+        .unwrap()
+        .args(["serve", "--policies"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(dir.path().join("cert.pem"))
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("tls_cert needs tls_key"));
+}
+
+#[cfg(unix)]
+#[test]
+fn the_binary_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--no-watch",
+            "--policies",
+        ])
+        .arg(shipped_policies())
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("editgate serving"), "{line}");
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 from the service");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let n = sock.recv(&mut buf).expect("STOPPING=1 from the service");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+}
