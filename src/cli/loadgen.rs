@@ -16,7 +16,6 @@ use clap::Args;
 use ipnet::IpNet;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
@@ -81,14 +80,14 @@ pub struct LoadgenArgs {
 }
 
 /// What the mix draws addresses from.
-struct Mix {
+pub(crate) struct Mix {
     tor: Vec<IpAddr>,
     nets: Vec<IpNet>,
     distinct: u64,
 }
 
 impl Mix {
-    fn load(dir: &Path, distinct: u64) -> anyhow::Result<Self> {
+    pub(crate) fn load(dir: &Path, distinct: u64) -> anyhow::Result<Self> {
         let files = read_policy_files(dir)?;
         let (policy, _) = crate::policy::check(&files, Timestamp::now())?;
         let (mut tor, mut nets) = (Vec::new(), Vec::new());
@@ -117,7 +116,7 @@ impl Mix {
     /// Request number `n` of a worker: the address is a pure function of its pool index, so
     /// exactly `distinct` addresses recur. 8% Tor, 12% listed networks, 80% anywhere (one in
     /// five IPv6); 60% anonymous, 10% temporary, 30% registered accounts.
-    fn request(&self, rng: &mut Rng) -> CheckRequest {
+    pub(crate) fn request(&self, rng: &mut Rng) -> CheckRequest {
         let idx = rng.below(self.distinct);
         let mut r = Rng::new(idx.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66);
         let class = r.below(100);
@@ -235,7 +234,7 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn percentiles(lat: impl Iterator<Item = u32>) -> (u32, u32, u32) {
+pub(crate) fn percentiles(lat: impl Iterator<Item = u32>) -> (u32, u32, u32) {
     let mut v: Vec<u32> = lat.collect();
     v.sort_unstable();
     (percentile(&v, 0.5), percentile(&v, 0.99), percentile(&v, 0.999))
@@ -378,7 +377,7 @@ async fn start_servers(a: &LoadgenArgs, policies: &Path) -> anyhow::Result<Serve
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(EditGateServer::new(Trivial))
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), async move {
+                .serve_with_incoming_shutdown(server::incoming(l), async move {
                     let _ = rx.wait_for(|s| *s).await;
                 }),
         );
@@ -565,34 +564,73 @@ async fn reload_under_load(
 }
 
 /// Starts the real binary, times the first successful answer, and reads its RSS.
+/// The real `editgate serve` binary as a child process on loopback ports; killed on drop.
+pub(crate) struct Child {
+    /// The process.
+    pub process: tokio::process::Child,
+    /// Its gRPC address.
+    pub grpc: SocketAddr,
+    /// Its HTTP address.
+    pub http: SocketAddr,
+}
+
+impl Child {
+    /// Starts `editgate serve` on `policies` with `extra` flags and waits for its address line.
+    pub async fn spawn(policies: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe()?;
+        let mut process = tokio::process::Command::new(exe)
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--policies")
+            .arg(policies)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = process.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout).read_line(&mut line).await?;
+        let addr = |i: usize| -> anyhow::Result<SocketAddr> {
+            Ok(line
+                .split_whitespace()
+                .nth(i)
+                .ok_or_else(|| anyhow::anyhow!("unexpected: {line}"))?
+                .parse()?)
+        };
+        Ok(Self {
+            grpc: addr(4)?,
+            http: addr(8)?,
+            process,
+        })
+    }
+
+    /// A field of `/proc/PID/status`, like `VmRSS:` (empty when unavailable).
+    pub fn proc_status(&self, key: &str) -> String {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.process.id().unwrap_or(0))).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| l[key.len()..].trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = self.process.wait().await;
+    }
+}
+
 async fn footprint(policies: &Path) -> anyhow::Result<()> {
-    use tokio::io::AsyncBufReadExt;
-    let exe = std::env::current_exe()?;
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--no-watch",
-            "--policies",
-        ])
-        .arg(policies)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut line = String::new();
-    tokio::io::BufReader::new(stdout).read_line(&mut line).await?;
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .nth(4)
-        .ok_or_else(|| anyhow::anyhow!("unexpected: {line}"))?
-        .parse()?;
-    let mut client = EditGateClient::connect(format!("http://{addr}")).await?;
+    let child = Child::spawn(policies, &["--no-watch"]).await?;
+    let mut client = EditGateClient::connect(format!("http://{}", child.grpc)).await?;
     let mut mix_rng = Rng::new(3);
     let mix = Mix::load(policies, 1_000)?;
     client.check(mix.request(&mut mix_rng)).await?;
@@ -600,26 +638,13 @@ async fn footprint(policies: &Path) -> anyhow::Result<()> {
     for _ in 0..2_000 {
         client.check(mix.request(&mut mix_rng)).await?;
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap_or(0))).unwrap_or_default();
-    let field = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .map(|l| l[k.len()..].trim().to_owned())
-            .unwrap_or_default()
-    };
     println!(
         "first answer {:.0} ms after start; RSS {} (peak {})",
         first.as_secs_f64() * 1e3,
-        field("VmRSS:"),
-        field("VmHWM:")
+        child.proc_status("VmRSS:"),
+        child.proc_status("VmHWM:")
     );
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    let _ = child.wait().await;
+    child.stop().await;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod replay;
 pub mod request;
 pub mod schema;
 pub mod serve;
+pub mod soak;
 pub mod test;
 pub mod validate;
 
