@@ -343,3 +343,24 @@ fn a_short_soak_through_the_real_binary_fails_no_request() {
     assert!(number_before(" updated") >= 1.0, "{summary}");
     assert!(number_before(" failed; origin") >= 1.0, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_and_forwarded_for_chains_are_refused_by_limit() {
+    let mut s = settings(&shipped_policies());
+    s.max_message_bytes = 1024;
+    s.limits.max_forwarded_for = 2;
+    let r = Running::start_with(s).await;
+    let mut c = r.client().await;
+    let mut big = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
+    big.request_id = "x".repeat(2048);
+    let err = c.check(big).await.unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let mut chain = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
+    chain.forwarded_for = vec!["192.0.2.1".into(), "192.0.2.2".into(), "192.0.2.3".into()];
+    let err = c.check(chain).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("forwarded_for"), "{err:?}");
+    // The server is unharmed.
+    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
+    assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
+}
