@@ -412,7 +412,7 @@ async fn run_async(a: &LoadgenArgs) -> anyhow::Result<()> {
     }
     let synth_dir = match a.synth_prefixes {
         Some(n) => {
-            let dir = tempfile_dir()?;
+            let dir = super::scratch_dir("loadgen")?;
             let started = Instant::now();
             write_policy(&dir, &a.fixtures, n, 100, 42)?;
             eprintln!(
@@ -648,26 +648,10 @@ async fn footprint(policies: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("editgate-loadgen-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// Runs `loadgen`.
 pub fn run(a: &LoadgenArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
-        }
-    };
-    match rt.block_on(run_async(a)) {
+    match super::block_on(run_async(a)) {
         Ok(()) => ExitCode::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::Usage
-        }
+        Err(code) => code,
     }
 }

@@ -106,7 +106,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 }
 
 async fn run_async(a: &SoakArgs) -> anyhow::Result<bool> {
-    let work = tempfile_dir()?;
+    let work = super::scratch_dir("soak")?;
     let dir = work.join("policies");
     copy_dir(&a.policies, &dir)?;
 
@@ -296,27 +296,11 @@ when = {{ ip_in = ["tor-live"], account = ["anonymous"] }}
     Ok(total_failed == 0 && total_ok > 0)
 }
 
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("editgate-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// Runs `soak`: exit 0 when no request failed, 1 otherwise, 2 on a setup error.
 pub fn run(a: &SoakArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
-        }
-    };
-    match rt.block_on(run_async(a)) {
+    match super::block_on(run_async(a)) {
         Ok(true) => ExitCode::Ok,
         Ok(false) => ExitCode::Failure,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::Usage
-        }
+        Err(code) => code,
     }
 }

@@ -34,3 +34,6 @@ pub fn copy_fixture(dir: &Path, fixture_rel: &str, to: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::copy(fixture(fixture_rel), path).expect("copy fixture");
 }
+
+/// `editgate serve` on loopback ports chosen by the OS; append `--policies DIR` and flags.
+pub const SERVE_LOOPBACK: [&str; 5] = ["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];

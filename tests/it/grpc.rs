@@ -584,15 +584,8 @@ fn real_binary_serves_reloads_and_shuts_down() {
 
     let dir = policy_dir(&[("global.toml", RELOAD_V1)]);
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--no-watch",
-            "--policies",
-        ])
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--policies"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -640,14 +633,8 @@ fn real_binary_refuses_to_start_on_a_broken_policy() {
     let dir = policy_dir(&[("global.toml", "[[rule]]\nid = \"x\"\nverdict = \"nope\"\n")]);
     assert_cmd::Command::cargo_bin("editgate")
         .unwrap()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--policies",
-        ])
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--policies"])
         .arg(dir.path())
         .assert()
         .code(1)

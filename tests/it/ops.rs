@@ -236,14 +236,8 @@ fn serve_refuses_to_start_on_unusable_tls_files() {
     let dir = policy_dir(&[("global.toml", ""), ("cert.pem", "not a certificate"), ("key.pem", "")]);
     assert_cmd::Command::cargo_bin("editgate")
         .unwrap()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--policies",
-        ])
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--policies"])
         .arg(dir.path())
         .arg("--tls-cert")
         .arg(dir.path().join("cert.pem"))
@@ -277,15 +271,8 @@ fn the_binary_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--no-watch",
-            "--policies",
-        ])
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--policies"])
         .arg(shipped_policies())
         .env("NOTIFY_SOCKET", &sock_path)
         .stdout(Stdio::piped())
