@@ -4,6 +4,7 @@
 //! Precedence: a flag beats its environment variable, which beats the config file, which
 //! beats the built-in default.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -279,6 +280,7 @@ async fn serve(r: Resolved) -> ExitCode {
         (Ok(g), Ok(h)) => (g, h),
         _ => return ExitCode::Usage,
     };
+    let shutdown = shutdown_signal();
     let (ga, ha) = (grpc.local_addr().ok(), http.local_addr().ok());
     let live = state.current();
     tracing::info!(
@@ -304,7 +306,7 @@ async fn serve(r: Resolved) -> ExitCode {
         }
     };
     let stopping = async {
-        shutdown_signal().await;
+        shutdown.await;
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
     };
     match server::run(state, grpc, http, stopping).await {
@@ -331,25 +333,33 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ()> {
         .map_err(|e| eprintln!("error: cannot listen on {addr}: {e}"))
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal sent right after the "serving" line (or READY=1)
+/// is already a graceful shutdown.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-        match term {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
