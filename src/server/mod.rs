@@ -277,7 +277,7 @@ impl State {
     /// Decides one wire request. `INVALID_ARGUMENT` errors name the field.
     pub fn check(&self, req: &CheckRequest) -> Result<CheckResponse, Status> {
         let started = Instant::now();
-        let now = Timestamp::now();
+        let now = wall_clock(started);
         let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let live = self.live.load();
         let snap = &live.snapshot;
@@ -328,6 +328,26 @@ impl State {
             steps: proto::to_steps(snap, &d.trace),
         })
     }
+}
+
+/// The wall-clock time at `at`, from one monotonic clock read per decision instead of two:
+/// each thread re-reads the system clock at most every 50 ms and adds the monotonic time
+/// since. Rule expiry and account ages count in seconds, so 50 ms is far inside their
+/// precision; the re-read keeps clock steps (NTP) from drifting in.
+fn wall_clock(at: Instant) -> Timestamp {
+    use std::cell::Cell;
+    const REREAD: Duration = Duration::from_millis(50);
+    thread_local! {
+        static BASE: Cell<Option<(Instant, Timestamp)>> = const { Cell::new(None) };
+    }
+    BASE.with(|base| match base.get() {
+        Some((i, t)) if at >= i && at - i < REREAD => t.checked_add(at - i).unwrap_or(t),
+        _ => {
+            let t = Timestamp::now();
+            base.set(Some((at, t)));
+            t
+        }
+    })
 }
 
 /// Lowers the current thread's scheduling priority: `SCHED_BATCH` at nice 5 on Linux, so that
@@ -450,4 +470,21 @@ pub async fn run(
     g?;
     h?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_wall_clock_stays_within_the_reread_interval_of_the_system_clock() {
+        for _ in 0..1_000 {
+            let before = Timestamp::now();
+            let t = wall_clock(Instant::now());
+            let after = Timestamp::now();
+            // Derived from a base read at most 50 ms ago, plus the monotonic time since.
+            assert!(t >= before - jiff::SignedDuration::from_millis(60), "{t} < {before}");
+            assert!(t <= after + jiff::SignedDuration::from_millis(60), "{t} > {after}");
+        }
+    }
 }

@@ -581,3 +581,49 @@ fn decision_log_settings_are_checked() {
     ]);
     assert!(e[0].contains("unknown key `sample`"), "{e:?}");
 }
+
+#[test]
+fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
+    use editgate::engine::decide_with_facts;
+    // Twelve sources hold the same network: more candidate lists than the hot path merges on
+    // the fly, so it takes its buffer path; 60 rules put the plan on the inverted index.
+    let mut files = vec![("global.toml".to_owned(), String::new())];
+    let mut global = String::new();
+    for s in 0..12 {
+        global += &format!("[sources.s{s}]\nkind = \"ip-list\"\npath = \"l{s}.txt\"\n\n");
+        files.push((format!("l{s}.txt"), format!("198.51.100.0/24\n10.{s}.0.0/16\n")));
+    }
+    for j in 0..60 {
+        let mode = if j % 7 == 3 { "mode = \"shadow\"\n" } else { "" };
+        global += &format!(
+            "[[rule]]\nid = \"r{j}\"\nverdict = \"{}\"\n{mode}when = {{ ip_in = [\"s{}\"], min_edits = {j}, max_edits = {j} }}\n\n",
+            ["block", "require-login", "allow"][j % 3],
+            j % 12
+        );
+    }
+    files[0].1 = global;
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let dir = policy_dir(&refs);
+    let loaded = load_dir(dir.path(), now()).unwrap();
+    let s = &loaded.snapshot;
+    for ip in ["198.51.100.7", "10.3.1.1", "192.0.2.1"] {
+        for edits in 0..70u64 {
+            let mut a = attempt(ip, "enwiki", AccountKind::Registered);
+            a.account.edit_count = edits;
+            let traced = decide(s, &a, now());
+            let f = s.facts(a.ip);
+            let hot = decide_with_facts(s, &a, &f, &[], now(), false);
+            assert_eq!(
+                (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
+                (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
+                "{ip} with {edits} edits"
+            );
+            let expected = match (ip, edits) {
+                ("198.51.100.7", e) if e < 60 && e % 7 != 3 => format!("r{e}"),
+                ("10.3.1.1", e) if e < 60 && e % 12 == 3 && e % 7 != 3 => format!("r{e}"),
+                _ => String::new(),
+            };
+            assert_eq!(hot.rule_id, expected, "{ip} with {edits} edits");
+        }
+    }
+}
