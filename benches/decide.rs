@@ -162,6 +162,30 @@ fn per_call_percentiles(
     );
     run("decide/hit", false);
     run("decide/miss", true);
+    if std::env::var_os("EDITGATE_TAIL").is_some() {
+        let mut per: Vec<(u32, usize)> = (0..n)
+            .map(|i| {
+                let mut v: Vec<u32> = (0..51)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        black_box(decide_with_facts(snap, &attempts[i], &facts[i], &[], now, false).verdict);
+                        t0.elapsed().as_nanos() as u32
+                    })
+                    .collect();
+                v.sort_unstable();
+                (v[25], i)
+            })
+            .collect();
+        per.sort_unstable();
+        for (t, i) in per.iter().rev().take(12) {
+            let d = decide_with_facts(snap, &attempts[*i], &facts[*i], &[], now, false);
+            println!(
+                "slow: {t} ns {} {:?} {:?} rule={}",
+                attempts[*i].ip, attempts[*i].account.kind, facts[*i], d.rule_id
+            );
+        }
+        println!("median of medians {} ns; 99th {} ns", per[n / 2].0, per[n * 99 / 100].0);
+    }
 }
 
 criterion_group!(benches, bench_index, bench_decide);

@@ -92,9 +92,9 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         if r.lines % 250_000 == 0 {
             eprintln!("replay: {} lines…", r.lines);
         }
-        let attempt = proto::request_from_json(&line).and_then(|req| {
+        let attempt = proto::request_from_json(&line).and_then(|mut req| {
             proto::to_attempt(
-                &req,
+                &mut req,
                 now,
                 Limits {
                     max_forwarded_for: usize::MAX,

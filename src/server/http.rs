@@ -59,10 +59,10 @@ fn answer<T>(
     state: &State,
     method: &str,
     body: &str,
-    decide: impl FnOnce(&State, &proto::CheckRequest) -> Result<T, tonic::Status>,
+    decide: impl FnOnce(&State, &mut proto::CheckRequest) -> Result<T, tonic::Status>,
     to_json: impl FnOnce(&T) -> serde_json::Value,
 ) -> Response {
-    let result = parse(body).and_then(|req| decide(state, &req).inspect_err(|_| state.metrics.invalid(method)));
+    let result = parse(body).and_then(|mut req| decide(state, &mut req).inspect_err(|_| state.metrics.invalid(method)));
     match result {
         Ok(r) => json_response(StatusCode::OK, to_json(&r)),
         Err(s) => error_response(&s),

@@ -274,8 +274,10 @@ impl State {
         }
     }
 
-    /// Decides one wire request. `INVALID_ARGUMENT` errors name the field.
-    pub fn check(&self, req: &CheckRequest) -> Result<CheckResponse, Status> {
+    /// Decides one wire request. `INVALID_ARGUMENT` errors name the field. The request's
+    /// strings are moved into the attempt and the response (see [`proto::to_attempt`]); on
+    /// error it is left as it was.
+    pub fn check(&self, req: &mut CheckRequest) -> Result<CheckResponse, Status> {
         let started = Instant::now();
         let now = wall_clock(started);
         let attempt = proto::to_attempt(req, now, self.settings.limits)?;
@@ -308,7 +310,7 @@ impl State {
             }
         }
         self.decision_log.record(&d, &attempt, now);
-        let resp = proto::to_response(&d, req.request_id.clone());
+        let resp = proto::to_response(&d, std::mem::take(&mut req.request_id));
         self.metrics.latency.observe(started.elapsed());
         Ok(resp)
     }
@@ -316,14 +318,14 @@ impl State {
 
 impl State {
     /// Decides one wire request with the full trace and the IP facts.
-    pub fn explain(&self, req: &CheckRequest) -> Result<proto::ExplainResponse, Status> {
+    pub fn explain(&self, req: &mut CheckRequest) -> Result<proto::ExplainResponse, Status> {
         let now = Timestamp::now();
         let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let live = self.current();
         let snap = &live.snapshot;
         let d = crate::engine::decide(snap, &attempt, now);
         Ok(proto::ExplainResponse {
-            decision: Some(proto::to_response(&d, req.request_id.clone())),
+            decision: Some(proto::to_response(&d, std::mem::take(&mut req.request_id))),
             facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip))),
             steps: proto::to_steps(snap, &d.trace),
         })

@@ -47,7 +47,12 @@ fn name_field(field: &str, v: &str) -> Result<(), Status> {
 
 /// Checks a request and turns it into an [`Attempt`]. Every error is `INVALID_ARGUMENT` and
 /// names the offending field.
-pub fn to_attempt(req: &CheckRequest, now: Timestamp, limits: Limits) -> Result<Attempt, Status> {
+///
+/// On success the strings the attempt needs (wiki, action, groups, rights) are moved out of
+/// `req` rather than copied: at a million decisions a second the copies were a good part of
+/// the allocations per request. On error `req` is left as it was. `request_id` is never
+/// touched.
+pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Result<Attempt, Status> {
     if req.ip.is_empty() {
         return Err(Status::invalid_argument("ip: required"));
     }
@@ -103,24 +108,39 @@ pub fn to_attempt(req: &CheckRequest, now: Timestamp, limits: Limits) -> Result<
             name_field(field, v)?;
         }
     }
+    let (edit_count, email_confirmed) = (acct.edit_count, acct.email_confirmed);
+    let (groups, rights) = match req.account.as_mut() {
+        Some(a) => (std::mem::take(&mut a.groups), std::mem::take(&mut a.rights)),
+        None => Default::default(),
+    };
+    let action = if req.action.is_empty() {
+        "edit".to_owned()
+    } else {
+        normalized(std::mem::take(&mut req.action))
+    };
     Ok(Attempt {
         ip,
         forwarded_for,
-        wiki: req.wiki.trim().to_ascii_lowercase(),
-        action: if req.action.is_empty() {
-            "edit".to_owned()
-        } else {
-            req.action.trim().to_ascii_lowercase()
-        },
+        wiki: normalized(std::mem::take(&mut req.wiki)),
+        action,
         account: attempt::Account {
             kind,
-            groups: acct.groups.clone(),
-            rights: acct.rights.clone(),
-            edit_count: acct.edit_count,
+            groups,
+            rights,
+            edit_count,
             registered_at,
-            email_confirmed: acct.email_confirmed,
+            email_confirmed,
         },
     })
+}
+
+/// Trimmed and ASCII-lowercased, in place unless there is whitespace to trim.
+fn normalized(mut s: String) -> String {
+    if s.trim().len() != s.len() {
+        s = s.trim().to_owned();
+    }
+    s.make_ascii_lowercase();
+    s
 }
 
 /// The wire verdict.
@@ -304,4 +324,45 @@ pub fn explain_json(r: &ExplainResponse) -> Value {
             "detail": s.detail,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> CheckRequest {
+        CheckRequest {
+            ip: "192.0.2.1".into(),
+            wiki: " EnWiki ".into(),
+            action: "Edit".into(),
+            request_id: "r-1".into(),
+            account: Some(Account {
+                kind: AccountKind::Registered as i32,
+                groups: vec!["sysop".into()],
+                rights: vec!["ipblock-exempt".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_request_gives_up_its_strings_but_keeps_its_request_id() {
+        let mut req = request();
+        let a = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap();
+        assert_eq!((a.wiki.as_str(), a.action.as_str()), ("enwiki", "edit"));
+        assert_eq!(a.account.groups, ["sysop"]);
+        assert_eq!(a.account.rights, ["ipblock-exempt"]);
+        assert_eq!(req.request_id, "r-1");
+    }
+
+    #[test]
+    fn an_invalid_request_is_left_as_it_was() {
+        let mut req = request();
+        req.forwarded_for = vec!["not an ip".into()];
+        let before = req.clone();
+        let err = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap_err();
+        assert!(err.message().starts_with("forwarded_for[0]"), "{err:?}");
+        assert_eq!(req, before);
+    }
 }

@@ -28,7 +28,7 @@ type CheckStream = Pin<Box<dyn Stream<Item = Result<CheckResponse, Status>> + Se
 impl EditGate for EditGateService {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         self.state
-            .check(request.get_ref())
+            .check(&mut request.into_inner())
             .map(Response::new)
             .inspect_err(|_| self.state.metrics.invalid("Check"))
     }
@@ -56,8 +56,8 @@ impl EditGate for EditGateService {
             }
             let position = index;
             index += 1;
-            let result = item.and_then(|req| {
-                state.check(&req).map_err(|s| {
+            let result = item.and_then(|mut req| {
+                state.check(&mut req).map_err(|s| {
                     state.metrics.invalid("CheckStream");
                     Status::invalid_argument(format!(
                         "request {position} (request_id `{}`): {}",
@@ -74,7 +74,7 @@ impl EditGate for EditGateService {
 
     async fn explain(&self, request: Request<CheckRequest>) -> Result<Response<ExplainResponse>, Status> {
         self.state
-            .explain(request.get_ref())
+            .explain(&mut request.into_inner())
             .map(Response::new)
             .inspect_err(|_| self.state.metrics.invalid("Explain"))
     }
