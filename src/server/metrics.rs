@@ -199,7 +199,7 @@ impl Metrics {
         );
         registry.register(
             "decision_duration_seconds",
-            "Time to decide one request, from parsed request to response",
+            "Time to decide one request, from parsed request to response (one decision in eight is timed)",
             m.latency.clone(),
         );
         registry.register(
