@@ -387,12 +387,10 @@ pub fn coarse_now() -> Timestamp {
 /// latency spike right after every swap. A request still holding the old snapshot frees
 /// nothing: the last holder does.
 fn drop_in_background<T: Send + 'static>(value: T) {
-    let spawned = std::thread::Builder::new()
-        .name("editgate-free".into())
-        .spawn(move || {
-            lower_priority();
-            drop(value);
-        });
+    let spawned = std::thread::Builder::new().name("editgate-free".into()).spawn(move || {
+        lower_priority();
+        drop(value);
+    });
     if let Err(e) = spawned {
         tracing::debug!("freeing the old snapshot inline: {e}");
     }
