@@ -37,3 +37,25 @@ pub fn copy_fixture(dir: &Path, fixture_rel: &str, to: &str) {
 
 /// `editgate serve` on loopback ports chosen by the OS; append `--policies DIR` and flags.
 pub const SERVE_LOOPBACK: [&str; 5] = ["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"];
+
+/// Starts the real `editgate serve --no-watch` on `policies` (stderr piped), with `env` set,
+/// and returns it with its first stdout line: `editgate serving gRPC on ADDR and HTTP on ADDR`.
+pub fn spawn_serve(policies: &Path, env: &[(&str, &Path)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
+        .args(SERVE_LOOPBACK)
+        .args(["--no-watch", "--policies"])
+        .arg(policies)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("editgate serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    assert!(line.starts_with("editgate serving gRPC on 127.0.0.1:"), "{line}");
+    (child, line)
+}

@@ -591,24 +591,11 @@ async fn shutdown_finishes_the_stream_in_flight() {
 /// The real binary: serve on port 0, answer, reload on SIGHUP, exit 0 on SIGTERM.
 #[test]
 fn real_binary_serves_reloads_and_shuts_down() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = policy_dir(&[("global.toml", RELOAD_V1)]);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--policies"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = crate::common::spawn_serve(dir.path(), &[]);
     let grpc = line.split_whitespace().nth(4).unwrap().to_owned();
-    assert!(line.starts_with("editgate serving gRPC on 127.0.0.1:"), "{line}");
     let pid = child.id().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -262,28 +262,14 @@ fn serve_refuses_to_start_on_unusable_tls_files() {
 #[cfg(unix)]
 #[test]
 fn the_binary_tells_systemd_when_it_is_ready_and_when_it_stops() {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::net::UnixDatagram;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--policies"])
-        .arg(shipped_policies())
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("editgate serving"), "{line}");
+    let (mut child, _) = crate::common::spawn_serve(&shipped_policies(), &[("NOTIFY_SOCKET", &sock_path)]);
     let mut buf = [0u8; 256];
     let n = sock.recv(&mut buf).expect("READY=1 from the service");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
