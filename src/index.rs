@@ -13,7 +13,6 @@
 //! starts (narrowed first by a 65,536-entry table on the top 16 bits), independent of how many
 //! labels overlap, and the memory is two flat arrays plus the few distinct label sets.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -119,7 +118,9 @@ impl IndexBuilder {
 struct SetTable {
     stride: usize,
     words: Vec<u64>,
-    ids: HashMap<Vec<u64>, u32>,
+    /// FxHash: interning hashes a key per range of a million-prefix build, and SipHash was
+    /// 7.5% of a 1M-prefix load; the keys come from the policy's own data.
+    ids: rustc_hash::FxHashMap<Vec<u64>, u32>,
     /// `label_data[offsets[i]..offsets[i + 1]]` are the labels of set `i`.
     offsets: Vec<u32>,
     label_data: Vec<Label>,
@@ -128,7 +129,7 @@ struct SetTable {
 impl SetTable {
     fn new(stride: usize) -> Self {
         let empty = vec![0; stride];
-        let mut ids = HashMap::new();
+        let mut ids = rustc_hash::FxHashMap::default();
         ids.insert(empty.clone(), 0);
         Self {
             stride,

@@ -27,7 +27,7 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
 pub fn parse(text: &str) -> Result<Vec<IpNet>, ParseError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("");
+        let line = raw.split_once('#').map_or(raw, |(before, _)| before);
         let entry = line.trim();
         if entry.is_empty() {
             continue;
