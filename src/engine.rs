@@ -322,7 +322,8 @@ impl Snapshot {
                     label_owner.push(LabelOwner::Source(i));
                     builder.reserve_label(label);
                     info.entries = nets.len();
-                    for n in nets {
+                    for (j, n) in nets.into_iter().enumerate() {
+                        crate::pace::tick(j);
                         builder.add(n, label);
                     }
                     source_label.insert(&def.name, label);

@@ -65,11 +65,19 @@ pub fn tor_list(data: &[u8]) {
     }
 }
 
-/// IP/CIDR lists; every network is canonical, so its printed form parses back to it.
+/// IP/CIDR lists; every network is canonical, so its printed form parses back to it; and the
+/// fast IPv4 path accepts no line the general path would not, with the same network.
 pub fn ip_list(data: &[u8]) {
     if let Ok(nets) = iplist::parse_bytes(data) {
         for net in nets {
             assert_eq!(iplist::parse_net(&net.to_string()), Some(net));
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        for line in text.split('\n') {
+            if let Some(net) = iplist::fast_v4(line.as_bytes()) {
+                assert_eq!(iplist::general_line(line), Ok(Some(ipnet::IpNet::V4(net))), "{line:?}");
+            }
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod fetch;
 pub mod fuzzing;
 pub mod index;
 pub mod load;
+pub mod pace;
 pub mod policy;
 pub mod server;
 pub mod sources;

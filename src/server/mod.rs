@@ -217,15 +217,15 @@ impl State {
         let _serial = self.reload_lock.lock().await;
         let dir = self.settings.policies.clone();
         let started = Instant::now();
-        // A dedicated thread at idle scheduling priority: rebuilding a large snapshot takes
-        // hundreds of milliseconds of CPU, and on a small host it must not take cores from
-        // the requests being answered meanwhile.
+        // A dedicated thread at a lower priority, paced (`crate::pace`): rebuilding a large
+        // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
+        // a core for long while requests wait for it.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("editgate-reload".into())
             .spawn(move || {
                 lower_priority();
-                let _ = tx.send(load_dir(&dir, Timestamp::now()));
+                let _ = tx.send(crate::pace::cooperatively(|| load_dir(&dir, Timestamp::now())));
             });
         let result = match spawned {
             Ok(_) => rx
@@ -397,11 +397,13 @@ fn drop_in_background<T: Send + 'static>(value: T) {
 }
 
 /// Lowers the current thread's scheduling priority: `SCHED_BATCH` at nice 5 on Linux, so that
-/// under full load the rebuild yields to request threads without starving. Measured with
+/// under full load the rebuild gives way to request threads without starving. Measured with
 /// `editgate loadgen --synth-prefixes 1000000 --reloads 10` on 2 cores (see BENCHMARKS.md):
 /// normal priority gave p99 2.5× steady during reloads; `SCHED_IDLE` kept p99 flat but
-/// stretched a reload to 7 s; nice 10 to 2.5 s; nice 5 kept both targets (reload < 1 s, p99
-/// < 2×). Lowering a priority needs no privilege; on failure the thread keeps its priority.
+/// stretched a reload to 7 s; nice 10 to 2.5 s; nice 5 gave 1.8–2.0×, and with the rebuild
+/// paced (`crate::pace`) 1.4–1.7× with reloads under 1 s. `SCHED_BATCH` also keeps the
+/// rebuild from preempting a request thread when it wakes from a pause. Lowering a priority
+/// needs no privilege; on failure the thread keeps its priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
