@@ -6,6 +6,9 @@
 //!   `miss` computes the IP facts (index + MaxMind lookups) then decides; `hit` decides from
 //!   facts already known (what the server does on a cache hit); `traced` is `miss` plus the
 //!   full trace (what `explain` and `editgate test` do).
+//! - `load/1M`: reading, parsing and compiling that whole policy directory (what a reload
+//!   does); `load/1M-paced` the same with the reload thread's pacing on (`editgate::pace`),
+//!   which on an idle core measures what the pauses cost.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -111,6 +114,19 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % n;
             black_box(snap.facts(attempts[i].ip))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10);
+    g.bench_function("1M", |b| {
+        b.iter(|| black_box(load_dir(dir.path(), now).unwrap().snapshot.version().len()))
+    });
+    g.bench_function("1M-paced", |b| {
+        b.iter(|| {
+            let loaded = editgate::pace::cooperatively(|| load_dir(dir.path(), now).unwrap());
+            black_box(loaded.snapshot.version().len())
         })
     });
     g.finish();
