@@ -11,6 +11,7 @@
 //! - [`engine`]: the compiled [`engine::Snapshot`] and [`engine::decide`], pure and infallible.
 //! - [`facts`]: per-IP facts behind a bounded moka cache (server side).
 //! - [`load`]: reads a policy directory and its data files from disk into a snapshot.
+//! - [`pace`]: lets the long loops of a snapshot build step off the core on a busy host.
 //! - [`synth`]: deterministic synthetic prefixes, addresses and policies for benches and
 //!   the load generator.
 //! - [`testcases`]: the `tests/*.toml` policy test cases and their runner.
