@@ -216,7 +216,7 @@ const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 
 /// Sorts sweep events by position: a least-significant-digit radix sort, 11 bits a pass, that
 /// skips the digits every event shares (the low half of most IPv6 prefixes) and lets a paced
-/// reload yield as it goes ([`crate::pace::tick`]). Written by hand because the sort is the
+/// reload pause as it goes ([`crate::pace::tick`]). Written by hand because the sort is the
 /// largest single step of a 1M-prefix build (25 ms), and neither std's sorts nor the radix
 /// sort crates can pause inside: under load the whole sort ran as one stretch while request
 /// threads waited for the core.
@@ -274,12 +274,10 @@ fn sweep<P: Point>(ranges: Vec<(P, P, Label)>, max: P, sets: &mut SetTable, labe
     // Labels with an open range here: between ranges there are none, and the empty set needs
     // no interning (half of all positions in a large list).
     let mut covering = 0usize;
-    let mut i = 0;
-    for group in 0.. {
-        if i >= events.len() {
-            break;
-        }
+    let (mut i, mut group) = (0, 0);
+    while i < events.len() {
         crate::pace::tick(group);
+        group += 1;
         let pos = P::unpack(events[i]).0;
         while let Some((p, tag)) = events.get(i).map(|&e| P::unpack(e))
             && p == pos

@@ -275,7 +275,7 @@ fn hash_input(h: &mut Sha256, name: &str, bytes: &[u8]) {
     h.update((name.len() as u64).to_le_bytes());
     h.update(name.as_bytes());
     h.update((bytes.len() as u64).to_le_bytes());
-    // In slices, so that a paced reload can yield between them.
+    // In slices, so that a paced reload can pause between them (`crate::pace`).
     for chunk in bytes.chunks(64 * 1024) {
         crate::pace::point();
         h.update(chunk);

@@ -106,6 +106,31 @@ mod tests {
         });
     }
 
+    /// Pausing changes when the build runs, never what it builds: the shipped policy (60,000
+    /// list networks, long enough to pause many times) gives the same facts either way.
+    #[test]
+    fn a_paced_load_builds_the_same_snapshot() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let now = jiff::Timestamp::now();
+        let plain = crate::load::load_dir(&dir, now).unwrap();
+        let paced = cooperatively(|| crate::load::load_dir(&dir, now)).unwrap();
+        let mut rng = crate::synth::Rng::new(3);
+        let mut probes: Vec<std::net::IpAddr> = (0..2000).map(|_| rng.ip()).collect();
+        let tor = std::fs::read(dir.join("lists/tor-exit-addresses.txt")).unwrap();
+        probes.extend(crate::sources::tor::parse_bytes(&tor).unwrap().1);
+        let vpn = std::fs::read(dir.join("lists/vpn.txt")).unwrap();
+        let vpn = crate::sources::iplist::parse_bytes(&vpn).unwrap();
+        probes.extend(vpn.iter().step_by(97).map(|n| rng.ip_in(n)));
+        let listed = probes
+            .iter()
+            .filter(|ip| plain.snapshot.facts(**ip) != crate::engine::Facts::default())
+            .count();
+        assert!(listed > 500, "only {listed} of {} probes are in a list", probes.len());
+        for ip in probes {
+            assert_eq!(plain.snapshot.facts(ip), paced.snapshot.facts(ip), "{ip}");
+        }
+    }
+
     #[test]
     fn ticks_outside_pacing_do_nothing() {
         for i in 0..4096 {
