@@ -77,8 +77,9 @@ pub(crate) fn general_line(raw: &str) -> Result<Option<IpNet>, (usize, &str)> {
 /// an optional `/n` (0–32, no leading zero), optional blanks, then the end of the line or a
 /// `#` comment. `None` for anything else, which the caller gives to the general parser, so
 /// this only ever accepts a subset of what [`parse_net`] accepts, with the same result
-/// (checked by a property test and the `ip_list` fuzz target). Written by hand because no parser crate offers a strict
-/// single-pass form of this, and it is the bulk of every large published list.
+/// (checked by a property test and the `ip_list` fuzz target). Written by hand because no
+/// parser crate offers a strict single-pass form of this, and it is the bulk of every large
+/// published list.
 pub(crate) fn fast_v4(line: &[u8]) -> Option<ipnet::Ipv4Net> {
     let mut i = line.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
     let number = |i: &mut usize, max: u32| -> Option<u32> {
