@@ -1,0 +1,141 @@
+<?php
+/**
+ * @license Apache-2.0
+ * @file
+ */
+
+namespace MediaWiki\Extension\EditGate;
+
+use UnexpectedValueException;
+
+/**
+ * editgate's answer for one attempt, read from a `CheckResponse` in proto3 JSON.
+ *
+ * Pure PHP with no MediaWiki dependency (unit-tested in tests/unit).
+ */
+class Decision {
+
+	public const ALLOW = 'allow';
+	public const REQUIRE_LOGIN = 'require-login';
+	public const BLOCK = 'block';
+
+	/** Wire enum name => verdict. */
+	private const VERDICTS = [
+		'VERDICT_ALLOW' => self::ALLOW,
+		'VERDICT_REQUIRE_LOGIN' => self::REQUIRE_LOGIN,
+		'VERDICT_BLOCK' => self::BLOCK,
+	];
+
+	/** @var string One of the verdict constants */
+	public $verdict;
+	/** @var string The deciding rule; '' when a default decided */
+	public $ruleId;
+	/** @var string Why, in words (the rule's description) */
+	public $reason;
+	/** @var string A message key, or text to show */
+	public $message;
+	/** @var string Where to appeal a refusal; '' when none */
+	public $appeal;
+	/** @var string Hash of the policy that decided */
+	public $policyVersion;
+	/** @var string The request id sent, echoed */
+	public $requestId;
+
+	/**
+	 * @param string $verdict
+	 * @param string $ruleId
+	 * @param string $reason
+	 * @param string $message
+	 * @param string $appeal
+	 * @param string $policyVersion
+	 * @param string $requestId
+	 */
+	public function __construct(
+		string $verdict, string $ruleId, string $reason, string $message,
+		string $appeal, string $policyVersion, string $requestId
+	) {
+		$this->verdict = $verdict;
+		$this->ruleId = $ruleId;
+		$this->reason = $reason;
+		$this->message = $message;
+		$this->appeal = $appeal;
+		$this->policyVersion = $policyVersion;
+		$this->requestId = $requestId;
+	}
+
+	/**
+	 * Reads a `CheckResponse`.
+	 *
+	 * @param string $body The response body
+	 * @return self
+	 * @throws UnexpectedValueException When the body is not a CheckResponse: editgate's
+	 *   answer must never be guessed at, so the caller treats this as an outage.
+	 */
+	public static function fromJson( string $body ): self {
+		$json = json_decode( $body, true );
+		if ( !is_array( $json ) ) {
+			throw new UnexpectedValueException( 'editgate answered something that is not a JSON object' );
+		}
+		$verdict = self::VERDICTS[ $json['verdict'] ?? '' ] ?? null;
+		if ( $verdict === null ) {
+			throw new UnexpectedValueException(
+				'editgate answered an unknown verdict: ' . substr( var_export( $json['verdict'] ?? null, true ), 0, 64 )
+			);
+		}
+		$text = static function ( string $field ) use ( $json ): string {
+			$v = $json[$field] ?? '';
+			return is_string( $v ) ? $v : '';
+		};
+		return new self(
+			$verdict,
+			$text( 'ruleId' ),
+			$text( 'reason' ),
+			$text( 'message' ),
+			$text( 'appeal' ),
+			$text( 'policyVersion' ),
+			$text( 'requestId' )
+		);
+	}
+
+	/**
+	 * @return bool Whether the action goes through
+	 */
+	public function allows(): bool {
+		return $this->verdict === self::ALLOW;
+	}
+
+	/**
+	 * The API error code for a refusal.
+	 *
+	 * @return string editgate-require-login or editgate-blocked
+	 */
+	public function apiCode(): string {
+		return $this->verdict === self::REQUIRE_LOGIN ? 'editgate-require-login' : 'editgate-blocked';
+	}
+
+	/**
+	 * The machine-readable details of a refusal, as `data.editgate` in API errors.
+	 *
+	 * @return array
+	 */
+	public function toApiData(): array {
+		return [
+			'verdict' => $this->verdict,
+			'ruleId' => $this->ruleId,
+			'reason' => $this->reason,
+			'message' => $this->message,
+			'appeal' => $this->appeal,
+			'policyVersion' => $this->policyVersion,
+			'requestId' => $this->requestId,
+		];
+	}
+
+	/**
+	 * The message key to show when the policy names none: editgate's own defaults.
+	 *
+	 * @return string
+	 */
+	public function fallbackMessageKey(): string {
+		return $this->verdict === self::REQUIRE_LOGIN ? 'editgate-require-login' : 'editgate-block';
+	}
+}
