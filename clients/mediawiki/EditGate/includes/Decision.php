@@ -131,11 +131,11 @@ class Decision {
 	}
 
 	/**
-	 * The message key to show when the policy names none: editgate's own defaults.
+	 * The message to show as the reason when the policy names none.
 	 *
 	 * @return string
 	 */
 	public function fallbackMessageKey(): string {
-		return $this->verdict === self::REQUIRE_LOGIN ? 'editgate-require-login' : 'editgate-block';
+		return $this->verdict === self::REQUIRE_LOGIN ? 'editgate-login-required' : 'editgate-block';
 	}
 }

@@ -25,6 +25,12 @@ class Refusal {
 	private const URL_PATTERN = '/^https?:\/\/[^\s\[\]<>"{}|]+$/';
 
 	/**
+	 * Keys that wrap a refusal: each is also the API error code, and its text is `$1`, the
+	 * reason with its links. They can never be the reason itself.
+	 */
+	private const WRAPPERS = [ 'editgate-require-login', 'editgate-blocked', 'editgate-unavailable' ];
+
+	/**
 	 * The error for a refusal.
 	 *
 	 * The body is the policy's `message`: the MediaWiki message of that name when one exists,
@@ -32,6 +38,11 @@ class Refusal {
 	 * MediaWiki message (a typo in the policy) shows editgate's default for the verdict
 	 * rather than a raw key. Then the appeal path, and for logged-out editors asked to log
 	 * in, a login link back to the page.
+	 *
+	 * The outer message's key is the API error code, and everything else is its parameter.
+	 * Some MediaWiki code paths (page moves in 1.39) flatten a permission error into a key
+	 * and parameters, dropping the ApiMessage and with it `data.editgate`; the editor still
+	 * reads the whole message then, and an API client still gets the right code.
 	 *
 	 * @param Decision $decision A refusal
 	 * @param bool $loggedOut Anonymous or temporary account
@@ -58,7 +69,7 @@ class Refusal {
 			array_keys( $parts )
 		) );
 		return ApiMessage::create(
-			new RawMessage( $layout, $parts ),
+			new Message( $decision->apiCode(), [ new RawMessage( $layout, $parts ) ] ),
 			$decision->apiCode(),
 			[ 'editgate' => $decision->toApiData() ]
 		);
@@ -79,7 +90,7 @@ class Refusal {
 	 * @return Message|string A message, or escaped wikitext
 	 */
 	private static function body( string $message, string $fallbackKey ) {
-		if ( $message === '' ) {
+		if ( $message === '' || in_array( $message, self::WRAPPERS, true ) ) {
 			return new Message( $fallbackKey );
 		}
 		if ( preg_match( self::KEY_PATTERN, $message ) ) {

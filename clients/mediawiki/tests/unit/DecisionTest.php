@@ -16,6 +16,7 @@ class DecisionTest extends TestCase {
 		$d = Decision::fromJson( self::ANSWER );
 		$this->assertFalse( $d->allows() );
 		$this->assertSame( 'editgate-require-login', $d->apiCode() );
+		$this->assertSame( 'editgate-login-required', $d->fallbackMessageKey() );
 		$this->assertSame( [
 			'verdict' => 'require-login',
 			'ruleId' => 'tor-anon',
