@@ -10,6 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["editgate/v1/editgate.proto"], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("editgate_descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // The codec maps a request that does not decode to INVALID_ARGUMENT (see
+    // `server::proto::WireCodec`).
+    tonic_prost_build::configure()
+        .codec_path("crate::server::proto::WireCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -78,14 +78,12 @@ fn bench_decide(c: &mut Criterion) {
         .iter()
         .enumerate()
         .map(|(i, ip)| {
-            let mut a = Attempt::anonymous_edit(*ip);
-            a.wiki = "enwiki".into();
-            a.account.kind = kinds[i % 3];
+            let mut a = Attempt::builder(*ip).wiki("enwiki").kind(kinds[i % 3]);
             a.account.edit_count = (i % 200) as u64;
-            a
+            a.build().unwrap()
         })
         .collect();
-    let facts: Vec<_> = attempts.iter().map(|a| snap.facts(a.ip)).collect();
+    let facts: Vec<_> = attempts.iter().map(|a| snap.facts(a.ip())).collect();
     let n = attempts.len();
     per_call_percentiles(snap, &attempts, &facts, now);
     let mut g = c.benchmark_group("decide");
@@ -94,7 +92,7 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % n;
             let a = &attempts[i];
-            let f = snap.facts(a.ip);
+            let f = snap.facts(a.ip());
             black_box(decide_with_facts(snap, a, &f, &[], now, false).verdict)
         })
     });
@@ -113,7 +111,7 @@ fn bench_decide(c: &mut Criterion) {
     g.bench_function("facts", |b| {
         b.iter(|| {
             i = (i + 1) % n;
-            black_box(snap.facts(attempts[i].ip))
+            black_box(snap.facts(attempts[i].ip()))
         })
     });
     g.finish();
@@ -149,7 +147,7 @@ fn per_call_percentiles(
             let i = (round * 7) % n;
             let a = &attempts[i];
             let t0 = Instant::now();
-            let f = if miss { snap.facts(a.ip) } else { facts[i] };
+            let f = if miss { snap.facts(a.ip()) } else { facts[i] };
             black_box(decide_with_facts(snap, a, &f, &[], now, false).verdict);
             lat.push(t0.elapsed().as_nanos() as u32);
         }
@@ -197,7 +195,10 @@ fn per_call_percentiles(
             let d = decide_with_facts(snap, &attempts[*i], &facts[*i], &[], now, false);
             println!(
                 "slow: {t} ns {} {:?} {:?} rule={}",
-                attempts[*i].ip, attempts[*i].account.kind, facts[*i], d.rule_id
+                attempts[*i].ip(),
+                attempts[*i].account().kind,
+                facts[*i],
+                d.rule_id
             );
         }
         println!("median of medians {} ns; 99th {} ns", per[n / 2].0, per[n * 99 / 100].0);

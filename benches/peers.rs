@@ -105,21 +105,14 @@ fn bench(c: &mut Criterion) {
         std::fs::write(dir.path().join("global.toml"), global).unwrap();
         let now = Timestamp::now();
         let snap = load_dir(dir.path(), now).unwrap().snapshot;
-        let attempts: Vec<Attempt> = ips
-            .iter()
-            .map(|ip| {
-                let mut a = Attempt::anonymous_edit(*ip);
-                a.account.kind = AccountKind::Anonymous;
-                a
-            })
-            .collect();
+        let attempts: Vec<Attempt> = ips.iter().map(|ip| Attempt::anonymous_edit(*ip)).collect();
 
         // The three must agree before they are timed.
         for (i, a) in attempts.iter().enumerate() {
-            let e = decide_with_facts(&snap, a, &snap.facts(a.ip), &[], now, false).verdict == Verdict::Block;
+            let e = decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, false).verdict == Verdict::Block;
             let ce = auth.is_authorized(&requests[i], &policies, &entities).decision() == Decision::Deny;
-            let nv = nets.iter().any(|n| n.contains(&a.ip));
-            assert_eq!((e, ce), (nv, nv), "{}", a.ip);
+            let nv = nets.iter().any(|n| n.contains(&a.ip()));
+            assert_eq!((e, ce), (nv, nv), "{}", a.ip());
         }
 
         let mut i = 0;
@@ -127,7 +120,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) & 255;
                 let a = &attempts[i];
-                black_box(decide_with_facts(&snap, a, &snap.facts(a.ip), &[], now, false).verdict)
+                black_box(decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, false).verdict)
             })
         });
         g.bench_with_input(BenchmarkId::new("naive-ipnet-scan", n), &n, |b, _| {
@@ -135,7 +128,7 @@ fn bench(c: &mut Criterion) {
                 i = (i + 1) & 255;
                 let ip = ips[i];
                 black_box(
-                    nets.iter().any(|net| net.contains(&ip)) && attempts[i].account.kind == AccountKind::Anonymous,
+                    nets.iter().any(|net| net.contains(&ip)) && attempts[i].account().kind == AccountKind::Anonymous,
                 )
             })
         });

@@ -625,7 +625,7 @@ impl Snapshot {
         age: i64,
     ) -> Result<(), CondKey> {
         let k = &c.cond;
-        let acct = &a.account;
+        let acct = a.account();
         let any = |want: &Option<Vec<String>>, have: &[String]| {
             want.as_ref()
                 .is_none_or(|w| w.iter().any(|x| have.iter().any(|h| h.eq_ignore_ascii_case(x))))
@@ -633,10 +633,10 @@ impl Snapshot {
         if c.account.is_some_and(|m| m & acct.kind.bit() == 0) {
             return Err(CondKey::Account);
         }
-        if !any(&k.actions, std::slice::from_ref(&a.action)) {
+        if k.actions.as_ref().is_some_and(|w| !w.iter().any(|x| x == a.action())) {
             return Err(CondKey::Actions);
         }
-        if k.wikis.as_ref().is_some_and(|w| !w.contains(&a.wiki)) {
+        if k.wikis.as_ref().is_some_and(|w| !w.iter().any(|x| x == a.wiki())) {
             return Err(CondKey::Wikis);
         }
         if k.min_edits.is_some_and(|n| acct.edit_count < n) {
@@ -731,9 +731,9 @@ pub fn decide_untraced<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Times
 }
 
 fn decide_computing_facts<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp, trace: bool) -> Decision<'s> {
-    let facts = snapshot.facts(attempt.ip);
+    let facts = snapshot.facts(attempt.ip());
     let xff: Vec<Facts> = if snapshot.has_xff_rules() {
-        attempt.forwarded_for.iter().map(|ip| snapshot.facts(*ip)).collect()
+        attempt.forwarded_for().iter().map(|ip| snapshot.facts(*ip)).collect()
     } else {
         Vec::new()
     };
@@ -751,8 +751,8 @@ pub fn decide_with_facts<'s>(
     now: Timestamp,
     trace: bool,
 ) -> Decision<'s> {
-    let plan = snapshot.plan(&attempt.wiki);
-    let age = attempt.account.age_secs(now);
+    let plan = snapshot.plan(attempt.wiki());
+    let age = attempt.account().age_secs(now);
     if !trace {
         return decide_hot(snapshot, plan, attempt, facts, xff_facts, now, age);
     }
@@ -823,9 +823,9 @@ fn decide_hot<'s>(
             .is_none_or(|(m, anon)| f.anon & anon != 0 || index.intersects(f.set, m))
             && h.ip.as_ref().is_none_or(|m| index.intersects(f.set, m))
     };
-    let hot = &plan.hot[attempt.account.kind as usize];
+    let hot = &plan.hot[attempt.account().kind as usize];
     let mut shadow = Vec::new();
-    let edits = attempt.account.edit_count;
+    let edits = attempt.account().edit_count;
     let visit = |h: &HotRule, shadow: &mut Vec<&'s str>| -> Option<u32> {
         // Cheap rejections first, from the packed record; survivors are checked in full.
         if edits < h.edits.0

@@ -13,8 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::SourceContent;
-use crate::load::parse_checked;
+use crate::load::{parse_checked, parse_list_checked, read_regular, shrink_message};
 use crate::policy::{Remote, SourceDef};
 
 /// What the last successful fetch of a source left behind, next to its data file.
@@ -39,7 +38,7 @@ pub fn meta_path(data: &Path) -> PathBuf {
 
 /// Reads a data file's sidecar; a missing or unreadable one counts as none.
 pub fn read_meta(data: &Path) -> Option<FetchMeta> {
-    let bytes = std::fs::read(meta_path(data)).ok()?;
+    let bytes = read_regular(&meta_path(data), 1 << 20).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -74,21 +73,33 @@ impl FetchOutcome {
     }
 }
 
+/// What a new copy of a list is compared with before it replaces the last good one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShrinkGuard {
+    /// Entries of the copy that serves now (`None`: none, or not a list).
+    pub serving: Option<usize>,
+    /// Take a copy that shrank past `max_shrink` anyway, and record the confirmation beside
+    /// it so that a running server's reload takes it too (`editgate fetch --accept-shrink`).
+    pub accept: bool,
+}
+
 /// Fetches `def`'s `url` once and, when the answer is new and valid, replaces the copy at
-/// `dir/def.path` atomically (write a temporary file, fsync, rename). `now` stamps the
-/// confirmation. Never leaves a partial file in place; never panics on a bad answer.
-pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp) -> FetchOutcome {
+/// `dir/def.path` atomically (write a temporary file, fsync, rename). A list that lost more
+/// than `max_shrink` of the `guard.serving` entries (or all of them) is rejected unless
+/// `guard.accept`. `now` stamps the confirmation. Never leaves a partial file in place; never
+/// panics on a bad answer.
+pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) -> FetchOutcome {
     let Some(remote) = &def.remote else {
         return FetchOutcome::Failed(format!("source `{}` has no `url`", def.name));
     };
     let path = dir.join(&def.path);
     let meta = read_meta(&path).filter(|m| m.url == remote.url && path.exists());
-    let body = match request(remote, meta.as_ref()) {
+    let body = match request(remote, def.max_bytes, meta.as_ref()) {
         Ok(Some(answer)) => answer,
         Ok(None) => return confirm(&path, meta.unwrap_or_default(), remote, now),
         Err(e) => return FetchOutcome::Failed(e),
     };
-    if meta.is_some() && std::fs::read(&path).is_ok_and(|old| old == body.bytes) {
+    if meta.is_some() && read_regular(&path, def.max_bytes).is_ok_and(|old| old == body.bytes) {
         let meta = FetchMeta {
             etag: body.etag,
             last_modified: body.last_modified,
@@ -97,9 +108,13 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp) -> FetchOutcome {
         return confirm(&path, meta, remote, now);
     }
     let len = body.bytes.len();
-    let entries = match parse_checked(def, body.bytes.clone()) {
-        Ok(SourceContent::Networks(n)) => n.len(),
-        Ok(SourceContent::Maxmind(_)) => 0,
+    let parsed = if def.kind.is_network_list() {
+        parse_list_checked(def, &body.bytes).map(|n| n.len())
+    } else {
+        parse_checked(def, body.bytes.clone()).map(|_| 0)
+    };
+    let entries = match parsed {
+        Ok(n) => n,
         Err(e) => {
             let at = if e.line > 0 {
                 format!(" (line {})", e.line)
@@ -109,12 +124,31 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp) -> FetchOutcome {
             return FetchOutcome::Rejected(format!("{}{at}", e.message));
         }
     };
+    let shrank = guard
+        .serving
+        .filter(|_| def.kind.is_network_list())
+        .is_some_and(|p| crate::sources::shrank_too_much(p, entries, def.max_shrink));
+    if shrank && !guard.accept {
+        let confirm = format!(
+            "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
+            def.name
+        );
+        return FetchOutcome::Rejected(shrink_message(
+            def,
+            guard.serving.unwrap_or_default(),
+            entries,
+            &confirm,
+        ));
+    }
     let meta = FetchMeta {
         url: remote.url.clone(),
         etag: body.etag,
         last_modified: body.last_modified,
         confirmed_at: Some(now),
     };
+    if shrank && let Err(e) = crate::load::accept_shrink(&path, &body.bytes, entries) {
+        return FetchOutcome::Failed(format!("cannot confirm the shrink of `{}`: {e}", path.display()));
+    }
     if let Err(e) = write_atomically(&path, &body.bytes) {
         return FetchOutcome::Failed(format!("cannot save `{}`: {e}", path.display()));
     }
@@ -141,8 +175,8 @@ struct Body {
     last_modified: Option<String>,
 }
 
-/// One GET with the validators of `meta`. `Ok(None)` is a 304.
-fn request(remote: &Remote, meta: Option<&FetchMeta>) -> Result<Option<Body>, String> {
+/// One GET with the validators of `meta`, reading at most `max_bytes`. `Ok(None)` is a 304.
+fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<Option<Body>, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(remote.timeout_secs.max(1) as u64)))
         .http_status_as_error(false)
@@ -177,7 +211,7 @@ fn request(remote: &Remote, meta: Option<&FetchMeta>) -> Result<Option<Body>, St
     let bytes = resp
         .body_mut()
         .with_config()
-        .limit(remote.max_bytes)
+        .limit(max_bytes)
         .read_to_vec()
         .map_err(|e| match e {
             ureq::Error::BodyExceedsLimit(n) => format!("body larger than `max_bytes = {n}`"),

@@ -49,9 +49,9 @@ pub fn policy_load(data: &[u8]) {
             IpAddr::from([192, 0, 2, 1]),
             IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]),
         ] {
-            let mut attempt = Attempt::anonymous_edit(ip);
-            attempt.wiki = "fuzzwiki".into();
-            let _ = decide(&snap, &attempt, now);
+            if let Ok(attempt) = Attempt::builder(ip).wiki("fuzzwiki").build() {
+                let _ = decide(&snap, &attempt, now);
+            }
         }
     }
 }
@@ -65,18 +65,33 @@ pub fn tor_list(data: &[u8]) {
     }
 }
 
-/// IP/CIDR lists; every network is canonical, so its printed form parses back to it; and the
-/// fast IPv4 path accepts no line the general path would not, with the same network.
+/// IP/CIDR lists; every network is canonical, so its printed form parses back to it, strict
+/// or masked; a strict parse accepts a subset of the masked one; and the fast IPv4 path
+/// accepts no line the general path would not, with the same network and the same view of
+/// its host bits.
 pub fn ip_list(data: &[u8]) {
-    if let Ok(nets) = iplist::parse_bytes(data) {
+    let masked = iplist::parse_bytes(data, true);
+    if let Ok(nets) = &masked {
         for net in nets {
-            assert_eq!(iplist::parse_net(&net.to_string()), Some(net));
+            assert_eq!(iplist::parse_net(&net.to_string()), Ok(*net));
         }
+    }
+    if let Ok(strict) = iplist::parse_bytes(data, false) {
+        assert_eq!(Ok(&strict), masked.as_ref(), "strict accepted what masked did not");
     }
     if let Ok(text) = std::str::from_utf8(data) {
         for line in text.split('\n') {
             if let Some(net) = iplist::fast_v4(line.as_bytes()) {
-                assert_eq!(iplist::general_line(line), Ok(Some(ipnet::IpNet::V4(net))), "{line:?}");
+                assert_eq!(
+                    iplist::general_line(line, true),
+                    Ok(Some(ipnet::IpNet::V4(net.trunc()))),
+                    "{line:?}"
+                );
+                assert_eq!(
+                    iplist::general_line(line, false).is_ok(),
+                    net.trunc() == net,
+                    "{line:?}"
+                );
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::engine::{Snapshot, SourceContent, SourceData};
 use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
 use crate::sources::maxmind::MaxmindDb;
 use crate::sources::{ParseError, SourceKind, iplist, tor};
+use ipnet::IpNet;
 
 /// Why a policy directory could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +72,7 @@ impl std::fmt::Debug for DecisionLogConfig {
 /// bytes, so that hashed addresses cannot be brute-forced from a guessable key.
 fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Result<DecisionLogConfig, PolicyError> {
     let key_path = dir.join(&s.key_file);
-    let key = std::fs::read(&key_path).map_err(|e| {
+    let key = read_regular(&key_path, MAX_KEY_BYTES).map_err(|e| {
         PolicyError::new(
             s.origin.clone(),
             format!("decision_log: cannot read key file `{}`: {e}", s.key_file),
@@ -96,7 +97,65 @@ fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Re
     })
 }
 
-/// Reads `global.toml` and `wikis/*.toml` (sorted by name).
+/// The largest policy, test case or config file read.
+pub const MAX_POLICY_FILE_BYTES: u64 = 8 << 20;
+/// The largest decision log key file read.
+const MAX_KEY_BYTES: u64 = 64 << 10;
+
+/// Reads a file that must be a regular file (symbolic links followed) of at most `max`
+/// bytes. Anything else is an error rather than a wait or a flood: opening a FIFO for reading
+/// blocks until a writer comes (a reload thread once waited forever), and a link to
+/// `/dev/zero` never ends. The file is opened without blocking and checked again on the open
+/// handle, so swapping it for a FIFO between the two checks changes nothing.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let not_regular = |m: &std::fs::Metadata| {
+        let what = if m.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, what)
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    if meta.len() > max {
+        return Err(too_large(meta.len(), max));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The length may grow while reading: read one byte past the limit to notice.
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
+fn too_large(len: u64, max: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{len} bytes or more, larger than the {max} bytes allowed"),
+    )
+}
+
+/// Reads `global.toml` and `wikis/<wiki id>.toml` (sorted by name). Any other entry of
+/// `wikis/` is an error (`dewiki.TOML`, a name that is not UTF-8, a directory), so a wiki's
+/// rules are never skipped because of how its file is named; hidden files and names ending
+/// in `~` (editors' swap and backup files) are left alone.
 pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
     let meta = std::fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
     if !meta.is_dir() {
@@ -106,14 +165,32 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
         });
     }
     let mut rels = vec!["global.toml".to_owned()];
+    let mut errors = Vec::new();
     match std::fs::read_dir(dir.join("wikis")) {
         Ok(entries) => {
-            let mut wikis: Vec<String> = entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".toml"))
-                .map(|n| format!("wikis/{n}"))
-                .collect();
+            let mut wikis = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| io_error(&dir.join("wikis"), &e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else {
+                    errors.push(PolicyError::new(
+                        Origin::file(&format!("wikis/{}", name.to_string_lossy())),
+                        "the file name is not valid UTF-8; name wiki files `<wiki id>.toml`",
+                    ));
+                    continue;
+                };
+                if name.starts_with('.') || name.ends_with('~') {
+                    continue;
+                }
+                if !name.ends_with(".toml") {
+                    errors.push(PolicyError::new(
+                        Origin::file(&format!("wikis/{name}")),
+                        "not a wiki file: name wiki files `<wiki id>.toml` (lower-case `.toml`); move anything else out of `wikis/`",
+                    ));
+                    continue;
+                }
+                wikis.push(format!("wikis/{name}"));
+            }
             wikis.sort();
             rels.extend(wikis);
         }
@@ -121,12 +198,21 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
         Err(e) => return Err(io_error(&dir.join("wikis"), &e)),
     }
     let mut files = Vec::new();
-    let mut errors = Vec::new();
     for rel in rels {
-        match std::fs::read(dir.join(&rel)) {
+        match read_regular(&dir.join(&rel), MAX_POLICY_FILE_BYTES) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => files.push(PolicyFile { path: rel, text }),
-                Err(_) => errors.push(PolicyError::new(Origin::file(&rel), "not valid UTF-8 text")),
+                Err(e) => {
+                    let at = match crate::sources::utf8(e.as_bytes()) {
+                        Err(p) => Origin {
+                            file: rel.clone(),
+                            line: p.line,
+                            column: p.column,
+                        },
+                        Ok(_) => Origin::file(&rel),
+                    };
+                    errors.push(PolicyError::new(at, "not valid UTF-8 text"));
+                }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel == "global.toml" => {}
             Err(e) => errors.push(PolicyError::new(Origin::file(&rel), format!("cannot read: {e}"))),
@@ -146,41 +232,113 @@ fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     }
 }
 
-/// Parses one source file's bytes according to its kind.
-pub fn parse_source(kind: SourceKind, bytes: Vec<u8>) -> Result<SourceContent, ParseError> {
-    Ok(match kind {
-        SourceKind::TorExits => {
-            SourceContent::Networks(tor::parse_bytes(&bytes)?.1.into_iter().map(Into::into).collect())
-        }
-        SourceKind::IpList => SourceContent::Networks(iplist::parse_bytes(&bytes)?),
-        SourceKind::MaxmindAnonymous | SourceKind::MaxmindAsn | SourceKind::MaxmindCountry => {
-            SourceContent::Maxmind(MaxmindDb::open(bytes, kind)?)
-        }
-    })
-}
-
-/// Parses one source's bytes and applies its sanity bounds (`min_entries`). The loader and the
-/// server's fetcher both call this, so a fetch is accepted exactly when a reload would be.
-pub fn parse_checked(def: &SourceDef, bytes: Vec<u8>) -> Result<SourceContent, ParseError> {
-    let content = parse_source(def.kind, bytes)?;
-    if let (SourceContent::Networks(nets), Some(min)) = (&content, def.min_entries)
-        && (nets.len() as u64) < min
-    {
+/// Parses a list source's bytes (`tor-exits`, `ip-list`) and applies its sanity bounds
+/// (`min_entries`, or no empty list unless `min_entries = 0`).
+pub fn parse_list_checked(def: &SourceDef, bytes: &[u8]) -> Result<Vec<IpNet>, ParseError> {
+    let nets = match def.kind {
+        SourceKind::TorExits => tor::parse_bytes(bytes)?.1.into_iter().map(Into::into).collect(),
+        SourceKind::IpList => iplist::parse_bytes(bytes, def.mask_host_bits)?,
+        kind => return Err(ParseError::at(0, 0, format!("a `{kind}` source is not a list"))),
+    };
+    let min = def.min_entries();
+    if (nets.len() as u64) < min {
+        let why = match def.min_entries {
+            Some(_) => format!("fewer than `min_entries = {min}`"),
+            None => "an empty list; set `min_entries = 0` on the source if it may be empty".to_owned(),
+        };
         return Err(ParseError::at(
             0,
             0,
-            format!(
-                "{} entries, fewer than `min_entries = {min}`: rejected as suspicious",
-                nets.len()
-            ),
+            format!("{} entries, {why}: rejected as suspicious", nets.len()),
         ));
     }
-    Ok(content)
+    Ok(nets)
 }
 
-/// Loads and compiles a policy directory. `now` decides which rules count as expired in the
-/// warnings. Every error found is returned, each with its file and position.
+/// Parses one source's bytes according to its kind, with the sanity bounds of lists. The
+/// loader and the fetchers all call this, so a fetch is accepted exactly when a reload would
+/// be.
+pub fn parse_checked(def: &SourceDef, bytes: Vec<u8>) -> Result<SourceContent, ParseError> {
+    if def.kind.is_network_list() {
+        return parse_list_checked(def, &bytes).map(SourceContent::Networks);
+    }
+    MaxmindDb::open(bytes, def.kind).map(SourceContent::Maxmind)
+}
+
+/// The sidecar that confirms one copy of a list despite a large shrink: `<data>.accept-shrink`.
+pub fn acceptance_path(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push(".accept-shrink");
+    data.with_file_name(name)
+}
+
+/// SHA-256 of `bytes`, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Whether `bytes` is the copy an operator confirmed with `editgate accept-shrink` (or
+/// `editgate fetch --accept-shrink`): the sidecar names its SHA-256. Bound to the content, a
+/// confirmation never lets a later, different shrink through.
+pub fn shrink_accepted(data: &Path, bytes: &[u8]) -> bool {
+    let Ok(text) = read_regular(&acceptance_path(data), 4096) else {
+        return false;
+    };
+    let want = format!("sha256:{}", sha256_hex(bytes));
+    String::from_utf8_lossy(&text).lines().any(|l| l.trim() == want)
+}
+
+/// Records that the copy `bytes` of `data` is confirmed despite its shrink.
+pub fn accept_shrink(data: &Path, bytes: &[u8], entries: usize) -> std::io::Result<()> {
+    let text = format!(
+        "# written by `editgate accept-shrink` at {}: this copy ({entries} entries) is taken even though it\n# shrank past `max_shrink`; a different copy needs a new confirmation\nsha256:{}\n",
+        Timestamp::now(),
+        sha256_hex(bytes)
+    );
+    std::fs::write(acceptance_path(data), text)
+}
+
+/// Why a list that shrank from `previous` to `new` entries is rejected; `confirm` says how to
+/// take it anyway.
+pub fn shrink_message(def: &SourceDef, previous: usize, new: usize, confirm: &str) -> String {
+    format!(
+        "{new} entries, down from {previous} in the serving copy ({:.0}% fewer, more than `max_shrink = {}` allows); the serving copy stays. If the shrink is deliberate, {confirm}",
+        100.0 * previous.saturating_sub(new) as f64 / previous as f64,
+        def.max_shrink,
+    )
+}
+
+/// The entries of a list source in `previous`, when it served that source with entries.
+fn previous_entries(previous: Option<&Snapshot>, def: &SourceDef) -> Option<usize> {
+    previous?
+        .sources()
+        .iter()
+        .find(|s| s.name == def.name && s.kind.is_network_list())
+        .map(|s| s.entries)
+        .filter(|n| *n > 0)
+}
+
+/// Loads and compiles a policy directory for a first start (or a one-off command). `now`
+/// decides which rules count as expired in the warnings. Every error found is returned, each
+/// with its file and position.
 pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
+    load(dir, now, None)
+}
+
+/// Loads a policy directory to replace `previous`, the serving snapshot: as [`load_dir`], and
+/// a list source that lost more than its `max_shrink` of the entries it serves (or all of
+/// them) is an error, unless that copy was confirmed with `editgate accept-shrink`. A
+/// truncated download or an emptied file then never replaces good data.
+pub fn reload_dir(dir: &Path, now: Timestamp, previous: &Snapshot) -> Result<Loaded, LoadError> {
+    load(dir, now, Some(previous))
+}
+
+fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loaded, LoadError> {
     let files = read_policy_files(dir)?;
     let (policy, warnings) = policy::check(&files, now).map_err(LoadError::Invalid)?;
     let mut hasher = Sha256::new();
@@ -193,11 +351,31 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
     for def in &policy.sources {
         let path = dir.join(&def.path);
         inputs.push(path.clone());
-        let bytes = match std::fs::read(&path) {
+        let previous_entries = previous_entries(previous, def);
+        let bytes = match read_regular(&path, def.max_bytes) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
-                // Never fetched yet: the source starts empty (and shows as stale) until the
-                // server's first good fetch writes the file.
+                if previous.is_some() {
+                    // A reload never swaps in a source without data: the serving snapshot
+                    // stays until the copy exists (the server fetches it, then reloads).
+                    let why = match previous_entries {
+                        Some(n) => format!(
+                            "its copy `{}` is gone, while the serving copy has {n} entries",
+                            def.path
+                        ),
+                        None => format!("it has no copy at `{}` yet (never fetched)", def.path),
+                    };
+                    errors.push(PolicyError::new(
+                        def.origin.clone(),
+                        format!(
+                            "source `{}`: {why}; the serving snapshot stays until a good copy is saved",
+                            def.name
+                        ),
+                    ));
+                    continue;
+                }
+                // Never fetched before a first start: the source starts empty, and the
+                // server does not answer until its first good fetch writes the file.
                 hash_input(&mut hasher, &def.path, b"\0editgate: not fetched yet");
                 data.push(SourceData {
                     content: SourceContent::Networks(Vec::new()),
@@ -225,7 +403,25 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
             .and_then(|_| crate::fetch::read_meta(&path))
             .and_then(|m| m.confirmed_at);
         let modified = modified.max(confirmed);
-        match parse_checked(def, bytes) {
+        // Lists are parsed from a borrow: the bytes are needed again to match a confirmation.
+        let parsed = if def.kind.is_network_list() {
+            parse_list_checked(def, &bytes).and_then(|nets| match previous_entries {
+                Some(p)
+                    if crate::sources::shrank_too_much(p, nets.len(), def.max_shrink)
+                        && !shrink_accepted(&path, &bytes) =>
+                {
+                    let confirm = format!(
+                        "confirm this copy with `editgate accept-shrink <policy dir> {}`",
+                        def.name
+                    );
+                    Err(ParseError::at(0, 0, shrink_message(def, p, nets.len(), &confirm)))
+                }
+                _ => Ok(SourceContent::Networks(nets)),
+            })
+        } else {
+            parse_checked(def, bytes)
+        };
+        match parsed {
             Ok(content) => data.push(SourceData { content, modified }),
             Err(e) => errors.push(PolicyError::new(
                 Origin {

@@ -24,6 +24,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Fetch every `url` source once and save the last good copies (as the server does).
     Fetch(cli::fetch::FetchArgs),
+    /// Confirm that the current copy of a list may replace a larger one (past `max_shrink`).
+    AcceptShrink(cli::accept::AcceptShrinkArgs),
     /// Run the policy test cases in DIR/tests/*.toml.
     Test(cli::test::TestArgs),
     /// Print the JSON Schema of the policy files (for editors such as taplo / Even Better TOML).
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Validate(a) => cli::validate::run(a),
         Command::Test(a) => cli::test::run(a),
         Command::Fetch(a) => cli::fetch::run(a),
+        Command::AcceptShrink(a) => cli::accept::run(a),
         Command::Loadgen(a) => cli::loadgen::run(a),
         Command::Soak(a) => cli::soak::run(a),
         Command::Replay(a) => cli::replay::run(a),

@@ -119,7 +119,7 @@ mod tests {
         let tor = std::fs::read(dir.join("lists/tor-exit-addresses.txt")).unwrap();
         probes.extend(crate::sources::tor::parse_bytes(&tor).unwrap().1);
         let vpn = std::fs::read(dir.join("lists/vpn.txt")).unwrap();
-        let vpn = crate::sources::iplist::parse_bytes(&vpn).unwrap();
+        let vpn = crate::sources::iplist::parse_bytes(&vpn, false).unwrap();
         probes.extend(vpn.iter().step_by(97).map(|n| rng.ip_in(n)));
         let listed = probes
             .iter()

@@ -189,6 +189,22 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
                     continue;
                 }
             };
+            let account = Account {
+                kind,
+                groups: r.groups.clone(),
+                rights: r.rights.clone(),
+                edit_count: r.edits,
+                registered_at,
+                email_confirmed: r.email_confirmed,
+            };
+            let action = r.action.clone().unwrap_or_default();
+            let attempt = match Attempt::new(ip, forwarded_for, r.wiki.clone(), action, account) {
+                Ok(a) => a,
+                Err(e) => {
+                    errors.push(PolicyError::new(at(c.request.span()), format!("request: {e}")));
+                    continue;
+                }
+            };
             let (Some(verdict), true) = (verdict, errors.len() == before) else {
                 continue;
             };
@@ -196,20 +212,7 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
                 name: c.name.clone(),
                 origin,
                 now: case_now,
-                attempt: Attempt {
-                    ip,
-                    forwarded_for,
-                    wiki: r.wiki.clone(),
-                    action: r.action.clone().unwrap_or_else(|| "edit".to_owned()),
-                    account: Account {
-                        kind,
-                        groups: r.groups.clone(),
-                        rights: r.rights.clone(),
-                        edit_count: r.edits,
-                        registered_at,
-                        email_confirmed: r.email_confirmed,
-                    },
-                },
+                attempt,
                 verdict,
                 rule: e.rule.as_ref().map(|r| r.get_ref().clone()),
                 shadow: e

@@ -27,19 +27,25 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         Err(code) => return code,
     };
     let snap = &loaded.snapshot;
-    let attempt = args.attempt(now);
+    let attempt = match args.attempt(now) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+    };
     let d = decide(snap, &attempt, now);
     if args.json {
         let mut out = decision_json(&d);
         if explain {
-            out["facts"] = facts_json(&snap.ip_facts(attempt.ip));
+            out["facts"] = facts_json(&snap.ip_facts(attempt.ip()));
             out["trace"] = trace_json(snap, &d.trace);
         }
         println!("{out}");
     } else if explain {
         print!(
             "{}",
-            render_explain(snap, &snap.ip_facts(attempt.ip), &attempt.wiki, &d)
+            render_explain(snap, &snap.ip_facts(attempt.ip()), attempt.wiki(), &d)
         );
     } else {
         print!("{}", render_decision(&d));

@@ -8,7 +8,8 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::{ExitCode, load_or_report};
-use crate::fetch::{FetchOutcome, fetch};
+use crate::fetch::{FetchOutcome, ShrinkGuard, fetch};
+use crate::load::{parse_list_checked, read_regular};
 
 /// `editgate fetch`
 #[derive(Debug, Args)]
@@ -18,6 +19,11 @@ pub struct FetchArgs {
     /// Only this source (repeatable); default every `url` source.
     #[arg(long = "source", value_name = "NAME")]
     pub sources: Vec<String>,
+    /// Take a list that shrank past its `max_shrink` (or emptied, with `min_entries = 0`)
+    /// compared with the copy on disk, and record the confirmation beside it, so that a
+    /// running editgate applies it at its next reload too.
+    #[arg(long)]
+    pub accept_shrink: bool,
 }
 
 /// Runs `fetch`: one line per source; exit 1 when any fetch failed or was rejected.
@@ -42,7 +48,17 @@ pub fn run(args: &FetchArgs) -> ExitCode {
     }
     let mut failed = 0;
     for def in &defs {
-        let outcome = fetch(&args.dir, def, Timestamp::now());
+        // The copy on disk is the one a server serves: a new one is judged against it.
+        let serving = Some(def)
+            .filter(|d| d.kind.is_network_list())
+            .and_then(|d| read_regular(&args.dir.join(&d.path), d.max_bytes).ok())
+            .and_then(|bytes| parse_list_checked(def, &bytes).ok())
+            .map(|nets| nets.len());
+        let guard = ShrinkGuard {
+            serving,
+            accept: args.accept_shrink,
+        };
+        let outcome = fetch(&args.dir, def, Timestamp::now(), guard);
         match &outcome {
             FetchOutcome::Updated { entries, bytes } => {
                 println!("{}: updated: {entries} entries, {bytes} bytes → {}", def.name, def.path);

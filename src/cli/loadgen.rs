@@ -21,8 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ExitCode;
-use crate::engine::SourceContent;
-use crate::load::{parse_source, read_policy_files};
+use crate::load::{parse_list_checked, read_policy_files};
 use crate::server::proto::edit_gate_client::EditGateClient;
 use crate::server::proto::edit_gate_server::{EditGate, EditGateServer};
 use crate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
@@ -98,7 +97,7 @@ impl Mix {
             let Ok(bytes) = std::fs::read(dir.join(&s.path)) else {
                 continue;
             };
-            if let Ok(SourceContent::Networks(n)) = parse_source(s.kind, bytes) {
+            if let Ok(n) = parse_list_checked(s, &bytes) {
                 if s.kind == crate::sources::SourceKind::TorExits {
                     tor.extend(n.iter().map(|n| n.addr()));
                 } else {
@@ -377,9 +376,12 @@ async fn start_servers(a: &LoadgenArgs, policies: &Path) -> anyhow::Result<Serve
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(EditGateServer::new(Trivial))
-                .serve_with_incoming_shutdown(server::incoming(l), async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }),
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+                    async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    },
+                ),
         );
         Some(addr)
     };

@@ -1,6 +1,7 @@
 //! The `editgate` subcommands. Each takes parsed clap arguments and returns an [`ExitCode`];
 //! `main` only parses and dispatches.
 
+pub mod accept;
 pub mod check;
 pub mod fetch;
 pub mod loadgen;

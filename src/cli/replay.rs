@@ -128,9 +128,9 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
                 r.samples.push(json!({
                     "line": i + 1,
                     "request_id": request_id,
-                    "wiki": attempt.wiki,
-                    "action": attempt.action,
-                    "account": attempt.account.kind.as_str(),
+                    "wiki": attempt.wiki(),
+                    "action": attempt.action(),
+                    "account": attempt.account().kind.as_str(),
                     "before": {"verdict": d_old.verdict.as_str(), "rule_id": d_old.rule_id},
                     "after": {"verdict": d_new.verdict.as_str(), "rule_id": d_new.rule_id},
                 }));

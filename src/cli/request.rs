@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::attempt::{Account, AccountKind, Attempt, parse_ip};
+use crate::attempt::{Account, AccountKind, Attempt, FieldError, parse_ip};
 use crate::policy::parse_duration;
 
 /// One edit attempt, from flags.
@@ -68,24 +68,36 @@ impl RequestArgs {
         self.at.unwrap_or_else(Timestamp::now)
     }
 
-    /// The attempt these flags describe, evaluated at `now`.
-    pub fn attempt(&self, now: Timestamp) -> Attempt {
+    /// The attempt these flags describe, evaluated at `now`, checked by [`Attempt::new`] like
+    /// a request to the service; an error names the flag (`--wiki: ...`).
+    pub fn attempt(&self, now: Timestamp) -> Result<Attempt, FieldError> {
         let kind = AccountKind::parse(&self.account).unwrap_or(AccountKind::Anonymous);
-        Attempt {
-            ip: self.ip,
-            forwarded_for: self.xff.clone(),
-            wiki: self.wiki.clone(),
-            action: self.action.clone(),
-            account: Account {
-                kind,
-                groups: self.groups.clone(),
-                rights: self.rights.clone(),
-                edit_count: self.edits,
-                registered_at: self
-                    .age
-                    .and_then(|s| now.checked_sub(SignedDuration::from_secs(s)).ok()),
-                email_confirmed: self.email_confirmed,
-            },
-        }
+        let account = Account {
+            kind,
+            groups: self.groups.clone(),
+            rights: self.rights.clone(),
+            edit_count: self.edits,
+            registered_at: self
+                .age
+                .and_then(|s| now.checked_sub(SignedDuration::from_secs(s)).ok()),
+            email_confirmed: self.email_confirmed,
+        };
+        Attempt::new(
+            self.ip,
+            self.xff.clone(),
+            self.wiki.clone(),
+            self.action.clone(),
+            account,
+        )
+        .map_err(|e| {
+            let flag = match e.field.split('[').next().unwrap_or_default() {
+                "account.groups" => "--group",
+                "account.rights" => "--right",
+                "wiki" => "--wiki",
+                "action" => "--action",
+                other => other,
+            };
+            FieldError::new(flag, e.message)
+        })
     }
 }

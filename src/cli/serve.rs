@@ -50,6 +50,23 @@ pub struct ServeArgs {
     /// Do not watch the policy directory for changes (SIGHUP still reloads).
     #[arg(long, env = "EDITGATE_NO_WATCH")]
     pub no_watch: bool,
+    /// Lint warnings count as errors, at start and on every reload.
+    #[arg(long, env = "EDITGATE_DENY_WARNINGS")]
+    pub deny_warnings: bool,
+    /// Quiet period before a watched change is reloaded, like 1s [default: 1s].
+    #[arg(long, env = "EDITGATE_RELOAD_DEBOUNCE", value_name = "DURATION")]
+    pub reload_debounce: Option<String>,
+    /// After SIGTERM, how long requests and streams in flight may take, like 10s [default: 10s].
+    #[arg(long, env = "EDITGATE_DRAIN_TIMEOUT", value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// How long a client may take to send its request headers (HTTP) or first bytes (gRPC);
+    /// also the longest idle HTTP keep-alive [default: 10s].
+    #[arg(long, env = "EDITGATE_HEADER_TIMEOUT", value_name = "DURATION")]
+    pub header_timeout: Option<String>,
+    /// Open connections per port beyond which new ones are closed at once; 0 derives it from
+    /// the file descriptor limit [default: 0].
+    #[arg(long, env = "EDITGATE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Requests in flight (both ports) beyond which new ones are refused with
     /// RESOURCE_EXHAUSTED / 503; 0 = no limit [default: 1024].
     #[arg(long, env = "EDITGATE_MAX_CONCURRENT_REQUESTS", value_name = "N")]
@@ -90,6 +107,16 @@ pub struct ConfigFile {
     pub max_forwarded_for: Option<usize>,
     /// Watch for changes (default true).
     pub watch: Option<bool>,
+    /// Warnings are errors.
+    pub deny_warnings: Option<bool>,
+    /// Quiet period before a watched change is reloaded.
+    pub reload_debounce: Option<String>,
+    /// Drain deadline after SIGTERM.
+    pub drain_timeout: Option<String>,
+    /// Header (HTTP) and first-bytes (gRPC) deadline.
+    pub header_timeout: Option<String>,
+    /// Connection cap per port (0: from the descriptor limit).
+    pub max_connections: Option<usize>,
     /// Concurrent request limit.
     pub max_concurrent_requests: Option<usize>,
     /// Per-request deadline, like `5s`.
@@ -116,7 +143,9 @@ pub struct Resolved {
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = crate::load::read_regular(path, crate::load::MAX_POLICY_FILE_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not valid UTF-8 text", path.display()))?;
     let mut cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
         let file = crate::policy::PolicyFile {
             path: path.display().to_string(),
@@ -142,8 +171,44 @@ fn read_config(path: &Path) -> Result<ConfigFile, String> {
     Ok(cfg)
 }
 
+/// A duration setting: `500ms`, or a policy duration (`5s`, `1m`, `7d`), within bounds.
+/// Out of bounds is an error naming the setting (a TTL of a thousand years once panicked
+/// inside the cache).
+fn duration_setting(name: &str, value: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_millis(value)
+        .ok_or_else(|| format!("{name}: `{value}` is not a duration, like `5s`, `500ms` or `5m`"))?;
+    if d < min || d > max {
+        return Err(format!(
+            "{name}: `{value}` is out of range: between {} and {}",
+            show(min),
+            show(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn show(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.is_zero() {
+        format!("{}ms", d.as_millis())
+    } else {
+        crate::policy::format_duration(d.as_secs() as i64)
+    }
+}
+
+/// A number setting within bounds.
+fn number_setting<T: PartialOrd + std::fmt::Display + Copy>(name: &str, value: T, min: T, max: T) -> Result<T, String> {
+    if value < min || value > max {
+        return Err(format!("{name}: {value} is out of range: between {min} and {max}"));
+    }
+    Ok(value)
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+
 impl ServeArgs {
-    /// Merges flags, environment, config file and defaults.
+    /// Merges flags, environment, config file and defaults, and checks every value's range.
     pub fn resolve(&self) -> Result<Resolved, String> {
         let cfg = match &self.config {
             Some(p) => read_config(p)?,
@@ -159,22 +224,33 @@ impl ServeArgs {
             settings.cache_capacity = n;
         }
         if let Some(t) = self.cache_ttl.clone().or(cfg.cache_ttl) {
-            let secs = parse_duration(&t).ok_or_else(|| format!("cache_ttl: `{t}` is not a duration, like `5m`"))?;
-            settings.cache_ttl = Duration::from_secs(secs.max(1) as u64);
+            settings.cache_ttl = duration_setting("cache_ttl", &t, SECOND, 7 * DAY)?;
         }
         if let Some(n) = self.max_message_bytes.or(cfg.max_message_bytes) {
-            settings.max_message_bytes = n;
+            settings.max_message_bytes = number_setting("max_message_bytes", n, 1024, 64 << 20)?;
         }
         if let Some(n) = self.max_forwarded_for.or(cfg.max_forwarded_for) {
-            settings.limits.max_forwarded_for = n;
+            settings.limits.max_forwarded_for = number_setting("max_forwarded_for", n, 0, 1024)?;
         }
         settings.watch = !self.no_watch && cfg.watch.unwrap_or(true);
+        settings.deny_warnings = self.deny_warnings || cfg.deny_warnings.unwrap_or(false);
+        if let Some(t) = self.reload_debounce.clone().or(cfg.reload_debounce) {
+            settings.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
+        }
         if let Some(n) = self.max_concurrent_requests.or(cfg.max_concurrent_requests) {
             settings.max_concurrent_requests = n;
         }
         if let Some(t) = self.request_timeout.clone().or(cfg.request_timeout) {
-            settings.request_timeout = parse_millis(&t)
-                .ok_or_else(|| format!("request_timeout: `{t}` is not a duration, like `5s` or `500ms`"))?;
+            settings.request_timeout = duration_setting("request_timeout", &t, Duration::from_millis(1), HOUR)?;
+        }
+        if let Some(t) = self.drain_timeout.clone().or(cfg.drain_timeout) {
+            settings.drain_timeout = duration_setting("drain_timeout", &t, Duration::ZERO, HOUR)?;
+        }
+        if let Some(t) = self.header_timeout.clone().or(cfg.header_timeout) {
+            settings.header_timeout = duration_setting("header_timeout", &t, Duration::from_millis(100), HOUR)?;
+        }
+        if let Some(n) = self.max_connections.or(cfg.max_connections) {
+            settings.max_connections = number_setting("max_connections", n, 0, 1_000_000)?;
         }
         let cert = self.tls_cert.clone().or(cfg.tls_cert);
         let key = self.tls_key.clone().or(cfg.tls_key);
@@ -209,13 +285,13 @@ impl ServeArgs {
     }
 }
 
-/// A deadline: `500ms`, or any policy duration (`5s`, `1m`); at least 1 ms.
+/// A deadline: `500ms`, or any policy duration (`5s`, `1m`); `0s` is zero.
 fn parse_millis(s: &str) -> Option<Duration> {
     let ms = match s.trim().strip_suffix("ms") {
         Some(n) => n.trim().parse::<u64>().ok()?,
         None => (parse_duration(s)? as u64).checked_mul(1000)?,
     };
-    (ms > 0).then(|| Duration::from_millis(ms))
+    Some(Duration::from_millis(ms))
 }
 
 fn init_logging(json: bool) {
@@ -247,7 +323,10 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    runtime.block_on(serve(resolved))
+    let code = runtime.block_on(serve(resolved));
+    // A fetch in flight on a blocking thread must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 async fn serve(r: Resolved) -> ExitCode {
@@ -308,6 +387,13 @@ async fn serve(r: Resolved) -> ExitCode {
     let stopping = async {
         shutdown.await;
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
+        // A second SIGTERM or SIGINT while draining stops at once.
+        let again = shutdown_signal();
+        tokio::spawn(async move {
+            again.await;
+            tracing::warn!("second signal: stopping now, without waiting for what is in flight");
+            std::process::exit(0);
+        });
     };
     match server::run(state, grpc, http, stopping).await {
         Ok(()) => ExitCode::Ok,

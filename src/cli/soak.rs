@@ -155,6 +155,15 @@ when = {{ ip_in = ["tor-live"], account = ["anonymous"] }}
 
     let started = Instant::now();
     let child = Child::spawn(&dir, &[]).await?;
+    // The `url` source has no copy yet: editgate answers UNAVAILABLE until its first fetch
+    // (it never decides without its data). Load starts when it is ready.
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while http_get(child.http, "/healthz").await.starts_with("HTTP/1.1 503") {
+        if Instant::now() > ready_by {
+            anyhow::bail!("editgate did not become ready within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let end = started + Duration::from_secs(a.seconds.clamp(1, 6 * 3600));
     let mix = Arc::new(Mix::load(&dir, 20_000)?);
     let window = Arc::new(Mutex::new(Window::default()));

@@ -64,7 +64,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
         for f in &result.failures {
             println!("     {f}");
         }
-        for line in render_explain(snap, &snap.ip_facts(case.attempt.ip), &case.attempt.wiki, &decision).lines() {
+        for line in render_explain(snap, &snap.ip_facts(case.attempt.ip()), case.attempt.wiki(), &decision).lines() {
             println!("     | {line}");
         }
     }

@@ -10,7 +10,8 @@ use toml::Spanned;
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
     Cond, DecisionLogSettings, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Remote, Rule, Settings,
-    SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
+    SourceDef, Stage, Warning, WikiPolicy, format_duration, hint, is_wiki_id, parse_account_kind, parse_duration,
+    parse_verdict,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
@@ -34,7 +35,19 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
     };
 
     let mut ids: HashMap<String, Origin> = HashMap::new();
+    // What global.toml declares, valid or not: a reference to a source whose definition has
+    // its own error, or to any source when global.toml does not parse, is not reported again
+    // as "unknown" (one root cause, one error).
+    let mut declared: Option<Declared> = None;
     if let Some(raw) = parse_file(global, &mut errors) {
+        declared = Some(Declared {
+            names: raw.sources.keys().map(|n| n.get_ref().clone()).collect(),
+            kinds: raw
+                .sources
+                .values()
+                .map(|s| s.get_ref().kind.get_ref().clone())
+                .collect(),
+        });
         let mut cx = Cx::new(global, &mut errors);
         policy.settings = cx.settings(raw.settings.as_ref());
         for (name, src) in &raw.sources {
@@ -42,8 +55,12 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
                 policy.sources.push(def);
             }
         }
+        let known = Known {
+            defs: &policy.sources,
+            declared: declared.as_ref(),
+        };
         for r in &raw.rules {
-            if let Some(rule) = cx.rule(r, None, &policy.sources, &mut ids) {
+            if let Some(rule) = cx.rule(r, None, &known, &mut ids) {
                 policy.rules.push(rule);
             }
         }
@@ -79,7 +96,8 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             errors.push(PolicyError::new(
                 Origin::file(&file.path),
                 format!(
-                    "`{stem}` is not a valid wiki id: use lower-case letters, digits and `_`, starting with a letter (like `enwiki`)"
+                    "`{}` is not a valid wiki id: name wiki files `<wiki id>.toml`, the id in lower-case letters, digits, `_` and `-` (like `enwiki.toml`)",
+                    crate::sources::snippet(stem)
                 ),
             ));
             continue;
@@ -93,7 +111,11 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
         }
         let settings = cx.settings(raw.settings.as_ref());
         for r in &raw.rules {
-            if let Some(rule) = cx.rule(r, Some(stem), &policy.sources, &mut ids) {
+            let known = Known {
+                defs: &policy.sources,
+                declared: declared.as_ref(),
+            };
+            if let Some(rule) = cx.rule(r, Some(stem), &known, &mut ids) {
                 policy.rules.push(rule);
             }
         }
@@ -129,11 +151,51 @@ fn parse_file(file: &PolicyFile, errors: &mut Vec<PolicyError>) -> Option<RawFil
 
 /// A TOML or serde error as a [`PolicyError`] with `file:line:col`.
 pub fn toml_error(file: &PolicyFile, e: &toml::de::Error) -> PolicyError {
-    let origin = match e.span() {
-        Some(span) => Origin::at(&file.path, &file.text, span.start),
+    let at = e.span().map(|s| s.start).or_else(|| deep_key_offset(&file.text));
+    let origin = match at {
+        Some(offset) => Origin::at(&file.path, &file.text, offset),
         None => Origin::file(&file.path),
     };
-    PolicyError::new(origin, describe_serde_message(e.message()))
+    let message = match e.message().trim() {
+        "recursion limit" => format!(
+            "a dotted key of {DOTTED_KEY_LIMIT} or more parts; editgate's keys have at most 3 (like `when.ip_in`)"
+        ),
+        m => describe_serde_message(m),
+    };
+    PolicyError::new(origin, message)
+}
+
+/// The toml crate refuses keys of this many dotted parts or more.
+const DOTTED_KEY_LIMIT: usize = 80;
+
+/// Where the first key of [`DOTTED_KEY_LIMIT`] parts or more starts. The toml crate reports
+/// that one error ("recursion limit") without a position, so it is found here by scanning:
+/// the part of each line before `=` (or inside a `[table]` header), dots outside quotes.
+fn deep_key_offset(text: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        let key = match body.strip_prefix('[') {
+            Some(header) => header.split(']').next().unwrap_or(header),
+            None => body.split('=').next().unwrap_or(body),
+        };
+        let mut quote = None;
+        let mut dots = 0;
+        for c in key.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '.') => dots += 1,
+                _ => {}
+            }
+        }
+        if dots + 1 >= DOTTED_KEY_LIMIT {
+            return Some(offset + indent);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Rewrites serde's "unknown field" message as "unknown key ... in [table], expected one of:
@@ -169,6 +231,34 @@ pub fn describe_serde_message(msg: &str) -> String {
     msg.to_owned()
 }
 
+/// The sources and kinds `global.toml` declares, valid or not.
+struct Declared {
+    names: std::collections::HashSet<String>,
+    kinds: std::collections::HashSet<String>,
+}
+
+/// The sources rules may refer to.
+struct Known<'a> {
+    /// The valid definitions.
+    defs: &'a [SourceDef],
+    /// What global.toml declares; `None` when it did not parse.
+    declared: Option<&'a Declared>,
+}
+
+impl Known<'_> {
+    /// Whether a reference to source `name`, not among the valid definitions, is an error of
+    /// its own (not a consequence of an error already reported).
+    fn unknown_name_is_an_error(&self, name: &str) -> bool {
+        self.declared.is_some_and(|d| !d.names.contains(name))
+    }
+
+    /// Whether a condition needing a source of `kind`, none of which is valid, is an error of
+    /// its own.
+    fn missing_kind_is_an_error(&self, kind: SourceKind) -> bool {
+        !self.defs.iter().any(|s| s.kind == kind) && self.declared.is_some_and(|d| !d.kinds.contains(kind.as_str()))
+    }
+}
+
 /// Checking context for one file.
 struct Cx<'a> {
     file: &'a PolicyFile,
@@ -199,7 +289,6 @@ impl<'a> Cx<'a> {
             for (key, span) in [
                 ("refresh", s.refresh.as_ref().map(Spanned::span)),
                 ("timeout", s.timeout.as_ref().map(Spanned::span)),
-                ("max_bytes", s.max_bytes.as_ref().map(Spanned::span)),
             ] {
                 if let Some(span) = span {
                     self.err(span, format!("`{key}` only applies to sources with a `url`"));
@@ -208,9 +297,10 @@ impl<'a> Cx<'a> {
             return Some(None);
         };
         let u = url.get_ref();
+        // `get`, not indexing: a byte offset inside a multi-byte character is not a prefix.
         let ok_scheme = ["http://", "https://"]
             .iter()
-            .any(|p| u.len() > p.len() && u[..p.len()].eq_ignore_ascii_case(p));
+            .any(|p| u.len() > p.len() && u.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)));
         if !ok_scheme || u.chars().any(char::is_whitespace) {
             self.err(
                 url.span(),
@@ -222,25 +312,42 @@ impl<'a> Cx<'a> {
             );
             return None;
         }
-        let secs = |this: &mut Self, d: &Option<Spanned<String>>, key: &str, default: i64, min: i64| match d {
+        let secs = |this: &mut Self, d: &Option<Spanned<String>>, key: &str, default: i64, max: i64| match d {
             None => Some(default),
             Some(d) => {
                 let v = this.duration(d, key)?;
-                if v < min {
-                    this.err(d.span(), format!("`{key}` must be at least {min}s"));
+                if !(1..=max).contains(&v) {
+                    this.err(
+                        d.span(),
+                        format!(
+                            "`{key} = {:?}` must be between 1s and {}",
+                            d.get_ref(),
+                            format_duration(max)
+                        ),
+                    );
                     return None;
                 }
                 Some(v)
             }
         };
-        let refresh_secs = secs(self, &s.refresh, "refresh", Remote::DEFAULT_REFRESH_SECS, 1)?;
-        let timeout_secs = secs(self, &s.timeout, "timeout", Remote::DEFAULT_TIMEOUT_SECS, 1)?;
-        let max_bytes = s.max_bytes.as_ref().map_or(Remote::DEFAULT_MAX_BYTES, |m| *m.get_ref());
+        let refresh_secs = secs(
+            self,
+            &s.refresh,
+            "refresh",
+            Remote::DEFAULT_REFRESH_SECS,
+            Remote::MAX_REFRESH_SECS,
+        )?;
+        let timeout_secs = secs(
+            self,
+            &s.timeout,
+            "timeout",
+            Remote::DEFAULT_TIMEOUT_SECS,
+            Remote::MAX_TIMEOUT_SECS,
+        )?;
         Some(Some(Remote {
             url: u.clone(),
             refresh_secs,
             timeout_secs,
-            max_bytes,
         }))
     }
 
@@ -341,15 +448,45 @@ impl<'a> Cx<'a> {
                 None
             }
         };
-        let min_entries = s.min_entries.as_ref().map(|m| {
-            if kind.is_some_and(|k| !k.is_network_list()) {
-                self.err(
-                    m.span(),
-                    "`min_entries` only applies to list sources (`tor-exits`, `ip-list`); a MaxMind database is checked by `verify`",
+        let list_only = |this: &mut Self, key: &str, span: Option<Range<usize>>| {
+            if let (Some(span), Some(k)) = (span, kind)
+                && !k.is_network_list()
+            {
+                this.err(
+                    span,
+                    format!("`{key}` only applies to list sources (`tor-exits`, `ip-list`), not `{k}`"),
                 );
             }
-            *m.get_ref()
-        });
+        };
+        list_only(self, "min_entries", s.min_entries.as_ref().map(Spanned::span));
+        list_only(self, "max_shrink", s.max_shrink.as_ref().map(Spanned::span));
+        let min_entries = s.min_entries.as_ref().map(|m| *m.get_ref());
+        let max_shrink = match &s.max_shrink {
+            None => SourceDef::DEFAULT_MAX_SHRINK,
+            Some(m) if (0.0..=1.0).contains(m.get_ref()) => *m.get_ref(),
+            Some(m) => {
+                self.err(
+                    m.span(),
+                    format!(
+                        "`max_shrink = {}` must be between 0 and 1 (the fraction of its entries a list may lose in one update)",
+                        m.get_ref()
+                    ),
+                );
+                SourceDef::DEFAULT_MAX_SHRINK
+            }
+        };
+        if s.mask_host_bits == Some(true) && kind.is_some_and(|k| k != SourceKind::IpList) {
+            self.err(src.span(), "`mask_host_bits` only applies to `ip-list` sources");
+        }
+        let max_bytes = match &s.max_bytes {
+            Some(m) if *m.get_ref() == 0 => {
+                self.err(m.span(), "`max_bytes = 0` would refuse every file");
+                0
+            }
+            Some(m) => *m.get_ref(),
+            None if kind.is_some_and(SourceKind::is_network_list) => SourceDef::DEFAULT_MAX_BYTES_LIST,
+            None => SourceDef::DEFAULT_MAX_BYTES_DATABASE,
+        };
         let max_age_secs = s.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));
         let mut flags = Vec::new();
         match (&s.flags, kind) {
@@ -393,6 +530,9 @@ impl<'a> Cx<'a> {
             path: path?,
             remote: remote.unwrap_or(None),
             min_entries,
+            max_shrink,
+            mask_host_bits: s.mask_host_bits.unwrap_or(false),
+            max_bytes,
             max_age_secs,
             flags,
             origin: self.origin(name.span()),
@@ -403,7 +543,7 @@ impl<'a> Cx<'a> {
         &mut self,
         raw: &Spanned<RawRule>,
         wiki: Option<&str>,
-        sources: &[SourceDef],
+        sources: &Known<'_>,
         ids: &mut HashMap<String, Origin>,
     ) -> Option<Rule> {
         let r: &RawRule = raw.get_ref();
@@ -506,8 +646,17 @@ impl<'a> Cx<'a> {
         };
         match text.parse::<Timestamp>() {
             Ok(t) => Some(t),
-            Err(e) => {
-                self.err(d.span(), format!("`expires = {dt}` is not a valid time: {e}"));
+            Err(_) => {
+                // TOML has checked the calendar; what jiff refuses is out of its range (its
+                // own message names internal second counts).
+                self.err(
+                    d.span(),
+                    format!(
+                        "`expires = {dt}` is outside the times editgate handles ({} to {}); for a rule that never expires, leave `expires` out",
+                        Timestamp::MIN.strftime("%Y-%m-%d"),
+                        Timestamp::MAX.strftime("%Y-%m-%d")
+                    ),
+                );
                 None
             }
         }
@@ -518,13 +667,15 @@ impl<'a> Cx<'a> {
             .map(|l| l.get_ref().iter().map(|s| s.trim().to_lowercase()).collect())
     }
 
-    fn cond(&mut self, raw: &Spanned<RawCond>, sources: &[SourceDef]) -> Option<Cond> {
+    fn cond(&mut self, raw: &Spanned<RawCond>, known: &Known<'_>) -> Option<Cond> {
         let c: &RawCond = raw.get_ref();
         let before = self.errors.len();
+        let sources = known.defs;
         let ip_in = c.ip_in.as_ref().map(|list| {
             self.each(list, |cx, name| {
                 match sources.iter().find(|s| s.name == *name.get_ref()) {
                     Some(_) => Some(name.get_ref().clone()),
+                    None if !known.unknown_name_is_an_error(name.get_ref()) => None,
                     None => {
                         let msg = format!(
                             "unknown source `{}` in `ip_in`{}",
@@ -547,24 +698,18 @@ impl<'a> Cx<'a> {
         });
         let ip = c.ip.as_ref().map(|list| {
             self.each(list, |cx, s| {
-                let parsed = parse_net(s.get_ref().trim());
-                if parsed.is_none() {
-                    cx.err(
-                        s.span(),
-                        format!("`{}` is not an IP address or CIDR network", s.get_ref()),
-                    );
-                }
-                parsed
+                let text = s.get_ref().trim();
+                parse_net(text).map_err(|why| cx.err(s.span(), why.describe(text))).ok()
             })
         });
         let asn = c.asn.as_ref().map(|a| {
-            if !sources.iter().any(|s| s.kind == SourceKind::MaxmindAsn) {
+            if known.missing_kind_is_an_error(SourceKind::MaxmindAsn) {
                 self.err(a.span(), "`asn` needs a `maxmind-asn` source in global.toml");
             }
             a.get_ref().clone()
         });
         let country = c.country.as_ref().map(|list| {
-            if !sources.iter().any(|s| s.kind == SourceKind::MaxmindCountry) {
+            if known.missing_kind_is_an_error(SourceKind::MaxmindCountry) {
                 self.err(list.span(), "`country` needs a `maxmind-country` source in global.toml");
             }
             self.each(list, |cx, s| {

@@ -53,7 +53,13 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 ),
             ));
         }
-        if let Some(why) = impossible(&rule.when) {
+        let never = impossible(&rule.when).or_else(|| {
+            rule.unless
+                .as_ref()
+                .filter(|u| u.is_empty())
+                .map(|_| "an empty `unless` table always holds, so it exempts every request".to_owned())
+        });
+        if let Some(why) = never {
             out.push(warn(
                 Lint::ImpossibleCondition,
                 rule,
@@ -85,6 +91,16 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         .iter()
         .any(|r| r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some()));
     for s in &policy.sources {
+        if s.kind.is_network_list() && s.min_entries.is_none() {
+            out.push(Warning {
+                lint: Lint::MissingMinEntries,
+                origin: s.origin.clone(),
+                message: format!(
+                    "list source `{}` has no `min_entries`: a truncated or emptied copy is caught only when it is empty or lost more than `max_shrink` of the serving entries (and not at all at a first start); set `min_entries` to a count a good copy never falls below, like half its usual size",
+                    s.name
+                ),
+            });
+        }
         let is_used = match s.kind {
             SourceKind::MaxmindAsn => uses_asn,
             SourceKind::MaxmindCountry => uses_country,
@@ -131,6 +147,10 @@ fn impossible(c: &Cond) -> Option<String> {
         ("account", c.account.as_ref().is_some_and(Vec::is_empty)),
         ("actions", c.actions.as_ref().is_some_and(Vec::is_empty)),
         ("wikis", c.wikis.as_ref().is_some_and(Vec::is_empty)),
+        ("groups", c.groups.as_ref().is_some_and(Vec::is_empty)),
+        ("rights", c.rights.as_ref().is_some_and(Vec::is_empty)),
+        ("asn", c.asn.as_ref().is_some_and(Vec::is_empty)),
+        ("country", c.country.as_ref().is_some_and(Vec::is_empty)),
     ] {
         if empty {
             return Some(format!("`{key} = []` holds for nothing"));

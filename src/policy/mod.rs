@@ -131,6 +131,8 @@ pub enum Lint {
     RedundantIpIn,
     /// `block` for anonymous/temporary editors only, where `require-login` may do.
     AnonymousBlock,
+    /// A list source without `min_entries`: only an empty or badly shrunk copy is caught.
+    MissingMinEntries,
 }
 
 impl Lint {
@@ -144,6 +146,7 @@ impl Lint {
             Self::ImpossibleCondition => "impossible-condition",
             Self::RedundantIpIn => "redundant-ip-in",
             Self::AnonymousBlock => "anonymous-block",
+            Self::MissingMinEntries => "missing-min-entries",
         }
     }
 }
@@ -196,7 +199,7 @@ pub struct DecisionLogSettings {
 impl Eq for DecisionLogSettings {}
 
 /// A named source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceDef {
     /// The name rules use in `ip_in`.
     pub name: String,
@@ -207,8 +210,17 @@ pub struct SourceDef {
     pub path: String,
     /// Where the data is fetched from, for `url` sources.
     pub remote: Option<Remote>,
-    /// List sources: fewer entries than this is rejected.
+    /// List sources: fewer entries than this is rejected. Unset, an empty list is rejected
+    /// (see [`SourceDef::min_entries`]).
     pub min_entries: Option<u64>,
+    /// List sources: the largest fraction of its entries a list may lose in one update
+    /// before the update is rejected and the last good copy kept (0 to 1).
+    pub max_shrink: f64,
+    /// List sources: accept networks with host bits set (`192.0.2.7/24`) as the network
+    /// they lie in, instead of rejecting the list.
+    pub mask_host_bits: bool,
+    /// The largest file (or fetched body) accepted, bytes.
+    pub max_bytes: u64,
     /// Stale after this many seconds.
     pub max_age_secs: Option<i64>,
     /// For `maxmind-anonymous`: the flags that put an IP in the source.
@@ -216,6 +228,9 @@ pub struct SourceDef {
     /// Where it is defined.
     pub origin: Origin,
 }
+
+// `max_shrink` is checked to lie in 0..=1, so it is never NaN.
+impl Eq for SourceDef {}
 
 /// A source fetched over HTTP(S) by the server (`url = ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,23 +241,38 @@ pub struct Remote {
     pub refresh_secs: i64,
     /// Seconds one fetch may take, connect to last byte.
     pub timeout_secs: i64,
-    /// Largest accepted body.
-    pub max_bytes: u64,
 }
 
 impl Remote {
     /// Default `refresh`.
     pub const DEFAULT_REFRESH_SECS: i64 = 30 * 60;
+    /// Longest `refresh`: a source fetched less often than monthly is not live data.
+    pub const MAX_REFRESH_SECS: i64 = 30 * 86_400;
     /// Default `timeout`.
     pub const DEFAULT_TIMEOUT_SECS: i64 = 30;
-    /// Default `max_bytes`.
-    pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
+    /// Longest `timeout`.
+    pub const MAX_TIMEOUT_SECS: i64 = 3_600;
 }
 
 impl SourceDef {
+    /// Default `max_shrink`: a list may lose at most half its entries in one update.
+    pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
+    /// Default `max_bytes` of a list source (a million-prefix list is about 16 MB).
+    pub const DEFAULT_MAX_BYTES_LIST: u64 = 64 << 20;
+    /// Default `max_bytes` of a MaxMind database (commercial databases reach a few hundred
+    /// megabytes).
+    pub const DEFAULT_MAX_BYTES_DATABASE: u64 = 1 << 30;
+
     /// The flags as a mask of [`AnonFlag::bit`].
     pub fn flag_mask(&self) -> u8 {
         self.flags.iter().fold(0, |m, f| m | f.bit())
+    }
+
+    /// The fewest entries a list may hold: `min_entries`, else 1. An empty list is never
+    /// taken unless the policy says `min_entries = 0`: a fresh deployment must not start
+    /// with an empty Tor list, and an emptied file is a mistake far more often than news.
+    pub fn min_entries(&self) -> u64 {
+        self.min_entries.unwrap_or(1)
     }
 }
 
@@ -428,14 +458,18 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some(total)
 }
 
-/// Whether `s` is a valid wiki id: lower-case ASCII letters, digits and `_`, starting with a
-/// letter, at most 64 characters (MediaWiki database names: `enwiki`, `commonswiki`).
-pub fn is_wiki_id(s: &str) -> bool {
-    s.len() <= 64
-        && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+/// Seconds written the way policy files write durations: the largest unit that divides
+/// them (`30d`, `90m`, `45s`).
+pub fn format_duration(secs: i64) -> String {
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs != 0 && secs % n == 0 {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
 }
+
+pub use crate::attempt::is_wiki_id;
 
 #[cfg(test)]
 mod tests {
@@ -450,6 +484,15 @@ mod tests {
         for bad in ["", "90", "d", "9x", "-1d", "99999999999999999999d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_print_in_their_largest_unit() {
+        assert_eq!(format_duration(30 * 86_400), "30d");
+        assert_eq!(format_duration(3_600), "1h");
+        assert_eq!(format_duration(14 * 86_400), "2w");
+        assert_eq!(format_duration(90), "90s");
+        assert_eq!(format_duration(0), "0s");
     }
 
     #[test]
@@ -473,8 +516,9 @@ mod tests {
     fn wiki_ids() {
         assert!(is_wiki_id("enwiki"));
         assert!(is_wiki_id("zh_min_nanwiki"));
+        assert!(is_wiki_id("wikidb-mw_"));
         assert!(!is_wiki_id("EnWiki"));
-        assert!(!is_wiki_id("1wiki"));
-        assert!(!is_wiki_id("en-wiki"));
+        assert!(!is_wiki_id("en.wiki"));
+        assert!(!is_wiki_id(""));
     }
 }

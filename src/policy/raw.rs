@@ -163,13 +163,23 @@ pub struct RawSource {
     /// Timeout of one fetch of `url`, connect to last byte (default `30s`).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
-    /// Largest accepted body of `url`, bytes (default 64 MiB).
+    /// Largest accepted file or body of `url`, bytes (default 64 MiB for lists, 1 GiB for
+    /// MaxMind databases).
     #[schemars(with = "Option<u64>")]
     pub max_bytes: Option<Spanned<u64>>,
     /// List sources: fewer entries than this is rejected as suspicious (a fetch, or a file on
-    /// reload); the last good data keeps serving.
+    /// reload); the last good data keeps serving. Unset, an empty list is rejected; `0`
+    /// accepts one.
     #[schemars(with = "Option<u64>")]
     pub min_entries: Option<Spanned<u64>>,
+    /// List sources: the largest fraction of its entries a list may lose in one update (a
+    /// reload or a fetch), 0 to 1 (default 0.5); a larger shrink is rejected until confirmed
+    /// with `editgate accept-shrink`.
+    #[schemars(with = "Option<f64>", range(min = 0.0, max = 1.0))]
+    pub max_shrink: Option<Spanned<f64>>,
+    /// List sources: read `192.0.2.7/24` as `192.0.2.0/24` instead of rejecting the list
+    /// (for third-party lists written that way).
+    pub mask_host_bits: Option<bool>,
     /// Data older than this is reported as stale.
     #[schemars(with = "Option<String>")]
     pub max_age: Option<Spanned<String>>,

@@ -51,7 +51,7 @@ enum Msg {
     Configure(Option<Arc<DecisionLogConfig>>),
 }
 
-/// Counters for the metrics.
+/// Counters for the metrics, and whether writing works now (for `/healthz`).
 #[derive(Debug, Default)]
 pub struct LogStats {
     /// Lines written.
@@ -60,6 +60,35 @@ pub struct LogStats {
     pub dropped: AtomicU64,
     /// Lines lost to write or open errors (a full disk, a missing directory).
     pub errors: AtomicU64,
+    /// The last write or open error, with its time.
+    last_error: std::sync::Mutex<Option<(Timestamp, String)>>,
+    /// When lines last reached the file (milliseconds since the epoch; 0: never).
+    last_ok_ms: std::sync::atomic::AtomicI64,
+}
+
+impl LogStats {
+    fn failed(&self, why: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Timestamp::now(), why));
+    }
+
+    fn succeeded(&self) {
+        self.last_ok_ms
+            .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+    }
+
+    /// The error that stops writing now: the last error, when no line reached the file
+    /// since it.
+    pub fn failing(&self) -> Option<(Timestamp, String)> {
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        (last.0.as_millisecond() >= self.last_ok_ms.load(Ordering::Relaxed)).then_some(last)
+    }
 }
 
 /// The request-side handle.
@@ -105,6 +134,16 @@ impl DecisionLog {
         }
     }
 
+    /// Whether logging is on.
+    pub fn enabled(&self) -> bool {
+        self.config.load().is_some()
+    }
+
+    /// The log file, when logging is on.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.config.load().as_ref().map(|c| c.path.clone())
+    }
+
     /// Reopens the file with the current configuration (log rotation by rename + SIGHUP).
     pub fn reopen(&self) {
         if let Some(sender) = self.tx.get() {
@@ -121,10 +160,10 @@ impl DecisionLog {
         let Some(tx) = self.tx.get() else { return };
         let rec = Record {
             time: now,
-            ip: attempt.ip,
-            wiki: attempt.wiki.clone(),
-            action: attempt.action.clone(),
-            account: attempt.account.kind.as_str(),
+            ip: attempt.ip(),
+            wiki: attempt.wiki().to_owned(),
+            action: attempt.action().to_owned(),
+            account: attempt.account().kind.as_str(),
             verdict: d.verdict.as_str(),
             rule_id: d.rule_id.to_owned(),
             shadow: d.shadow_rule_ids.iter().map(|s| (*s).to_owned()).collect(),
@@ -186,7 +225,7 @@ struct Sink {
 }
 
 impl Sink {
-    fn open(&mut self) {
+    fn open(&mut self, stats: &LogStats) {
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
@@ -198,6 +237,7 @@ impl Sink {
             }
             Err(e) => {
                 tracing::error!(path = %self.cfg.path.display(), "decision log: cannot open: {e}");
+                stats.failed(format!("cannot open `{}`: {e}", self.cfg.path.display()));
                 self.retry_at = Some(Instant::now() + Duration::from_secs(1));
             }
         }
@@ -211,12 +251,12 @@ impl Sink {
         if let Err(e) = std::fs::rename(&self.cfg.path, PathBuf::from(rotated)) {
             tracing::error!("decision log: cannot rotate: {e}");
         }
-        self.open();
+        self.open(stats);
     }
 
     fn write(&mut self, rec: &Record, stats: &LogStats) {
         if self.out.is_none() {
-            self.open();
+            self.open(stats);
         }
         let Some(out) = self.out.as_mut() else {
             stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -240,7 +280,7 @@ impl Sink {
                 self.pending += 1;
                 self.size += line.len() as u64 + 1;
             }
-            Err(_) => self.fail(stats),
+            Err(e) => self.fail(stats, &e),
         }
         if self.cfg.max_bytes.is_some_and(|m| self.size >= m) {
             self.rotate(stats);
@@ -249,16 +289,21 @@ impl Sink {
 
     fn flush(&mut self, stats: &LogStats) {
         let Some(out) = self.out.as_mut() else { return };
-        if out.flush().is_err() {
-            self.fail(stats);
-        } else {
-            stats.written.fetch_add(self.pending, Ordering::Relaxed);
-            self.pending = 0;
+        match out.flush() {
+            Err(e) => self.fail(stats, &e),
+            Ok(()) => {
+                stats.written.fetch_add(self.pending, Ordering::Relaxed);
+                if self.pending > 0 {
+                    stats.succeeded();
+                }
+                self.pending = 0;
+            }
         }
     }
 
     /// A write failed (a full disk): drop the buffered lines, count them, reopen later.
-    fn fail(&mut self, stats: &LogStats) {
+    fn fail(&mut self, stats: &LogStats, e: &std::io::Error) {
+        stats.failed(format!("cannot write `{}`: {e}", self.cfg.path.display()));
         stats.errors.fetch_add(self.pending.max(1), Ordering::Relaxed);
         self.pending = 0;
         if let Some(out) = self.out.take() {
@@ -287,7 +332,7 @@ fn writer(rx: Receiver<Msg>, stats: Arc<LogStats>) {
                             retry_at: None,
                             pending: 0,
                         };
-                        s.open();
+                        s.open(&stats);
                         s
                     });
                 }

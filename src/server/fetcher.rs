@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::State;
-use crate::fetch::{FetchOutcome, fetch};
+use crate::fetch::{FetchOutcome, ShrinkGuard, fetch};
 
 /// What the health endpoint shows of a `url` source's fetching.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -49,16 +49,34 @@ async fn run(state: Arc<State>) {
         let live = state.current();
         let now = Instant::now();
         let mut updated = false;
-        for (i, def) in live.snapshot.policy.sources.iter().enumerate() {
+        // The serving sources, then those a policy waiting to load needs first.
+        let pending = state.pending_fetch();
+        let serving = live
+            .snapshot
+            .policy
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (Some(i), d));
+        let waiting = pending
+            .iter()
+            .filter(|p| {
+                !live
+                    .snapshot
+                    .policy
+                    .sources
+                    .iter()
+                    .any(|s| s.name == p.name && s.remote == p.remote)
+            })
+            .map(|d| (None, d));
+        for (i, def) in serving.chain(waiting) {
             let Some(remote) = &def.remote else { continue };
             let refresh = Duration::from_secs(remote.refresh_secs as u64);
             let key = (def.name.clone(), remote.url.clone());
             let next = *due.entry(key.clone()).or_insert_with(|| {
                 // After a restart, a copy younger than `refresh` waits out the rest.
-                let age = live
-                    .snapshot
-                    .sources()
-                    .get(i)
+                let age = i
+                    .and_then(|i| live.snapshot.sources().get(i))
                     .and_then(|s| s.data_age_secs(Timestamp::now()));
                 match age {
                     Some(age) if age < refresh.as_secs_f64() => now + (refresh - Duration::from_secs_f64(age)),
@@ -70,7 +88,14 @@ async fn run(state: Arc<State>) {
             }
             let dir = state.settings.policies.clone();
             let d = def.clone();
-            let outcome = tokio::task::spawn_blocking(move || fetch(&dir, &d, Timestamp::now()))
+            let guard = ShrinkGuard {
+                serving: i
+                    .and_then(|i| live.snapshot.sources().get(i))
+                    .map(|s| s.entries)
+                    .filter(|n| *n > 0),
+                accept: false,
+            };
+            let outcome = tokio::task::spawn_blocking(move || fetch(&dir, &d, Timestamp::now(), guard))
                 .await
                 .unwrap_or_else(|e| FetchOutcome::Failed(format!("fetch task failed: {e}")));
             let finished = Timestamp::now();
@@ -83,7 +108,7 @@ async fn run(state: Arc<State>) {
                     refresh
                 }
                 FetchOutcome::NotModified => {
-                    if let Some(info) = live.snapshot.sources().get(i) {
+                    if let Some(info) = i.and_then(|i| live.snapshot.sources().get(i)) {
                         info.confirmed.mark(finished);
                     }
                     tracing::debug!(source = %def.name, "fetch: not modified");
@@ -104,16 +129,18 @@ async fn run(state: Arc<State>) {
             due.insert(key, Instant::now() + wait);
         }
         if updated {
-            let _ = state.reload().await;
+            let _ = state.reload_for(super::Trigger::Fetch).await;
         }
-        // Forget sources that left the policy.
+        // Forget sources that left the policy (serving or waiting).
         let current = state.current();
+        let pending = state.pending_fetch();
         due.retain(|(name, url), _| {
             current
                 .snapshot
                 .policy
                 .sources
                 .iter()
+                .chain(&pending)
                 .any(|s| &s.name == name && s.remote.as_ref().is_some_and(|r| &r.url == url))
         });
         tokio::time::sleep(Duration::from_millis(500)).await;

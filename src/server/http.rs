@@ -1,11 +1,17 @@
 //! The HTTP port: `/metrics` (Prometheus text), `/healthz` (JSON), and the HTTP/JSON API
 //! for backends without gRPC (PHP): `POST /v1/check` and `POST /v1/explain` take a
 //! `CheckRequest` and answer a `CheckResponse` / `ExplainResponse`, in the proto3 JSON
-//! mapping, decided by the same code as gRPC.
+//! mapping, decided by the same code as gRPC. Every error is JSON `{"code","message"}`.
+//!
+//! Served by hyper directly (not `axum::serve`) for its HTTP/1 header read timeout: a client
+//! that trickles its headers, or keeps an idle connection open, is cut after
+//! `header_timeout`.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +19,62 @@ use axum::routing::{get, post};
 use jiff::Timestamp;
 
 use super::{State, proto};
+
+/// Serves the HTTP port on the connections `conns` admits (see [`super::conn::accept`]),
+/// with TLS when configured, until `stop`; then stops taking connections and waits for those
+/// in flight (the caller bounds the wait with `drain_timeout`).
+pub async fn serve(
+    state: Arc<State>,
+    mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<tokio::net::TcpStream>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let tls = match &state.settings.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::rustls_config(files)?)),
+        None => None,
+    };
+    let service = TowerToHyperService::new(router(state.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.settings.header_timeout);
+    loop {
+        let conn = tokio::select! {
+            c = conns.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (http, service, watcher) = (http.clone(), service.clone(), graceful.watcher());
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let served = match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(conn), service)).await,
+                Some(acceptor) => {
+                    // Each handshake on the connection's own task, bounded: a slow or
+                    // hostile client holds up no one else.
+                    match tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        // The peer's address is not logged (privacy); the reason is enough.
+                        Ok(Err(e)) => return tracing::debug!("http TLS handshake failed: {e}"),
+                        Err(_) => return tracing::debug!("http TLS handshake timed out"),
+                    }
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!("http connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
 
 /// The HTTP routes.
 pub fn router(state: Arc<State>) -> Router {
@@ -38,6 +100,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 pub(crate) fn error_response(s: &tonic::Status) -> Response {
     let status = match s.code() {
         tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::OutOfRange => StatusCode::PAYLOAD_TOO_LARGE,
         tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -49,8 +112,56 @@ pub(crate) fn error_response(s: &tonic::Status) -> Response {
     )
 }
 
-fn parse(body: &str) -> Result<proto::CheckRequest, tonic::Status> {
-    proto::request_from_json(body).map_err(tonic::Status::invalid_argument)
+/// A request body as UTF-8 JSON text, or the error to answer, always as JSON: a body over
+/// `max_message_bytes` (413), a `Content-Encoding` editgate does not decode (415), or bytes
+/// that are not UTF-8 (400).
+fn body_text(headers: &axum::http::HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, BodyError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
+    if let Some(enc) = encoding.filter(|e| !e.is_empty() && e != "identity") {
+        return Err(BodyError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "InvalidArgument",
+            format!(
+                "Content-Encoding `{}` is not supported: send the JSON body as it is",
+                enc.chars().take(32).collect::<String>()
+            ),
+        ));
+    }
+    let bytes = body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "request body larger than `max_message_bytes`".to_owned()
+        } else {
+            format!("cannot read the request body: {e}")
+        };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "OutOfRange"
+        } else {
+            "InvalidArgument"
+        };
+        BodyError(status, code, message)
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        BodyError(
+            StatusCode::BAD_REQUEST,
+            "InvalidArgument",
+            format!(
+                "the request body is not UTF-8 text (invalid byte at {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// A request body refused before parsing: status, code, message.
+struct BodyError(StatusCode, &'static str, String);
+
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
+        json_response(self.0, serde_json::json!({"code": self.1, "message": self.2}))
+    }
 }
 
 /// Parses a JSON request, decides it with `decide`, and answers JSON; malformed requests
@@ -58,34 +169,59 @@ fn parse(body: &str) -> Result<proto::CheckRequest, tonic::Status> {
 fn answer<T>(
     state: &State,
     method: &str,
-    body: &str,
+    headers: &axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
     decide: impl FnOnce(&State, &mut proto::CheckRequest) -> Result<T, tonic::Status>,
     to_json: impl FnOnce(&T) -> serde_json::Value,
 ) -> Response {
-    let result = parse(body).and_then(|mut req| decide(state, &mut req).inspect_err(|_| state.metrics.invalid(method)));
+    let text = match body_text(headers, body) {
+        Ok(t) => t,
+        Err(refused) => {
+            state.metrics.invalid(method);
+            return refused.into_response();
+        }
+    };
+    let result = proto::request_from_json(&text)
+        .map_err(tonic::Status::invalid_argument)
+        .and_then(|mut req| decide(state, &mut req));
     match result {
         Ok(r) => json_response(StatusCode::OK, to_json(&r)),
-        Err(s) => error_response(&s),
+        Err(s) => {
+            if s.code() == tonic::Code::InvalidArgument {
+                state.metrics.invalid(method);
+            }
+            error_response(&s)
+        }
     }
 }
 
-async fn check(AxState(state): AxState<Arc<State>>, body: String) -> Response {
-    answer(&state, "http/check", &body, State::check, proto::response_json)
+async fn check(
+    AxState(state): AxState<Arc<State>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(&state, "http/check", &headers, body, State::check, proto::response_json)
 }
 
-async fn explain(AxState(state): AxState<Arc<State>>, body: String) -> Response {
-    answer(&state, "http/explain", &body, State::explain, proto::explain_json)
+async fn explain(
+    AxState(state): AxState<Arc<State>>,
+    headers: axum::http::HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(
+        &state,
+        "http/explain",
+        &headers,
+        body,
+        State::explain,
+        proto::explain_json,
+    )
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
     let live = state.current();
-    let body = state.metrics.render(
-        &live.snapshot,
-        live.generation,
-        live.loaded_at,
-        &state.cache,
-        &state.decision_log.stats,
-    );
+    let health = state.health(Timestamp::now());
+    let body = state.metrics.render(&live, &health, &state.cache);
     (
         [(
             header::CONTENT_TYPE,
@@ -95,38 +231,13 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
     )
 }
 
-async fn healthz(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
-    let live = state.current();
-    let now = Timestamp::now();
-    let sources = live.snapshot.sources();
-    let stale: Vec<&str> = sources
-        .iter()
-        .filter(|s| s.is_stale(now))
-        .map(|s| s.name.as_str())
-        .collect();
-    let details: Vec<serde_json::Value> = sources
-        .iter()
-        .map(|s| {
-            let mut d = serde_json::json!({
-                "name": s.name,
-                "kind": s.kind.as_str(),
-                "entries": s.entries,
-                "data_age_seconds": s.data_age_secs(now),
-                "stale": s.is_stale(now),
-            });
-            if s.remote {
-                d["awaiting_first_fetch"] = s.awaiting_first_fetch().into();
-                d["fetch"] = serde_json::to_value(state.fetch_status(&s.name)).unwrap_or_default();
-            }
-            d
-        })
-        .collect();
-    let body = serde_json::json!({
-        "status": "serving",
-        "policy_version": live.snapshot.version(),
-        "generation": live.generation,
-        "stale_sources": stale,
-        "sources": details,
-    });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string())
+/// `/healthz`: the health report as JSON; 200 while deciding (serving or degraded), 503
+/// while starting.
+async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
+    let health = state.health(Timestamp::now());
+    let status = match health.status {
+        super::health::Status::Starting => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    json_response(status, serde_json::to_value(&health).unwrap_or_default())
 }

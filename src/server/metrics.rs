@@ -153,6 +153,22 @@ pub struct Metrics {
     log_written: Gauge<u64, AtomicU64>,
     log_dropped: Gauge<u64, AtomicU64>,
     log_errors: Gauge<u64, AtomicU64>,
+    ready: Gauge<u64, AtomicU64>,
+    degraded: Gauge<u64, AtomicU64>,
+    problems: Gauge<u64, AtomicU64>,
+    last_reload_ok: Gauge<u64, AtomicU64>,
+    last_reload_time: Gauge<f64, AtomicU64>,
+    /// Open connections, by port (`grpc`, `http`).
+    pub connections: Family<PortLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// Connections closed at once because the port was at its connection cap.
+    pub connections_refused: Family<PortLabel, Counter>,
+}
+
+/// A port label: `grpc` or `http`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PortLabel {
+    /// `grpc` or `http`.
+    pub port: &'static str,
 }
 
 impl Default for Metrics {
@@ -185,6 +201,13 @@ impl Metrics {
             log_written: Gauge::default(),
             log_dropped: Gauge::default(),
             log_errors: Gauge::default(),
+            ready: Gauge::default(),
+            degraded: Gauge::default(),
+            problems: Gauge::default(),
+            last_reload_ok: Gauge::default(),
+            last_reload_time: Gauge::default(),
+            connections: Family::default(),
+            connections_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -282,6 +305,33 @@ impl Metrics {
             "Decision log lines lost to write errors, such as a full disk (total)",
             m.log_errors.clone(),
         );
+        registry.register(
+            "ready",
+            "1 when deciding; 0 while starting (a url source awaits its first fetch: requests get UNAVAILABLE / 503)",
+            m.ready.clone(),
+        );
+        registry.register(
+            "degraded",
+            "1 when the last good snapshot serves with problems (see /healthz `problems`): a failed reload, a stale, empty or failing source, a failing decision log",
+            m.degraded.clone(),
+        );
+        registry.register("problems", "Problems /healthz lists now", m.problems.clone());
+        registry.register(
+            "last_reload_success",
+            "1 when the last load or reload succeeded, 0 when it failed and the previous snapshot kept serving",
+            m.last_reload_ok.clone(),
+        );
+        registry.register(
+            "last_reload_timestamp_seconds",
+            "When the last load or reload finished (Unix time)",
+            m.last_reload_time.clone(),
+        );
+        registry.register("connections", "Open connections, by port", m.connections.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed at once because the port was at its connection cap, by port",
+            m.connections_refused.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -354,31 +404,32 @@ impl Metrics {
     }
 
     /// Renders the text exposition, refreshing the gauges that depend on the time.
-    pub fn render(
-        &self,
-        snap: &Snapshot,
-        generation: u64,
-        loaded_at: Timestamp,
-        cache: &FactsCache,
-        log: &super::decision_log::LogStats,
-    ) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
+    pub fn render(&self, live: &super::Live, health: &super::health::Health, cache: &FactsCache) -> String {
         let now = Timestamp::now();
-        self.log_written.set(log.written.load(Relaxed));
-        self.log_dropped.set(log.dropped.load(Relaxed));
-        self.log_errors.set(log.errors.load(Relaxed));
+        let log = &health.decision_log;
+        self.log_written.set(log.written);
+        self.log_dropped.set(log.dropped);
+        self.log_errors.set(log.errors);
         self.cache_hits.set(cache.hits());
         self.cache_misses.set(cache.misses());
         self.cache_entries.set(cache.len());
-        self.generation.set(generation);
-        self.snapshot_age.set(secs_between(loaded_at, now));
-        for s in snap.sources() {
+        self.generation.set(live.generation);
+        self.snapshot_age.set(secs_between(live.loaded_at, now));
+        use super::health::Status;
+        self.ready.set(u64::from(health.status != Status::Starting));
+        self.degraded.set(u64::from(health.status == Status::Degraded));
+        self.problems.set(health.problems.len() as u64);
+        if let Some(r) = &health.last_reload {
+            self.last_reload_ok.set(u64::from(r.ok));
+            self.last_reload_time.set(r.time.as_millisecond() as f64 / 1000.0);
+        }
+        for s in &health.sources {
             let l = SourceLabel { source: s.name.clone() };
             self.source_entries.get_or_create(&l).set(s.entries as u64);
-            if let Some(age) = s.data_age_secs(now) {
+            if let Some(age) = s.data_age_seconds {
                 self.source_age.get_or_create(&l).set(age);
             }
-            self.source_stale.get_or_create(&l).set(u64::from(s.is_stale(now)));
+            self.source_stale.get_or_create(&l).set(u64::from(s.stale));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

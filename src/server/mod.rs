@@ -10,8 +10,10 @@
 //! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
 //! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
 
+pub mod conn;
 pub mod decision_log;
 pub mod fetcher;
+pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;
@@ -28,12 +30,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt as _;
 use tonic::Status;
 
 use crate::engine::{Snapshot, decide_with_facts};
 use crate::facts::FactsCache;
-use crate::load::{LoadError, Loaded, load_dir};
+use crate::load::{LoadError, Loaded, load_dir, reload_dir};
 use metrics::{Metrics, RuleCounters};
 use proto::{CheckRequest, CheckResponse, Limits};
 
@@ -52,12 +54,23 @@ pub struct Settings {
     pub limits: Limits,
     /// Watch the policy directory and source files and reload on change.
     pub watch: bool,
-    /// Quiet period before a watched change triggers a reload.
+    /// Quiet period before a watched change triggers a reload (and no file may still be
+    /// open for writing).
     pub debounce: Duration,
+    /// Lint warnings count as errors, at start and on every reload.
+    pub deny_warnings: bool,
     /// Decisions in flight (both ports) beyond which requests are refused; 0 = no limit.
     pub max_concurrent_requests: usize,
     /// Deadline for one unary request, from arrival (body included) to answer.
     pub request_timeout: Duration,
+    /// After SIGTERM, how long requests and streams in flight may take before they are cut.
+    pub drain_timeout: Duration,
+    /// How long an HTTP client may take to send a request's headers (also the longest idle
+    /// keep-alive), and a gRPC client to send its first bytes.
+    pub header_timeout: Duration,
+    /// Open connections per port beyond which new ones are closed at once; 0 derives it
+    /// from the file descriptor limit (see [`conn::connection_cap`]).
+    pub max_connections: usize,
     /// TLS for both ports, when set.
     pub tls: Option<TlsFiles>,
 }
@@ -83,9 +96,13 @@ impl Settings {
             max_message_bytes: 64 * 1024,
             limits: Limits::default(),
             watch: true,
-            debounce: Duration::from_millis(250),
+            debounce: Duration::from_secs(1),
+            deny_warnings: false,
             max_concurrent_requests: 1024,
             request_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 0,
             tls: None,
         }
     }
@@ -103,6 +120,9 @@ pub struct Live {
     pub counters: RuleCounters,
     /// The files it was built from (watched for changes).
     pub inputs: Vec<PathBuf>,
+    /// Why the snapshot cannot decide yet: a `url` source awaits its first fetch (only at a
+    /// first start; a reload never swaps in a source without data). `None`: ready.
+    pub starting: Option<String>,
 }
 
 /// What a reload did.
@@ -119,6 +139,44 @@ pub enum ReloadOutcome {
     Unchanged,
 }
 
+/// Why a reload was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// The first load at start.
+    Start,
+    /// SIGHUP (`systemctl reload`).
+    Signal,
+    /// A change under the policy directory or to a source file.
+    Watch,
+    /// A `url` source saved a new copy.
+    Fetch,
+    /// A direct call ([`State::reload`]).
+    Request,
+}
+
+/// One load or reload, kept for `/healthz` and the console.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadRecord {
+    /// When it finished.
+    pub time: Timestamp,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Whether the result serves (or was identical to what serves).
+    pub ok: bool,
+    /// Every error, one per line, when it failed (the last good snapshot kept serving).
+    pub error: Option<String>,
+    /// The policy version it produced (or, on failure, the one that kept serving).
+    pub version: String,
+    /// The generation serving afterwards.
+    pub generation: u64,
+    /// How long it took.
+    pub elapsed_ms: u64,
+}
+
+/// Loads and reloads remembered.
+const RELOAD_HISTORY: usize = 20;
+
 /// Everything the handlers share.
 pub struct State {
     live: ArcSwap<Live>,
@@ -134,14 +192,42 @@ pub struct State {
     pub admission: Arc<limits::Admission>,
     /// Fetch results of `url` sources, by source name.
     fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
+    /// `url` sources of a policy that could not load because they have no copy yet: the
+    /// fetcher fetches them too, so that the reload can succeed.
+    pending_fetch: std::sync::Mutex<Vec<crate::policy::SourceDef>>,
+    /// The last loads and reloads, oldest first.
+    reloads: std::sync::Mutex<std::collections::VecDeque<ReloadRecord>>,
+    /// The gRPC health service, once serving: NOT_SERVING while starting.
+    health: std::sync::Mutex<Option<tonic_health::server::HealthReporter>>,
+    /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
+    reload_requests: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Trigger>>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
+/// A load result with its warnings turned into errors when the settings deny them.
+fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded, LoadError> {
+    match loaded {
+        Ok(l) if deny && !l.warnings.is_empty() => Err(LoadError::Invalid(crate::policy::PolicyErrors(
+            l.warnings
+                .iter()
+                .map(|w| {
+                    crate::policy::PolicyError::new(
+                        w.origin.clone(),
+                        format!("warning[{}] denied by --deny-warnings: {}", w.lint.as_str(), w.message),
+                    )
+                })
+                .collect(),
+        ))),
+        other => other,
+    }
+}
+
 impl State {
-    /// Loads the policy directory for the first time. Fails when it is invalid: a server
-    /// never starts on a broken policy.
+    /// Loads the policy directory for the first time. Fails when it is invalid (or, with
+    /// [`Settings::deny_warnings`], has warnings): a server never starts on a broken policy.
     pub fn load(settings: Settings) -> Result<Arc<Self>, LoadError> {
-        let loaded = load_dir(&settings.policies, Timestamp::now())?;
+        let started = Instant::now();
+        let loaded = deny_warnings(load_dir(&settings.policies, Timestamp::now()), settings.deny_warnings)?;
         for w in &loaded.warnings {
             tracing::warn!(lint = w.lint.as_str(), "{w}");
         }
@@ -149,6 +235,18 @@ impl State {
         let log = decision_log::DecisionLog::new();
         log.configure(loaded.decision_log.clone());
         let live = Self::make_live(&metrics, loaded, 1);
+        let first = ReloadRecord {
+            time: live.loaded_at,
+            trigger: Trigger::Start,
+            ok: true,
+            error: None,
+            version: live.snapshot.version().to_owned(),
+            generation: 1,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        if let Some(why) = &live.starting {
+            tracing::warn!("not answering yet: {why}");
+        }
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
             admission: limits::Admission::new(settings.max_concurrent_requests),
@@ -157,28 +255,44 @@ impl State {
             settings,
             decision_log: log,
             fetch_status: Default::default(),
-
+            pending_fetch: Default::default(),
+            reloads: std::sync::Mutex::new(std::collections::VecDeque::from([first])),
+            health: Default::default(),
+            reload_requests: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
         }))
     }
 
     fn make_live(metrics: &Metrics, loaded: Loaded, generation: u64) -> Live {
+        let awaiting: Vec<&str> = loaded
+            .snapshot
+            .sources()
+            .iter()
+            .filter(|s| s.awaiting_first_fetch())
+            .map(|s| s.name.as_str())
+            .collect();
+        let starting = (!awaiting.is_empty()).then(|| {
+            format!(
+                "editgate is starting: `url` source{} {} {} no data yet (awaiting the first good fetch); it decides nothing until then",
+                if awaiting.len() == 1 { "" } else { "s" },
+                awaiting.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+                if awaiting.len() == 1 { "has" } else { "have" },
+            )
+        });
         Live {
             counters: metrics.rule_counters(&loaded.snapshot),
             snapshot: loaded.snapshot,
             generation,
             loaded_at: Timestamp::now(),
             inputs: loaded.inputs,
+            starting,
         }
     }
 
     /// Records a fetch result; returns the failures in a row (0 after a success).
     pub fn record_fetch(&self, source: &str, outcome: &crate::fetch::FetchOutcome, at: Timestamp) -> u32 {
         use crate::fetch::FetchOutcome;
-        let mut map = self
-            .fetch_status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = lock(&self.fetch_status);
         let st = map.entry(source.to_owned()).or_default();
         st.last_attempt = Some(at);
         st.last_result = Some(outcome.label());
@@ -198,11 +312,17 @@ impl State {
 
     /// The fetch status of a `url` source, if it was fetched since start.
     pub fn fetch_status(&self, source: &str) -> Option<fetcher::FetchStatus> {
-        let map = self
-            .fetch_status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(source).cloned()
+        lock(&self.fetch_status).get(source).cloned()
+    }
+
+    /// `url` sources that a policy waiting to load needs fetched first.
+    pub fn pending_fetch(&self) -> Vec<crate::policy::SourceDef> {
+        lock(&self.pending_fetch).clone()
+    }
+
+    /// The last loads and reloads, oldest first (at most 20).
+    pub fn reload_history(&self) -> Vec<ReloadRecord> {
+        lock(&self.reloads).iter().cloned().collect()
     }
 
     /// The serving snapshot.
@@ -210,13 +330,40 @@ impl State {
         self.live.load_full()
     }
 
-    /// Builds a new snapshot on a dedicated low-priority thread and swaps it in when it is valid and
-    /// different. On error the old snapshot keeps serving, the errors are logged with their
-    /// `file:line:col`, and `editgate_reload_failures_total` goes up.
+    /// Hands the gRPC health service to the state, which keeps it in step with readiness.
+    pub async fn attach_health(&self, reporter: tonic_health::server::HealthReporter) {
+        let ready = self.current().starting.is_none();
+        set_health(&reporter, ready).await;
+        *lock(&self.health) = Some(reporter);
+    }
+
+    /// Asks the watcher to reload (after checking whether the policy directory was
+    /// replaced); `false` when no watcher runs.
+    pub fn request_reload(&self, trigger: Trigger) -> bool {
+        lock(&self.reload_requests)
+            .as_ref()
+            .is_some_and(|tx| tx.send(trigger).is_ok())
+    }
+
+    /// Builds a new snapshot and swaps it in when it is valid and different (see
+    /// [`State::reload_for`]); for callers outside the server's own triggers.
     pub async fn reload(&self) -> Result<ReloadOutcome, String> {
+        self.reload_for(Trigger::Request).await
+    }
+
+    /// Builds a new snapshot on a dedicated low-priority thread and swaps it in when it is
+    /// valid and different. A list that shrank past its `max_shrink` against the serving
+    /// snapshot is invalid (see [`crate::load::reload_dir`]). On error the old snapshot keeps
+    /// serving, the errors are logged with their `file:line:col`,
+    /// `editgate_reload_failures_total` goes up, and `/healthz` says `degraded` until a
+    /// reload succeeds.
+    pub async fn reload_for(&self, trigger: Trigger) -> Result<ReloadOutcome, String> {
         let _serial = self.reload_lock.lock().await;
         let dir = self.settings.policies.clone();
         let started = Instant::now();
+        let old = self.current();
+        let previous = old.clone();
+        let deny = self.settings.deny_warnings;
         // A dedicated thread at a lower priority, paced (`crate::pace`): rebuilding a large
         // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
         // a core for long while requests wait for it.
@@ -225,7 +372,9 @@ impl State {
             .name("editgate-reload".into())
             .spawn(move || {
                 lower_priority();
-                let _ = tx.send(crate::pace::cooperatively(|| load_dir(&dir, Timestamp::now())));
+                let loaded = crate::pace::cooperatively(|| reload_dir(&dir, Timestamp::now(), &previous.snapshot));
+                drop(previous);
+                let _ = tx.send(deny_warnings(loaded, deny));
             });
         let result = match spawned {
             Ok(_) => rx
@@ -234,36 +383,42 @@ impl State {
                 .and_then(|r| r.map_err(|e| e.to_string())),
             Err(e) => Err(format!("cannot start the reload thread: {e}")),
         };
-        match result {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let outcome = match result {
             Ok(loaded) => {
+                lock(&self.pending_fetch).clear();
                 // The key file is not part of the policy version, so apply the log settings
                 // (and reopen the file) even when nothing else changed.
                 self.decision_log.configure(loaded.decision_log.clone());
-                let old = self.current();
                 if loaded.snapshot.version() == old.snapshot.version() {
                     self.metrics.reload_success.inc();
                     tracing::info!(version = old.snapshot.version(), "reload: inputs unchanged");
                     drop_in_background(loaded);
-                    return Ok(ReloadOutcome::Unchanged);
+                    Ok(ReloadOutcome::Unchanged)
+                } else {
+                    for w in &loaded.warnings {
+                        tracing::warn!(lint = w.lint.as_str(), "{w}");
+                    }
+                    let generation = old.generation + 1;
+                    let live = Self::make_live(&self.metrics, loaded, generation);
+                    let version = live.snapshot.version().to_owned();
+                    let ready = live.starting.is_none();
+                    self.live.store(Arc::new(live));
+                    self.cache.clear();
+                    self.metrics.reload_success.inc();
+                    tracing::info!(
+                        generation,
+                        version = %version,
+                        previous = old.snapshot.version(),
+                        elapsed_ms,
+                        "reload: new snapshot serving"
+                    );
+                    let reporter = lock(&self.health).clone();
+                    if let Some(reporter) = reporter {
+                        set_health(&reporter, ready).await;
+                    }
+                    Ok(ReloadOutcome::Swapped { generation, version })
                 }
-                for w in &loaded.warnings {
-                    tracing::warn!(lint = w.lint.as_str(), "{w}");
-                }
-                let generation = old.generation + 1;
-                let live = Self::make_live(&self.metrics, loaded, generation);
-                let version = live.snapshot.version().to_owned();
-                self.live.store(Arc::new(live));
-                self.cache.clear();
-                self.metrics.reload_success.inc();
-                tracing::info!(
-                    generation,
-                    version = %version,
-                    previous = old.snapshot.version(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "reload: new snapshot serving"
-                );
-                drop_in_background(old);
-                Ok(ReloadOutcome::Swapped { generation, version })
             }
             Err(e) => {
                 self.decision_log.reopen();
@@ -271,9 +426,28 @@ impl State {
                 for line in e.lines() {
                     tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
                 }
+                *lock(&self.pending_fetch) = unfetched_url_sources(&self.settings.policies);
                 Err(e)
             }
+        };
+        let current = self.current();
+        let record = ReloadRecord {
+            time: Timestamp::now(),
+            trigger,
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().cloned(),
+            version: current.snapshot.version().to_owned(),
+            generation: current.generation,
+            elapsed_ms,
+        };
+        let mut history = lock(&self.reloads);
+        if history.len() == RELOAD_HISTORY {
+            history.pop_front();
         }
+        history.push_back(record);
+        drop(history);
+        drop_in_background(old);
+        outcome
     }
 
     /// Decides one wire request. `INVALID_ARGUMENT` errors name the field. The request's
@@ -282,13 +456,16 @@ impl State {
     pub fn check(&self, req: &mut CheckRequest) -> Result<CheckResponse, Status> {
         let started = timed().then(Instant::now);
         let now = coarse_now();
-        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let live = self.live.load();
+        if let Some(why) = &live.starting {
+            return Err(Status::unavailable(why.clone()));
+        }
+        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let snap = &live.snapshot;
-        let facts = self.cache.get(snap, live.generation, attempt.ip);
+        let facts = self.cache.get(snap, live.generation, attempt.ip());
         let xff: Vec<_> = if snap.has_xff_rules() {
             attempt
-                .forwarded_for
+                .forwarded_for()
                 .iter()
                 .map(|ip| self.cache.get(snap, live.generation, *ip))
                 .collect()
@@ -324,16 +501,53 @@ impl State {
     /// Decides one wire request with the full trace and the IP facts.
     pub fn explain(&self, req: &mut CheckRequest) -> Result<proto::ExplainResponse, Status> {
         let now = Timestamp::now();
-        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let live = self.current();
+        if let Some(why) = &live.starting {
+            return Err(Status::unavailable(why.clone()));
+        }
+        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let snap = &live.snapshot;
         let d = crate::engine::decide(snap, &attempt, now);
         Ok(proto::ExplainResponse {
             decision: Some(proto::to_response(&d, std::mem::take(&mut req.request_id))),
-            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip))),
+            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip()))),
             steps: proto::to_steps(snap, &d.trace),
         })
     }
+}
+
+/// Locks a mutex of plain data, whatever a panicking holder left behind.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Sets both gRPC health names (`""` and `editgate.v1.EditGate`) to SERVING or NOT_SERVING.
+async fn set_health(reporter: &tonic_health::server::HealthReporter, ready: bool) {
+    use tonic_health::ServingStatus;
+    let status = if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status("editgate.v1.EditGate", status).await;
+}
+
+/// The `url` sources of the policy on disk that have no copy yet: a reload that failed
+/// because of them waits for the fetcher to save them. Reading and checking the policy
+/// files (not the data) is cheap, and happens only after a failed reload.
+fn unfetched_url_sources(dir: &std::path::Path) -> Vec<crate::policy::SourceDef> {
+    let Ok(files) = crate::load::read_policy_files(dir) else {
+        return Vec::new();
+    };
+    let Ok((policy, _)) = crate::policy::check(&files, Timestamp::now()) else {
+        return Vec::new();
+    };
+    policy
+        .sources
+        .into_iter()
+        .filter(|s| s.remote.is_some() && !dir.join(&s.path).exists())
+        .collect()
 }
 
 /// One decision in this many is timed for `editgate_decision_duration_seconds`. Reading the
@@ -423,24 +637,10 @@ fn lower_priority() {
     }
 }
 
-/// Accepted gRPC connections with `TCP_NODELAY`: one small answer per request must leave at
-/// once. (tonic sets it only on listeners it binds itself; without it, a backend sending a
-/// few requests a second waited ~40 ms per answer on Nagle and delayed ACKs, as the soak run
-/// showed.)
-pub fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        if let Err(e) = conn.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-        Ok(conn)
-    })
-}
-
-/// Runs the gRPC server on `grpc` and the HTTP server (metrics, health) on `http` until
-/// `shutdown` completes; then stops accepting, finishes the requests in flight and returns.
-/// With [`Settings::watch`], a file watcher reloads on change.
+/// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health) on `http` until
+/// `shutdown` completes; then stops accepting and lets the requests and streams in flight
+/// finish for at most [`Settings::drain_timeout`] before cutting them, and returns. With
+/// [`Settings::watch`], a file watcher reloads on change.
 pub async fn run(
     state: Arc<State>,
     grpc: TcpListener,
@@ -460,9 +660,7 @@ pub async fn run(
     let fetcher = fetcher::spawn(state.clone());
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<proto::edit_gate_server::EditGateServer<service::EditGateService>>()
-        .await;
+    state.attach_health(health_reporter).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -474,8 +672,14 @@ pub async fn run(
     let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
         .max_decoding_message_size(state.settings.max_message_bytes);
 
+    let (grpc_conns, _grpc_accept) = conn::accept(grpc, "grpc", &state);
+    let (http_conns, _http_accept) = conn::accept(http, "http", &state);
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
     let mut grpc_stop = stop_rx.clone();
-    let mut builder = tonic::transport::Server::builder();
+    let mut builder = tonic::transport::Server::builder()
+        // A peer that stops answering pings is gone: its connection does not hold a slot.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
     if let Some(files) = &state.settings.tls {
         builder = builder.tls_config(tls::grpc_config(files)?)?;
     }
@@ -485,39 +689,39 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(edit_gate)
-        .serve_with_incoming_shutdown(incoming(grpc), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         });
-    let mut http_stop = stop_rx.clone();
-    let http_stopped = async move {
-        let _ = http_stop.wait_for(|s| *s).await;
+    let http_server = http::serve(state.clone(), http_conns, stop_rx.clone());
+    let servers = async {
+        let (g, h) = tokio::join!(grpc_server, http_server);
+        g?;
+        h
     };
-    let router = http::router(state.clone());
-    let http_server = async {
-        match &state.settings.tls {
-            Some(files) => {
-                let listener = tls::TlsListener::new(http, tls::rustls_config(files)?)?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(http_stopped)
-                    .await?;
-            }
-            None => {
-                use axum::serve::ListenerExt;
-                let http = http.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(http, router).with_graceful_shutdown(http_stopped).await?;
-            }
-        }
-        anyhow::Ok(())
+    tokio::pin!(servers);
+    let mut stopped = stop_rx.clone();
+    let drained = tokio::select! {
+        r = &mut servers => Some(r),
+        _ = stopped.wait_for(|s| *s) => None,
     };
-    let (g, h) = tokio::join!(grpc_server, http_server);
+    let result = match drained {
+        Some(r) => r,
+        // Stopping: what is in flight gets `drain_timeout` to finish.
+        None => match tokio::time::timeout(state.settings.drain_timeout, &mut servers).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    drain_timeout_ms = state.settings.drain_timeout.as_millis() as u64,
+                    "requests or streams still open at the drain deadline: closing them"
+                );
+                Ok(())
+            }
+        },
+    };
     drop(watcher);
     drop(fetcher);
     tracing::info!("servers stopped");
-    g?;
-    h?;
-    Ok(())
+    result
 }
 
 #[cfg(test)]

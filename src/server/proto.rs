@@ -17,6 +17,55 @@ use crate::attempt::{self, Attempt, parse_ip};
 use crate::decision::{Decision, Step};
 use crate::engine::{IpFacts as DomainFacts, Snapshot};
 
+/// The gRPC codec: prost's, except that a message that does not decode is the sender's
+/// fault, `INVALID_ARGUMENT` naming what failed, where tonic-prost answers `INTERNAL` (which
+/// would send a wiki backend looking for a bug in editgate). The generated client shares
+/// it, so a response that does not decode reads as INVALID_ARGUMENT there too.
+#[derive(Debug, Clone, Default)]
+pub struct WireCodec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> tonic::codec::Codec for WireCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = <tonic_prost::ProstCodec<T, U> as tonic::codec::Codec>::Encoder;
+    type Decoder = WireDecoder<<tonic_prost::ProstCodec<T, U> as tonic::codec::Codec>::Decoder>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        WireDecoder(self.0.decoder())
+    }
+}
+
+/// See [`WireCodec`].
+#[derive(Debug)]
+pub struct WireDecoder<D>(D);
+
+impl<D> tonic::codec::Decoder for WireDecoder<D>
+where
+    D: tonic::codec::Decoder<Error = Status>,
+{
+    type Item = D::Item;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        self.0.decode(buf).map_err(|s| match s.code() {
+            tonic::Code::Internal => Status::invalid_argument(format!("malformed protobuf message: {}", s.message())),
+            _ => s,
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
 /// The encoded descriptor set of `editgate.v1`, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("editgate_descriptor");
 
@@ -36,30 +85,19 @@ impl Default for Limits {
 /// How far in the future `registered_at` may be before it is refused.
 const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
-/// Longest accepted `wiki`, `action`, group or right name.
-const MAX_NAME: usize = 255;
-
-fn name_field(field: &str, v: &str) -> Result<(), Status> {
-    if v.len() > MAX_NAME {
-        return Err(Status::invalid_argument(format!(
-            "{field}: longer than {MAX_NAME} bytes"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a request and turns it into an [`Attempt`]. Every error is `INVALID_ARGUMENT` and
-/// names the offending field.
+/// Checks a request and turns it into an [`Attempt`] (through [`Attempt::new`], like every
+/// other entry point). Every error is `INVALID_ARGUMENT` and names the offending field.
 ///
-/// On success the strings the attempt needs (wiki, action, groups, rights) are moved out of
-/// `req` rather than copied: at a million decisions a second the copies were a good part of
-/// the allocations per request. On error `req` is left as it was. `request_id` is never
-/// touched.
+/// The strings the attempt needs (wiki, action, groups, rights) are moved out of `req` rather
+/// than copied: at a million decisions a second the copies were a good part of the
+/// allocations per request. `request_id` is never touched, so an error can still name the
+/// request.
 pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Result<Attempt, Status> {
+    let invalid = |e: attempt::FieldError| Status::invalid_argument(e.to_string());
     if req.ip.is_empty() {
         return Err(Status::invalid_argument("ip: required"));
     }
-    let ip = parse_ip("ip", &req.ip).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
     if req.forwarded_for.len() > limits.max_forwarded_for {
         return Err(Status::invalid_argument(format!(
             "forwarded_for: {} entries, at most {} are accepted",
@@ -71,7 +109,7 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Res
         .forwarded_for
         .iter()
         .enumerate()
-        .map(|(i, s)| parse_ip(&format!("forwarded_for[{i}]"), s).map_err(|e| Status::invalid_argument(e.to_string())))
+        .map(|(i, s)| parse_ip(&format!("forwarded_for[{i}]"), s).map_err(invalid))
         .collect::<Result<Vec<_>, _>>()?;
     let acct = req
         .account
@@ -96,6 +134,14 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Res
     let registered_at = match &acct.registered_at {
         None => None,
         Some(ts) => {
+            // google.protobuf.Timestamp: nanos in 0..=999,999,999 (jiff would accept and
+            // normalize a negative value).
+            if !(0..1_000_000_000).contains(&ts.nanos) {
+                return Err(Status::invalid_argument(format!(
+                    "account.registered_at.nanos: {} is outside 0..=999999999",
+                    ts.nanos
+                )));
+            }
             let t = Timestamp::new(ts.seconds, ts.nanos)
                 .map_err(|_| Status::invalid_argument("account.registered_at: not a valid timestamp"))?;
             // Hosts' clocks differ by a little; an account created "just now" by a backend
@@ -106,46 +152,27 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Res
             Some(t)
         }
     };
-    name_field("wiki", &req.wiki)?;
-    name_field("action", &req.action)?;
-    for (field, list) in [("account.groups", &acct.groups), ("account.rights", &acct.rights)] {
-        for v in list.iter() {
-            name_field(field, v)?;
-        }
-    }
     let (edit_count, email_confirmed) = (acct.edit_count, acct.email_confirmed);
     let (groups, rights) = match req.account.as_mut() {
         Some(a) => (std::mem::take(&mut a.groups), std::mem::take(&mut a.rights)),
         None => Default::default(),
     };
-    let action = if req.action.is_empty() {
-        "edit".to_owned()
-    } else {
-        normalized(std::mem::take(&mut req.action))
+    let account = attempt::Account {
+        kind,
+        groups,
+        rights,
+        edit_count,
+        registered_at,
+        email_confirmed,
     };
-    Ok(Attempt {
+    Attempt::new(
         ip,
         forwarded_for,
-        wiki: normalized(std::mem::take(&mut req.wiki)),
-        action,
-        account: attempt::Account {
-            kind,
-            groups,
-            rights,
-            edit_count,
-            registered_at,
-            email_confirmed,
-        },
-    })
-}
-
-/// Trimmed and ASCII-lowercased, in place unless there is whitespace to trim.
-fn normalized(mut s: String) -> String {
-    if s.trim().len() != s.len() {
-        s = s.trim().to_owned();
-    }
-    s.make_ascii_lowercase();
-    s
+        std::mem::take(&mut req.wiki),
+        std::mem::take(&mut req.action),
+        account,
+    )
+    .map_err(invalid)
 }
 
 /// The wire verdict.
@@ -355,19 +382,32 @@ mod tests {
     fn a_valid_request_gives_up_its_strings_but_keeps_its_request_id() {
         let mut req = request();
         let a = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap();
-        assert_eq!((a.wiki.as_str(), a.action.as_str()), ("enwiki", "edit"));
-        assert_eq!(a.account.groups, ["sysop"]);
-        assert_eq!(a.account.rights, ["ipblock-exempt"]);
+        assert_eq!((a.wiki(), a.action()), ("enwiki", "edit"));
+        assert_eq!(a.account().groups, ["sysop"]);
+        assert_eq!(a.account().rights, ["ipblock-exempt"]);
         assert_eq!(req.request_id, "r-1");
     }
 
     #[test]
-    fn an_invalid_request_is_left_as_it_was() {
+    fn an_invalid_request_keeps_its_request_id() {
+        for bad in [
+            |r: &mut CheckRequest| r.forwarded_for = vec!["not an ip".into()],
+            |r: &mut CheckRequest| r.wiki = "officewiki\0".into(),
+        ] {
+            let mut req = request();
+            bad(&mut req);
+            let err = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            assert_eq!(req.request_id, "r-1");
+        }
+    }
+
+    /// Issue 12, item 13: a Timestamp's nanos must be in 0..=999,999,999.
+    #[test]
+    fn negative_nanos_are_refused() {
         let mut req = request();
-        req.forwarded_for = vec!["not an ip".into()];
-        let before = req.clone();
+        req.account.as_mut().unwrap().registered_at = Some(prost_types::Timestamp { seconds: 1, nanos: -1 });
         let err = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap_err();
-        assert!(err.message().starts_with("forwarded_for[0]"), "{err:?}");
-        assert_eq!(req, before);
+        assert!(err.message().starts_with("account.registered_at.nanos"), "{err:?}");
     }
 }

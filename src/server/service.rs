@@ -30,7 +30,7 @@ impl EditGate for EditGateService {
         self.state
             .check(&mut request.into_inner())
             .map(Response::new)
-            .inspect_err(|_| self.state.metrics.invalid("Check"))
+            .inspect_err(|s| self.count_invalid("Check", s))
     }
 
     type CheckStreamStream = CheckStream;
@@ -58,12 +58,17 @@ impl EditGate for EditGateService {
             index += 1;
             let result = item.and_then(|mut req| {
                 state.check(&mut req).map_err(|s| {
-                    state.metrics.invalid("CheckStream");
-                    Status::invalid_argument(format!(
-                        "request {position} (request_id `{}`): {}",
-                        req.request_id.chars().take(64).collect::<String>(),
-                        s.message()
-                    ))
+                    if s.code() == tonic::Code::InvalidArgument {
+                        state.metrics.invalid("CheckStream");
+                    }
+                    Status::new(
+                        s.code(),
+                        format!(
+                            "request {position} (request_id `{}`): {}",
+                            req.request_id.chars().take(64).collect::<String>(),
+                            s.message()
+                        ),
+                    )
                 })
             });
             failed = result.is_err();
@@ -76,6 +81,15 @@ impl EditGate for EditGateService {
         self.state
             .explain(&mut request.into_inner())
             .map(Response::new)
-            .inspect_err(|_| self.state.metrics.invalid("Explain"))
+            .inspect_err(|s| self.count_invalid("Explain", s))
+    }
+}
+
+impl EditGateService {
+    /// Counts a request refused as malformed (not one refused while starting).
+    fn count_invalid(&self, method: &str, status: &Status) {
+        if status.code() == tonic::Code::InvalidArgument {
+            self.state.metrics.invalid(method);
+        }
     }
 }

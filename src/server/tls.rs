@@ -1,29 +1,23 @@
 //! TLS and mutual TLS for both ports, from PEM files (rustls with the ring provider).
 //!
-//! gRPC uses tonic's own TLS support; the HTTP port gets a listener that completes each
-//! handshake on its own task (bounded by a timeout), so one slow or hostile client cannot hold
-//! up the others, and hands finished connections to axum.
+//! gRPC uses tonic's own TLS support; the HTTP port completes each handshake on the
+//! connection's own task (bounded by [`HANDSHAKE_TIMEOUT`]), so one slow or hostile client
+//! cannot hold up the others.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use super::TlsFiles;
-use super::reload::BackgroundTask;
 
 /// Longest a client may take to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
+    crate::load::read_regular(path, 1 << 20).with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
 }
 
 /// tonic's TLS configuration for the gRPC port.
@@ -69,67 +63,4 @@ pub fn rustls_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfi
         .context("the TLS certificate and key do not match")?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
-}
-
-/// A listener that yields TLS connections whose handshake has completed.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    _accept: BackgroundTask,
-}
-
-impl TlsListener {
-    /// Wraps a bound TCP listener.
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!("http accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        // The peer's address is not logged (privacy); the reason is enough.
-                        Ok(Err(e)) => tracing::debug!("http TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!("http TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            rx,
-            local,
-            _accept: BackgroundTask::new(task),
-        })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accept task ended (it never does while the listener lives).
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

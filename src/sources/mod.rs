@@ -89,6 +89,30 @@ impl ParseError {
     }
 }
 
+/// The bytes of a text file as UTF-8, or an error at the line and column of the first byte
+/// that is not (a binary file given by mistake).
+pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        // The column counts characters, as editors do.
+        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        ParseError::at(
+            line,
+            column,
+            format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to()),
+        )
+    })
+}
+
+/// Whether a list going from `previous` to `new` entries lost more than `max_shrink` of
+/// them (a fraction, 0 to 1), or emptied: such an update is rejected unless confirmed. A
+/// list that had no entries can never shrink.
+pub fn shrank_too_much(previous: usize, new: usize, max_shrink: f64) -> bool {
+    previous > 0 && new < previous && (new == 0 || (new as f64) < previous as f64 * (1.0 - max_shrink))
+}
+
 /// Shortens user input for an error message, so a binary file does not flood the terminal.
 pub(crate) fn snippet(s: &str) -> String {
     const MAX: usize = 60;
@@ -97,4 +121,21 @@ pub(crate) fn snippet(s: &str) -> String {
         out.push('…');
     }
     out.escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shrinking_past_the_limit_or_to_nothing_is_too_much() {
+        assert!(!shrank_too_much(0, 0, 0.5), "nothing to lose");
+        assert!(!shrank_too_much(859, 900, 0.5), "growth");
+        assert!(!shrank_too_much(859, 430, 0.5), "just under half lost");
+        assert!(shrank_too_much(859, 429, 0.5), "more than half lost");
+        assert!(shrank_too_much(859, 185, 0.5));
+        assert!(shrank_too_much(859, 0, 1.0), "empty is never a mere shrink");
+        assert!(!shrank_too_much(859, 1, 1.0));
+        assert!(shrank_too_much(10, 9, 0.0), "max_shrink = 0: any loss");
+    }
 }

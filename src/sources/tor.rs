@@ -47,13 +47,7 @@ pub fn detect(text: &str) -> TorFormat {
 
 /// Parses exit list bytes in any format, returning the distinct exit addresses in order.
 pub fn parse_bytes(bytes: &[u8]) -> Result<(TorFormat, Vec<IpAddr>), ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        ParseError::at(
-            0,
-            0,
-            format!("not a text file (invalid UTF-8 at byte {})", e.valid_up_to()),
-        )
-    })?;
+    let text = super::utf8(bytes)?;
     let format = detect(text);
     let ips = match format {
         TorFormat::TorDnsel => parse_tordnsel(text)?,

@@ -237,7 +237,41 @@ async fn bad_requests_name_the_field() {
                 wiki: "w".repeat(300),
                 ..req("192.0.2.1", "", AccountKind::Anonymous)
             },
-            "wiki: longer than",
+            "wiki: `wwww",
+        ),
+        // Issue 12, item 11: ids that only look like a wiki's are refused, not taken as a
+        // wiki without local rules (officewiki's default `block` must not be skipped).
+        (
+            CheckRequest {
+                wiki: "officewiki\0".into(),
+                ..req("192.0.2.1", "", AccountKind::Anonymous)
+            },
+            "wiki: `officewiki\\0` is not a wiki id",
+        ),
+        (
+            CheckRequest {
+                wiki: "ｏfficewiki".into(),
+                ..req("192.0.2.1", "", AccountKind::Anonymous)
+            },
+            "is not a wiki id",
+        ),
+        (
+            CheckRequest {
+                action: "edit page".into(),
+                ..req("192.0.2.1", "", AccountKind::Anonymous)
+            },
+            "action: `edit page` is not an action",
+        ),
+        (
+            CheckRequest {
+                account: Some(Account {
+                    kind: AccountKind::Registered as i32,
+                    registered_at: Some(prost_types::Timestamp { seconds: 1, nanos: -1 }),
+                    ..Default::default()
+                }),
+                ..req("192.0.2.1", "", AccountKind::Anonymous)
+            },
+            "account.registered_at.nanos: -1",
         ),
     ];
     for (r, want) in cases {

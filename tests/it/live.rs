@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use editgate::cli::origin::{Behavior, Origin};
-use editgate::fetch::{FetchOutcome, fetch, read_meta};
+use editgate::fetch::{FetchOutcome, ShrinkGuard, fetch, read_meta};
 use editgate::load::load_dir;
 use editgate::server::proto::{AccountKind, Verdict};
 use jiff::Timestamp;
@@ -74,13 +74,13 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
     let d = def(dir.path());
 
     // An error status: nothing written.
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(matches!(&out, FetchOutcome::Failed(e) if e.contains("503")), "{out:?}");
     assert!(!cache.exists());
 
     // Success: saved with its validators.
     serve_list(&origin, tor_list(12), "v1");
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(matches!(out, FetchOutcome::Updated { entries: 12, .. }), "{out:?}");
     let good = std::fs::read(&cache).unwrap();
     assert_eq!(good, tor_list(12));
@@ -91,7 +91,7 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
 
     // A conditional request: 304, the copy is confirmed, not rewritten.
     let later = Timestamp::now() + jiff::SignedDuration::from_secs(60);
-    let out = fetch(dir.path(), &d, later);
+    let out = fetch(dir.path(), &d, later, ShrinkGuard::default());
     assert!(matches!(out, FetchOutcome::NotModified), "{out:?}");
     assert_eq!(origin.seen().last().unwrap().if_none_match.as_deref(), Some("\"v1\""));
     assert_eq!(read_meta(&cache).unwrap().confirmed_at, Some(later));
@@ -102,28 +102,28 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
         body: b"<html>captive portal</html>\n".to_vec(),
         etag: "\"g\"".into(),
     });
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
         matches!(&out, FetchOutcome::Rejected(e) if e.contains("line 1")),
         "{out:?}"
     );
 
     serve_list(&origin, tor_list(3), "small");
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
         matches!(&out, FetchOutcome::Rejected(e) if e.contains("3 entries") && e.contains("min_entries = 5")),
         "{out:?}"
     );
 
     origin.set(Behavior::Hang(Duration::from_secs(3)));
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
         matches!(&out, FetchOutcome::Failed(e) if e.to_lowercase().contains("timeout") || e.to_lowercase().contains("timed out")),
         "{out:?}"
     );
 
     origin.set(Behavior::Truncate(tor_list(12)));
-    let out = fetch(dir.path(), &d, Timestamp::now());
+    let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(matches!(out, FetchOutcome::Failed(_)), "{out:?}");
 
     assert_eq!(std::fs::read(&cache).unwrap(), good, "the last good copy must survive");
@@ -142,7 +142,7 @@ fn a_body_over_max_bytes_is_refused() {
     let text = policy(&origin.url("tor")).replace("min_entries = 5", "min_entries = 5\nmax_bytes = 64");
     let dir = policy_dir(&[("global.toml", &text)]);
     serve_list(&origin, tor_list(12), "big");
-    let out = fetch(dir.path(), &def(dir.path()), Timestamp::now());
+    let out = fetch(dir.path(), &def(dir.path()), Timestamp::now(), ShrinkGuard::default());
     assert!(
         matches!(&out, FetchOutcome::Failed(e) if e.contains("max_bytes")),
         "{out:?}"
@@ -313,7 +313,16 @@ fn url_settings_are_checked_with_positions() {
         ),
         (
             "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nrefresh = \"0s\"\n",
-            "`refresh` must be at least 1s",
+            "5:11: `refresh = \"0s\"` must be between 1s and 30d",
+        ),
+        // Issue 12, item 5: a refresh too long to schedule is an error, not a panic later.
+        (
+            "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nrefresh = \"99999999w\"\n",
+            "`refresh = \"99999999w\"` must be between 1s and 30d",
+        ),
+        (
+            "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\ntimeout = \"2h\"\n",
+            "`timeout = \"2h\"` must be between 1s and 1h",
         ),
         (
             "[sources.t]\nkind = \"maxmind-asn\"\npath = \"x\"\nmin_entries = 3\n",

@@ -286,7 +286,7 @@ fn a_short_soak_through_the_real_binary_fails_no_request() {
         .args([
             "soak",
             "--seconds",
-            "8",
+            "10",
             "--reload-every",
             "2",
             "--refresh",

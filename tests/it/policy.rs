@@ -1,6 +1,6 @@
 //! The policy checker and the evaluation order, through the library API.
 
-use editgate::attempt::{AccountKind, Attempt, parse_ip};
+use editgate::attempt::{AccountKind, Attempt, AttemptBuilder, parse_ip};
 use editgate::decision::{Outcome, Verdict};
 use editgate::engine::decide;
 use editgate::load::{LoadError, Loaded, load_dir};
@@ -26,11 +26,17 @@ fn errors(files: &[(&str, &str)]) -> Vec<String> {
     }
 }
 
+/// The parts of an `edit` attempt, to adjust before [`built`].
+fn parts(ip: &str, wiki: &str, kind: AccountKind) -> AttemptBuilder {
+    Attempt::builder(parse_ip("ip", ip).unwrap()).wiki(wiki).kind(kind)
+}
+
+fn built(parts: &AttemptBuilder) -> Attempt {
+    parts.clone().build().unwrap()
+}
+
 fn attempt(ip: &str, wiki: &str, kind: AccountKind) -> Attempt {
-    let mut a = Attempt::anonymous_edit(parse_ip("ip", ip).unwrap());
-    a.wiki = wiki.to_owned();
-    a.account.kind = kind;
-    a
+    built(&parts(ip, wiki, kind))
 }
 
 const LISTS: &str = r#"
@@ -367,12 +373,12 @@ fn evaluation_order_locked_then_wiki_then_global_then_defaults() {
 fn xff_rules_test_forwarded_addresses_others_do_not() {
     let loaded = load(&[("global.toml", ORDER)]).unwrap();
     let s = &loaded.snapshot;
-    let mut a = attempt("9.9.9.9", "dewiki", AccountKind::Registered);
+    let mut a = parts("9.9.9.9", "dewiki", AccountKind::Registered);
     a.forwarded_for = vec!["192.0.2.9".parse().unwrap(), "203.0.113.5".parse().unwrap()];
-    let d = decide(s, &a, now());
+    let d = decide(s, &built(&a), now());
     assert_eq!(d.rule_id, "xff-range");
     a.forwarded_for.pop();
-    let d = decide(s, &a, now());
+    let d = decide(s, &built(&a), now());
     // `global-anon` has no xff, so 192.0.2.9 in the chain does not count (and the account
     // is registered anyway); the default decides.
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, ""));
@@ -389,12 +395,12 @@ unless.min_edits = 10
 "#;
     let loaded = load(&[("global.toml", global)]).unwrap();
     let s = &loaded.snapshot;
-    let mut a = attempt("9.9.9.9", "", AccountKind::Registered);
+    let mut a = parts("9.9.9.9", "", AccountKind::Registered);
     a.account.rights = vec!["IPBlock-Exempt".into()];
     a.account.edit_count = 5;
-    assert_eq!(decide(s, &a, now()).rule_id, "r");
+    assert_eq!(decide(s, &built(&a), now()).rule_id, "r");
     a.account.edit_count = 10;
-    let d = decide(s, &a, now());
+    let d = decide(s, &built(&a), now());
     assert_eq!((d.verdict, d.rule_id), (Verdict::Allow, ""));
     assert!(matches!(d.trace[0].outcome, Outcome::Unless(Some(_))));
 }
@@ -439,7 +445,7 @@ fn hot_path_agrees_with_traced_path() {
                     (5, 1, vec!["torunblocked".to_owned()], vec![]),
                 ] {
                     for at in [now(), "2027-07-01T00:00:00Z".parse().unwrap()] {
-                        let mut a = attempt(ip, wiki, kind);
+                        let mut a = parts(ip, wiki, kind);
                         a.account.edit_count = edits;
                         a.account.registered_at = Some(at - jiff::SignedDuration::from_hours(24 * age_days));
                         a.account.rights = rights.clone();
@@ -447,10 +453,10 @@ fn hot_path_agrees_with_traced_path() {
                         if n % 3 == 0 {
                             a.forwarded_for = vec![parse_ip("xff", ips[(n + 4) % ips.len()]).unwrap()];
                         }
-                        let traced = decide(s, &a, at);
+                        let traced = decide(s, &built(&a), at);
                         let f = s.facts(a.ip);
                         let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
-                        let hot = decide_with_facts(s, &a, &f, &xf, at, false);
+                        let hot = decide_with_facts(s, &built(&a), &f, &xf, at, false);
                         assert_eq!(
                             (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
                             (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -506,7 +512,7 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
             rng.ip()
         };
         let kind = [AccountKind::Anonymous, AccountKind::Temporary, AccountKind::Registered][(i % 3) as usize];
-        let mut a = attempt(&ip.to_string(), "enwiki", kind);
+        let mut a = parts(&ip.to_string(), "enwiki", kind);
         a.account.edit_count = rng.below(150);
         if i % 7 == 0 {
             a.account.rights = vec!["ipblock-exempt".into()];
@@ -514,10 +520,10 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
         if i % 5 == 0 {
             a.forwarded_for = vec!["10.200.9.9".parse().unwrap()];
         }
-        let traced = decide(s, &a, now());
+        let traced = decide(s, &built(&a), now());
         let f = s.facts(a.ip);
         let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
-        let hot = decide_with_facts(s, &a, &f, &xf, now(), false);
+        let hot = decide_with_facts(s, &built(&a), &f, &xf, now(), false);
         assert_eq!(
             (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
             (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -608,11 +614,11 @@ fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
     let s = &loaded.snapshot;
     for ip in ["198.51.100.7", "10.3.1.1", "192.0.2.1"] {
         for edits in 0..70u64 {
-            let mut a = attempt(ip, "enwiki", AccountKind::Registered);
+            let mut a = parts(ip, "enwiki", AccountKind::Registered);
             a.account.edit_count = edits;
-            let traced = decide(s, &a, now());
+            let traced = decide(s, &built(&a), now());
             let f = s.facts(a.ip);
-            let hot = decide_with_facts(s, &a, &f, &[], now(), false);
+            let hot = decide_with_facts(s, &built(&a), &f, &[], now(), false);
             assert_eq!(
                 (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
                 (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),

@@ -64,7 +64,7 @@ fn x4bnet_lists_load_completely() {
         ("iplists/x4bnet-datacenter-ipv6.txt", 8_752),
     ] {
         let bytes = read(rel);
-        let nets = iplist::parse_bytes(&bytes).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let nets = iplist::parse_bytes(&bytes, false).unwrap_or_else(|e| panic!("{rel}: {e}"));
         assert_eq!(nets.len(), want, "{rel}");
         let lines = String::from_utf8(bytes).unwrap();
         let first: IpNet = lines.lines().next().unwrap().trim().parse().unwrap();
@@ -85,7 +85,7 @@ fn load_source_json(rel: &str) -> Vec<(IpNet, serde_json::Value)> {
     let doc: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&read(rel)).unwrap();
     doc.into_iter()
         .flat_map(|m| m.into_iter())
-        .map(|(k, v)| (parse_net(&k).unwrap_or_else(|| panic!("net {k}")), v))
+        .map(|(k, v)| (parse_net(&k).unwrap_or_else(|e| panic!("net {k}: {e:?}")), v))
         .collect()
 }
 
