@@ -9,7 +9,7 @@
 set -eu
 cd "$(dirname "$0")"
 SECONDS_EACH=${1:-600}
-for t in policy_load tor_list ip_list ip_normalize maxmind_open; do
+for t in policy_load tor_list ip_list ip_normalize maxmind_open request_json; do
     mkdir -p "corpus/$t"
     echo "== $t for ${SECONDS_EACH}s"
     cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \

@@ -19,13 +19,40 @@ use crate::sources::{SourceKind, iplist, tor};
 pub type Property = fn(&[u8]);
 
 /// The fuzz targets, by name (the names of `fuzz/fuzz_targets/*.rs`).
-pub const TARGETS: [(&str, Property); 5] = [
+pub const TARGETS: [(&str, Property); 6] = [
     ("policy_load", policy_load),
     ("tor_list", tor_list),
     ("ip_list", ip_list),
     ("ip_normalize", ip_normalize),
     ("maxmind_open", maxmind_open),
+    ("request_json", request_json),
 ];
+
+/// An HTTP/JSON `CheckRequest` (also what `replay` reads), through the one `Attempt`
+/// constructor: whatever is accepted has a plain wiki id and action, and an anonymous
+/// attempt carries no account facts; whatever is refused names a field.
+pub fn request_json(data: &[u8]) {
+    use crate::server::proto::{Limits, request_from_json, to_attempt};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(mut req) = request_from_json(text) else { return };
+    match to_attempt(
+        &mut req,
+        Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(500_000),
+        Limits::default(),
+    ) {
+        Ok(a) => {
+            assert!(a.wiki().is_empty() || crate::attempt::is_wiki_id(a.wiki()), "{a:?}");
+            assert!(crate::attempt::is_action(a.action()), "{a:?}");
+            if a.account().kind == crate::attempt::AccountKind::Anonymous {
+                assert_eq!((a.account().registered_at, a.account().edit_count), (None, 0));
+            }
+        }
+        Err(e) => {
+            let field = e.message().split(':').next().unwrap_or_default();
+            assert!(!field.is_empty() && !field.contains(' '), "no field named: {e:?}");
+        }
+    }
+}
 
 /// Policy loading: the text as `global.toml` and, after a NUL byte, as a wiki file. Whatever
 /// checks must compile into a snapshot (with every source empty) and decide.

@@ -158,8 +158,11 @@ impl State {
             });
         }
         let stats = &self.decision_log.stats;
+        // Only while logging is on: turning it off ends the problem.
+        let enabled = self.decision_log.enabled();
         let failing = stats
             .failing()
+            .filter(|_| enabled)
             .map(|(t, why)| format!("{why} (since {})", t.strftime("%Y-%m-%dT%H:%M:%SZ")));
         if let Some(why) = &failing {
             problems.push(format!("decision log: {why}"));
@@ -181,7 +184,7 @@ impl State {
             stale_sources,
             sources,
             decision_log: LogHealth {
-                enabled: self.decision_log.enabled(),
+                enabled,
                 written: stats.written.load(Relaxed),
                 dropped: stats.dropped.load(Relaxed),
                 errors: stats.errors.load(Relaxed),

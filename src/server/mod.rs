@@ -204,12 +204,16 @@ pub struct State {
     reload_lock: tokio::sync::Mutex<()>,
 }
 
-/// A load result with its warnings turned into errors when the settings deny them.
+/// A load result with its warnings turned into errors when the settings deny them. Except
+/// `expired-rule`: a date passing must never stop a server from starting or reloading (the
+/// rule is skipped anyway); `validate --deny-warnings` still fails on it.
 fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded, LoadError> {
+    let denied = |w: &&crate::policy::Warning| w.lint != crate::policy::Lint::ExpiredRule;
     match loaded {
-        Ok(l) if deny && !l.warnings.is_empty() => Err(LoadError::Invalid(crate::policy::PolicyErrors(
+        Ok(l) if deny && l.warnings.iter().any(|w| denied(&w)) => Err(LoadError::Invalid(crate::policy::PolicyErrors(
             l.warnings
                 .iter()
+                .filter(denied)
                 .map(|w| {
                     crate::policy::PolicyError::new(
                         w.origin.clone(),

@@ -1,14 +1,9 @@
 //! The real `editgate` binary: flags, output and exit codes.
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::common::{policy_dir, shipped_policies};
-
-fn editgate() -> Command {
-    Command::cargo_bin("editgate").expect("binary")
-}
+use crate::common::{editgate, policy_dir, shipped_policies};
 
 fn check_json(args: &[&str]) -> Value {
     let out = editgate()

@@ -2,6 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The real `editgate` binary, to run with arguments.
+pub fn editgate() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("editgate").expect("binary")
+}
+
 /// `tests/fixtures/<rel>`.
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
