@@ -20,7 +20,7 @@ use crate::server::{self, Settings, State};
 /// `editgate serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Config file (TOML); see the README's configuration reference.
+    /// Config file (TOML); see the configuration reference in docs/operations.md.
     #[arg(long, env = "EDITGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Policy directory [default: policies].

@@ -39,7 +39,7 @@ use crate::load::{LoadError, Loaded, load_dir, reload_dir};
 use metrics::{Metrics, RuleCounters};
 use proto::{CheckRequest, CheckResponse, Limits};
 
-/// Service settings (see the README's configuration reference).
+/// Service settings (see the configuration reference in docs/operations.md).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The policy directory.
