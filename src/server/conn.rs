@@ -25,7 +25,6 @@ use tokio::time::Sleep;
 
 use super::State;
 use super::metrics::PortLabel;
-use super::reload::BackgroundTask;
 
 /// Descriptors kept back from the connection caps: log files, lists being read, the
 /// watcher, the fetcher's sockets.
@@ -124,12 +123,14 @@ impl tonic::transport::server::Connected for Conn<TcpStream> {
 }
 
 /// Accepts on `listener` for `port` (`grpc` or `http`) on a background task, and hands out
-/// the connections admitted under the cap. The task ends when the returned handle drops.
+/// the connections admitted under the cap, until `stop`. The listener closes when the task
+/// ends; [`Accepting::close`] waits for that.
 pub fn accept(
     listener: TcpListener,
     port: &'static str,
     state: &Arc<State>,
-) -> (mpsc::Receiver<Conn<TcpStream>>, BackgroundTask) {
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (mpsc::Receiver<Conn<TcpStream>>, Accepting) {
     let cap = connection_cap(state.settings.max_connections);
     let slots = Arc::new(Semaphore::new(cap));
     let first_bytes = state.settings.header_timeout;
@@ -139,7 +140,11 @@ pub fn accept(
     let (tx, rx) = mpsc::channel(64);
     let task = tokio::spawn(async move {
         loop {
-            let tcp = match listener.accept().await {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let tcp = match accepted {
                 Ok((tcp, _peer)) => tcp,
                 Err(e) => {
                     // Out of descriptors (EMFILE) or a connection reset before it was
@@ -172,5 +177,16 @@ pub fn accept(
             }
         }
     });
-    (rx, BackgroundTask::new(task))
+    (rx, Accepting(task))
+}
+
+/// The accept task of one port.
+pub struct Accepting(tokio::task::JoinHandle<()>);
+
+impl Accepting {
+    /// Stops accepting and returns once the listener is closed.
+    pub async fn close(self) {
+        self.0.abort();
+        let _ = self.0.await;
+    }
 }

@@ -676,8 +676,8 @@ pub async fn run(
     let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
         .max_decoding_message_size(state.settings.max_message_bytes);
 
-    let (grpc_conns, _grpc_accept) = conn::accept(grpc, "grpc", &state);
-    let (http_conns, _http_accept) = conn::accept(http, "http", &state);
+    let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
+    let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
     let mut grpc_stop = stop_rx.clone();
     let mut builder = tonic::transport::Server::builder()
@@ -722,6 +722,9 @@ pub async fn run(
             }
         },
     };
+    // Both listeners are closed when this returns.
+    grpc_accept.close().await;
+    http_accept.close().await;
     drop(watcher);
     drop(fetcher);
     tracing::info!("servers stopped");
