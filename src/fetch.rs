@@ -7,40 +7,15 @@
 //! the copy, so that freshness survives a restart without rewriting the data file.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
-use crate::load::{parse_checked, parse_list_checked, read_regular, shrink_message};
-use crate::policy::{Remote, SourceDef};
-
-/// What the last successful fetch of a source left behind, next to its data file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchMeta {
-    /// The address the copy came from; validators for another address are not sent.
-    pub url: String,
-    /// The `ETag` of the copy.
-    pub etag: Option<String>,
-    /// The `Last-Modified` of the copy.
-    pub last_modified: Option<String>,
-    /// When the origin last confirmed the copy (fetched, or answered "not modified").
-    pub confirmed_at: Option<Timestamp>,
-}
-
-/// The sidecar file of a data file.
-pub fn meta_path(data: &Path) -> PathBuf {
-    let mut name = data.file_name().unwrap_or_default().to_os_string();
-    name.push(".fetch.json");
-    data.with_file_name(name)
-}
-
-/// Reads a data file's sidecar; a missing or unreadable one counts as none.
-pub fn read_meta(data: &Path) -> Option<FetchMeta> {
-    let bytes = read_regular(&meta_path(data), 1 << 20).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
+use editgate_core::files::read_regular;
+use editgate_core::load::{parse_checked, parse_list_checked, shrink_message};
+use editgate_core::policy::{Remote, SourceDef};
+use editgate_core::sidecar::{FetchMeta, meta_path, read_meta};
 
 /// What one fetch did.
 #[derive(Debug)]
@@ -127,7 +102,7 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
     let shrank = guard
         .serving
         .filter(|_| def.kind.is_network_list())
-        .is_some_and(|p| crate::sources::shrank_too_much(p, entries, def.max_shrink));
+        .is_some_and(|p| editgate_core::sources::shrank_too_much(p, entries, def.max_shrink));
     if shrank && !guard.accept {
         let confirm = format!(
             "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
@@ -146,7 +121,7 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
         last_modified: body.last_modified,
         confirmed_at: Some(now),
     };
-    if shrank && let Err(e) = crate::load::accept_shrink(&path, &body.bytes, entries) {
+    if shrank && let Err(e) = editgate_core::sidecar::accept_shrink(&path, &body.bytes, entries) {
         return FetchOutcome::Failed(format!("cannot confirm the shrink of `{}`: {e}", path.display()));
     }
     if let Err(e) = write_atomically(&path, &body.bytes) {

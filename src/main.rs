@@ -32,10 +32,6 @@ enum Command {
     Schema,
     /// Replay recorded attempts under two policy directories and report what changes.
     Replay(cli::replay::ReplayArgs),
-    /// Endurance run: steady load, reloads and a flaky live source (bounded in time).
-    Soak(cli::soak::SoakArgs),
-    /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
-    Loadgen(cli::loadgen::LoadgenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,8 +44,6 @@ fn main() -> std::process::ExitCode {
         Command::Test(a) => cli::test::run(a),
         Command::Fetch(a) => cli::fetch::run(a),
         Command::AcceptShrink(a) => cli::accept::run(a),
-        Command::Loadgen(a) => cli::loadgen::run(a),
-        Command::Soak(a) => cli::soak::run(a),
         Command::Replay(a) => cli::replay::run(a),
         Command::Schema => cli::schema::run(),
     };

@@ -1,5 +1,5 @@
-//! Fuzz target `ip_normalize`: the property is [`editgate::fuzzing::ip_normalize`], shared with the
+//! Fuzz target `ip_normalize`: the property is [`editgate_testkit::fuzzing::ip_normalize`], shared with the
 //! regression test that replays `fuzz/seeds` and `fuzz/regressions`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| editgate::fuzzing::ip_normalize(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| editgate_testkit::fuzzing::ip_normalize(data));

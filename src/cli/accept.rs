@@ -10,7 +10,9 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::ExitCode;
-use crate::load::{accept_shrink, parse_list_checked, read_policy_files, read_regular, sha256_hex};
+use editgate_core::files::read_regular;
+use editgate_core::load::{parse_list_checked, read_policy_files};
+use editgate_core::sidecar::{accept_shrink, sha256_hex};
 
 /// `editgate accept-shrink`
 #[derive(Debug, Args)]
@@ -27,7 +29,7 @@ pub struct AcceptShrinkArgs {
 pub fn run(args: &AcceptShrinkArgs) -> ExitCode {
     let policy = match read_policy_files(&args.dir)
         .map_err(|e| e.to_string())
-        .and_then(|files| crate::policy::check(&files, Timestamp::now()).map_err(|e| e.to_string()))
+        .and_then(|files| editgate_core::policy::check(&files, Timestamp::now()).map_err(|e| e.to_string()))
     {
         Ok((policy, _)) => policy,
         Err(e) => {

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::request::RequestArgs;
 use super::{ExitCode, load_or_report};
-use crate::decision::{Decision, Step};
-use crate::engine::{IpFacts, Snapshot, decide};
+use editgate_core::decision::{Decision, Step};
+use editgate_core::engine::{IpFacts, Snapshot, decide};
 
 /// `editgate check`
 #[derive(Debug, Args)]

@@ -9,7 +9,8 @@ use jiff::Timestamp;
 
 use super::{ExitCode, load_or_report};
 use crate::fetch::{FetchOutcome, ShrinkGuard, fetch};
-use crate::load::{parse_list_checked, read_regular};
+use editgate_core::files::read_regular;
+use editgate_core::load::parse_list_checked;
 
 /// `editgate fetch`
 #[derive(Debug, Args)]

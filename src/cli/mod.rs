@@ -4,13 +4,10 @@
 pub mod accept;
 pub mod check;
 pub mod fetch;
-pub mod loadgen;
-pub mod origin;
 pub mod replay;
 pub mod request;
 pub mod schema;
 pub mod serve;
-pub mod soak;
 pub mod test;
 pub mod validate;
 
@@ -18,7 +15,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::load::{LoadError, Loaded, load_dir};
+use editgate_core::load::{LoadError, Loaded, load_dir};
 
 /// Process exit codes, the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,28 +56,6 @@ pub fn load_or_report(dir: &Path, now: Timestamp) -> Result<Loaded, ExitCode> {
             Err(ExitCode::Failure)
         }
     }
-}
-
-/// Runs an async subcommand on a multi-thread runtime; a setup error is exit 2.
-pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> Result<T, ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::Usage
-        })?;
-    rt.block_on(fut).map_err(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::Usage
-    })
-}
-
-/// A scratch directory for a run, `$TMPDIR/editgate-<tag>-<pid>`.
-pub(crate) fn scratch_dir(tag: &str) -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("editgate-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

@@ -15,9 +15,9 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::{ExitCode, load_or_report};
-use crate::decision::Verdict;
-use crate::engine::decide_untraced;
 use crate::server::proto::{self, Limits};
+use editgate_core::decision::Verdict;
+use editgate_core::engine::decide_untraced;
 
 /// `editgate replay`
 #[derive(Debug, Args)]

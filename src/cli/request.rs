@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::attempt::{Account, AccountKind, Attempt, FieldError, parse_ip};
-use crate::policy::parse_duration;
+use editgate_core::attempt::{Account, AccountKind, Attempt, FieldError, parse_ip};
+use editgate_core::policy::parse_duration;
 
 /// One edit attempt, from flags.
 #[derive(Debug, Args)]

@@ -13,9 +13,9 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::ExitCode;
-use crate::load::LoadError;
-use crate::policy::parse_duration;
 use crate::server::{self, Settings, State};
+use editgate_core::load::LoadError;
+use editgate_core::policy::parse_duration;
 
 /// `editgate serve`
 #[derive(Debug, Args)]
@@ -143,15 +143,15 @@ pub struct Resolved {
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile, String> {
-    let bytes = crate::load::read_regular(path, crate::load::MAX_POLICY_FILE_BYTES)
+    let bytes = editgate_core::files::read_regular(path, editgate_core::files::MAX_POLICY_FILE_BYTES)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{}: not valid UTF-8 text", path.display()))?;
     let mut cfg: ConfigFile = toml::from_str(&text).map_err(|e| {
-        let file = crate::policy::PolicyFile {
+        let file = editgate_core::policy::PolicyFile {
             path: path.display().to_string(),
             text: text.clone(),
         };
-        crate::policy::check::toml_error(&file, &e).to_string()
+        editgate_core::policy::check::toml_error(&file, &e).to_string()
     })?;
     if let Some(base) = path.parent() {
         for p in [
@@ -191,7 +191,7 @@ fn show(d: Duration) -> String {
     if d.subsec_millis() != 0 || d.is_zero() {
         format!("{}ms", d.as_millis())
     } else {
-        crate::policy::format_duration(d.as_secs() as i64)
+        editgate_core::policy::format_duration(d.as_secs() as i64)
     }
 }
 

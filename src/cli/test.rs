@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::check::render_explain;
 use super::{ExitCode, load_or_report};
-use crate::testcases::{parse_cases, read_case_files, run_case};
+use editgate_core::testcases::{parse_cases, read_case_files, run_case};
 
 /// `editgate test`
 #[derive(Debug, Args)]

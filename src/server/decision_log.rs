@@ -26,8 +26,8 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 use sha2::Sha256;
 
-use crate::decision::Decision;
-use crate::load::DecisionLogConfig;
+use editgate_core::decision::Decision;
+use editgate_core::load::DecisionLogConfig;
 
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -152,7 +152,7 @@ impl DecisionLog {
     }
 
     /// Logs a decision when logging is on and the sample says so. Never blocks.
-    pub fn record(&self, d: &Decision<'_>, attempt: &crate::attempt::Attempt, now: Timestamp) {
+    pub fn record(&self, d: &Decision<'_>, attempt: &editgate_core::attempt::Attempt, now: Timestamp) {
         let Some(cfg) = self.config.load_full() else { return };
         if cfg.sample_rate < 1.0 && !sampled(cfg.sample_rate) {
             return;
@@ -181,17 +181,21 @@ impl Default for DecisionLog {
     }
 }
 
-/// A cheap per-thread coin flip with probability `rate`.
+/// A cheap per-thread coin flip with probability `rate`: splitmix64 over a per-thread
+/// counter (sampling needs no cryptographic randomness, and no RNG crate on the hot path).
 fn sampled(rate: f64) -> bool {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<u64> = Cell::new(0x2545_F491_4F6C_DD1D ^ (std::process::id() as u64));
     }
     STATE.with(|s| {
-        let mut rng = crate::synth::Rng::new(s.get());
-        let x = rng.next_u64();
-        s.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64 <= rate
+        let next = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 <= rate
     })
 }
 

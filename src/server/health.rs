@@ -128,7 +128,7 @@ impl State {
                 mine.push(format!(
                     "data is {} old, past `max_age = {}`",
                     human_secs(age.unwrap_or_default()),
-                    crate::policy::format_duration(s.max_age_secs.unwrap_or_default())
+                    editgate_core::policy::format_duration(s.max_age_secs.unwrap_or_default())
                 ));
             }
             if s.kind.is_network_list() && s.entries == 0 && !s.awaiting_first_fetch() {

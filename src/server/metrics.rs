@@ -15,9 +15,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
-use crate::decision::Verdict;
-use crate::engine::Snapshot;
-use crate::facts::{FactsCache, StripedCounter};
+use crate::cache::{FactsCache, StripedCounter};
+use editgate_core::decision::Verdict;
+use editgate_core::engine::Snapshot;
 
 /// The decision latency histogram. Observing is two relaxed adds on this thread's stripes, no lock:
 /// prometheus-client's `Histogram` takes a mutex per observation, which measured 5% of the
@@ -360,7 +360,7 @@ impl Metrics {
         let shadow = snap
             .rules()
             .iter()
-            .filter(|r| r.mode == crate::policy::Mode::Shadow)
+            .filter(|r| r.mode == editgate_core::policy::Mode::Shadow)
             .map(|r| {
                 (
                     r.id.clone(),

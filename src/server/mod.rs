@@ -1,8 +1,8 @@
 //! The gRPC service (`editgate.v1.EditGate`), health, reflection, metrics and hot reload.
 //!
 //! This is the only async part of editgate. It calls the same pure engine as the CLI:
-//! [`State::check`] turns a wire request into an [`crate::attempt::Attempt`], looks up the IP
-//! facts through the [`FactsCache`], and calls [`crate::engine::decide_with_facts`].
+//! [`State::check`] turns a wire request into an [`editgate_core::attempt::Attempt`], looks up the IP
+//! facts through the [`FactsCache`], and calls [`editgate_core::engine::decide_with_facts`].
 //!
 //! - [`proto`]: generated types and wire ↔ domain conversions;
 //! - [`service`]: the tonic handlers;
@@ -33,9 +33,9 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use tonic::Status;
 
-use crate::engine::{Snapshot, decide_with_facts};
-use crate::facts::FactsCache;
-use crate::load::{LoadError, Loaded, load_dir, reload_dir};
+use crate::cache::FactsCache;
+use editgate_core::engine::{Snapshot, decide_with_facts};
+use editgate_core::load::{LoadError, LoadOptions, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};
 use proto::{CheckRequest, CheckResponse, Limits};
 
@@ -194,7 +194,7 @@ pub struct State {
     fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
     /// `url` sources of a policy that could not load because they have no copy yet: the
     /// fetcher fetches them too, so that the reload can succeed.
-    pending_fetch: std::sync::Mutex<Vec<crate::policy::SourceDef>>,
+    pending_fetch: std::sync::Mutex<Vec<editgate_core::policy::SourceDef>>,
     /// The last loads and reloads, oldest first.
     reloads: std::sync::Mutex<std::collections::VecDeque<ReloadRecord>>,
     /// The gRPC health service, once serving: NOT_SERVING while starting.
@@ -208,20 +208,22 @@ pub struct State {
 /// `expired-rule`: a date passing must never stop a server from starting or reloading (the
 /// rule is skipped anyway); `validate --deny-warnings` still fails on it.
 fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded, LoadError> {
-    let denied = |w: &&crate::policy::Warning| w.lint != crate::policy::Lint::ExpiredRule;
+    let denied = |w: &&editgate_core::policy::Warning| w.lint != editgate_core::policy::Lint::ExpiredRule;
     match loaded {
-        Ok(l) if deny && l.warnings.iter().any(|w| denied(&w)) => Err(LoadError::Invalid(crate::policy::PolicyErrors(
-            l.warnings
-                .iter()
-                .filter(denied)
-                .map(|w| {
-                    crate::policy::PolicyError::new(
-                        w.origin.clone(),
-                        format!("warning[{}] denied by --deny-warnings: {}", w.lint.as_str(), w.message),
-                    )
-                })
-                .collect(),
-        ))),
+        Ok(l) if deny && l.warnings.iter().any(|w| denied(&w)) => {
+            Err(LoadError::Invalid(editgate_core::policy::PolicyErrors(
+                l.warnings
+                    .iter()
+                    .filter(denied)
+                    .map(|w| {
+                        editgate_core::policy::PolicyError::new(
+                            w.origin.clone(),
+                            format!("warning[{}] denied by --deny-warnings: {}", w.lint.as_str(), w.message),
+                        )
+                    })
+                    .collect(),
+            )))
+        }
         other => other,
     }
 }
@@ -320,7 +322,7 @@ impl State {
     }
 
     /// `url` sources that a policy waiting to load needs fetched first.
-    pub fn pending_fetch(&self) -> Vec<crate::policy::SourceDef> {
+    pub fn pending_fetch(&self) -> Vec<editgate_core::policy::SourceDef> {
         lock(&self.pending_fetch).clone()
     }
 
@@ -357,7 +359,7 @@ impl State {
 
     /// Builds a new snapshot on a dedicated low-priority thread and swaps it in when it is
     /// valid and different. A list that shrank past its `max_shrink` against the serving
-    /// snapshot is invalid (see [`crate::load::reload_dir`]). On error the old snapshot keeps
+    /// snapshot is invalid (see [`editgate_core::load::reload_dir`]). On error the old snapshot keeps
     /// serving, the errors are logged with their `file:line:col`,
     /// `editgate_reload_failures_total` goes up, and `/healthz` says `degraded` until a
     /// reload succeeds.
@@ -368,7 +370,7 @@ impl State {
         let old = self.current();
         let previous = old.clone();
         let deny = self.settings.deny_warnings;
-        // A dedicated thread at a lower priority, paced (`crate::pace`): rebuilding a large
+        // A dedicated thread at a lower priority, paced (`editgate_core::pace`): rebuilding a large
         // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
         // a core for long while requests wait for it.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -376,7 +378,16 @@ impl State {
             .name("editgate-reload".into())
             .spawn(move || {
                 lower_priority();
-                let loaded = crate::pace::cooperatively(|| reload_dir(&dir, Timestamp::now(), &previous.snapshot));
+                let mut cooperative = editgate_core::pace::Cooperative::default();
+                let mut pause = || cooperative.pause();
+                let loaded = editgate_core::load::load(
+                    &dir,
+                    LoadOptions {
+                        now: Timestamp::now(),
+                        previous: Some(&previous.snapshot),
+                        pacer: editgate_core::pace::Pacer::with(&mut pause),
+                    },
+                );
                 drop(previous);
                 let _ = tx.send(deny_warnings(loaded, deny));
             });
@@ -478,7 +489,7 @@ impl State {
         };
         let d = decide_with_facts(snap, &attempt, &facts, &xff, now, false);
         match d.decided_by {
-            crate::decision::DecidedBy::Rule(i) => {
+            editgate_core::decision::DecidedBy::Rule(i) => {
                 if let Some(c) = live.counters.decided.get(i as usize) {
                     c.inc();
                 }
@@ -511,7 +522,7 @@ impl State {
         }
         let attempt = proto::to_attempt(req, now, self.settings.limits)?;
         let snap = &live.snapshot;
-        let d = crate::engine::decide(snap, &attempt, now);
+        let d = editgate_core::engine::decide(snap, &attempt, now);
         Ok(proto::ExplainResponse {
             decision: Some(proto::to_response(&d, std::mem::take(&mut req.request_id))),
             facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip()))),
@@ -540,11 +551,11 @@ async fn set_health(reporter: &tonic_health::server::HealthReporter, ready: bool
 /// The `url` sources of the policy on disk that have no copy yet: a reload that failed
 /// because of them waits for the fetcher to save them. Reading and checking the policy
 /// files (not the data) is cheap, and happens only after a failed reload.
-fn unfetched_url_sources(dir: &std::path::Path) -> Vec<crate::policy::SourceDef> {
-    let Ok(files) = crate::load::read_policy_files(dir) else {
+fn unfetched_url_sources(dir: &std::path::Path) -> Vec<editgate_core::policy::SourceDef> {
+    let Ok(files) = editgate_core::load::read_policy_files(dir) else {
         return Vec::new();
     };
-    let Ok((policy, _)) = crate::policy::check(&files, Timestamp::now()) else {
+    let Ok((policy, _)) = editgate_core::policy::check(&files, Timestamp::now()) else {
         return Vec::new();
     };
     policy
@@ -619,7 +630,7 @@ fn drop_in_background<T: Send + 'static>(value: T) {
 /// `editgate loadgen --synth-prefixes 1000000 --reloads 10` on 2 cores (see BENCHMARKS.md):
 /// normal priority gave p99 2.5× steady during reloads; `SCHED_IDLE` kept p99 flat but
 /// stretched a reload to 7 s; nice 10 to 2.5 s; nice 5 gave 1.8–2.0×, and with the rebuild
-/// paced (`crate::pace`) 1.4–1.7× with reloads under 1 s. `SCHED_BATCH` also keeps the
+/// paced (`editgate_core::pace`) 1.4–1.7× with reloads under 1 s. `SCHED_BATCH` also keeps the
 /// rebuild from preempting a request thread when it wakes from a pause. Lowering a priority
 /// needs no privilege; on failure the thread keeps its priority.
 fn lower_priority() {

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::Status;
 
-use crate::attempt::{self, Attempt, parse_ip};
-use crate::decision::{Decision, Step};
-use crate::engine::{IpFacts as DomainFacts, Snapshot};
+use editgate_core::attempt::{self, Attempt, parse_ip};
+use editgate_core::decision::{Decision, Step};
+use editgate_core::engine::{IpFacts as DomainFacts, Snapshot};
 
 /// The gRPC codec: prost's, except that a message that does not decode is the sender's
 /// fault, `INVALID_ARGUMENT` naming what failed, where tonic-prost answers `INTERNAL` (which
@@ -176,11 +176,11 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Res
 }
 
 /// The wire verdict.
-pub fn verdict(v: crate::decision::Verdict) -> Verdict {
+pub fn verdict(v: editgate_core::decision::Verdict) -> Verdict {
     match v {
-        crate::decision::Verdict::Allow => Verdict::Allow,
-        crate::decision::Verdict::RequireLogin => Verdict::RequireLogin,
-        crate::decision::Verdict::Block => Verdict::Block,
+        editgate_core::decision::Verdict::Allow => Verdict::Allow,
+        editgate_core::decision::Verdict::RequireLogin => Verdict::RequireLogin,
+        editgate_core::decision::Verdict::Block => Verdict::Block,
     }
 }
 
@@ -315,6 +315,14 @@ pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
         account,
         request_id: j.request_id,
     })
+}
+
+/// A JSON request checked as the HTTP port checks it, as of `now`: `None` when the text is not
+/// a `CheckRequest` at all, else the attempt or the error naming the field. (The fuzz target
+/// `request_json` and its replay in `cargo test` check its properties.)
+pub fn json_attempt(text: &str, now: Timestamp, limits: Limits) -> Option<Result<Attempt, String>> {
+    let mut req = request_from_json(text).ok()?;
+    Some(to_attempt(&mut req, now, limits).map_err(|s| s.message().to_owned()))
 }
 
 /// A `CheckResponse` in proto3 JSON (lowerCamelCase names, enum names), every field present.

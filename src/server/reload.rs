@@ -116,7 +116,7 @@ fn own_write(state: &State, root: &Path, path: &Path) -> bool {
             let data = root.join(&s.path);
             let file = data.file_name().and_then(|n| n.to_str()).unwrap_or("");
             path == data
-                || path == crate::fetch::meta_path(&data)
+                || path == editgate_core::sidecar::meta_path(&data)
                 || (path.parent() == data.parent() && name.starts_with(&format!(".{file}")) && name.contains(".tmp"))
         })
 }

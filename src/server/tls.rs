@@ -17,7 +17,8 @@ use super::TlsFiles;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    crate::load::read_regular(path, 1 << 20).with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
+    editgate_core::files::read_regular(path, 1 << 20)
+        .with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
 }
 
 /// tonic's TLS configuration for the gRPC port.

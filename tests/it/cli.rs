@@ -358,100 +358,6 @@ fn serve_settings_come_from_env_and_config_file() {
         );
 }
 
-#[test]
-fn loadgen_measures_editgate_and_the_baseline_on_loopback() {
-    let out = editgate()
-        .args([
-            "loadgen",
-            "--seconds",
-            "1",
-            "--rounds",
-            "1",
-            "--connections",
-            "1",
-            "--concurrency",
-            "2",
-            "--policies",
-        ])
-        .arg(shipped_policies())
-        .timeout(std::time::Duration::from_secs(60))
-        .assert()
-        .success();
-    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    for want in [
-        "unary editgate",
-        "unary trivial baseline",
-        "unary ratio editgate/trivial:",
-        "stream editgate",
-        "stream ratio",
-        "failed 0",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in:\n{text}");
-    }
-    let ratio: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("unary ratio editgate/trivial: "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(ratio > 0.0);
-}
-
-#[test]
-fn loadgen_reloads_under_load_and_measures_footprint() {
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let out = editgate()
-        .args([
-            "loadgen",
-            "--synth-prefixes",
-            "2000",
-            "--mode",
-            "unary",
-            "--no-baseline",
-            "--seconds",
-            "2",
-            "--rounds",
-            "1",
-        ])
-        .args([
-            "--connections",
-            "1",
-            "--concurrency",
-            "2",
-            "--reloads",
-            "2",
-            "--fixtures",
-        ])
-        .arg(&fixtures)
-        .timeout(std::time::Duration::from_secs(60))
-        .assert()
-        .success();
-    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(
-        text.contains("reloads: 2 done (0 failed)")
-            && text.contains("failed requests 0")
-            && text.contains("generation 3"),
-        "{text}"
-    );
-    editgate()
-        .args(["loadgen", "--synth-prefixes", "2000", "--footprint", "--fixtures"])
-        .arg(&fixtures)
-        .timeout(std::time::Duration::from_secs(60))
-        .assert()
-        .success()
-        .stdout(predicate::str::is_match(r"first answer \d+ ms after start; RSS \d+ kB").unwrap());
-}
-
-#[test]
-fn loadgen_refuses_non_loopback_targets() {
-    editgate()
-        .args(["loadgen", "--target", "192.0.2.1:50051", "--seconds", "1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("only targets loopback"));
-}
-
 /// Copies a directory tree.
 fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -468,7 +374,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn replay_counts_add_up_and_transitions_follow_the_change() {
-    use editgate::synth::Rng;
+    use editgate_testkit::synth::Rng;
     // NEW: tor-anon blocks instead of requiring login; vpn-anon is gone.
     let new = tempfile::tempdir().unwrap();
     copy_tree(&shipped_policies(), new.path());

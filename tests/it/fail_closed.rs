@@ -214,8 +214,8 @@ async fn a_shrunken_list_keeps_the_serving_copy_until_confirmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_never_fetched_url_source_decides_nothing_until_its_first_fetch() {
-    use editgate::cli::origin::{Behavior, Origin};
-    let origin = Origin::start(Behavior::Status(503)).unwrap();
+    use editgate_testkit::origin::{Behavior, FlakyOrigin};
+    let origin = FlakyOrigin::start(Behavior::Status(503)).unwrap();
     let global = format!(
         "[sources.tor]\nkind = \"tor-exits\"\nurl = \"{}\"\npath = \"state/tor.txt\"\nrefresh = \"1s\"\nmin_entries = 2\n\n[[rule]]\nid = \"tor-anon\"\nverdict = \"require-login\"\nwhen.ip_in = [\"tor\"]\nwhen.account = [\"anonymous\"]\n",
         origin.url("tor")
@@ -273,8 +273,8 @@ async fn a_never_fetched_url_source_decides_nothing_until_its_first_fetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_adding_a_url_source_waits_for_its_first_fetch() {
-    use editgate::cli::origin::{Behavior, Origin};
-    let origin = Origin::start(Behavior::Status(503)).unwrap();
+    use editgate_testkit::origin::{Behavior, FlakyOrigin};
+    let origin = FlakyOrigin::start(Behavior::Status(503)).unwrap();
     let dir = policy_dir(&[(
         "global.toml",
         "[[rule]]\nid = \"old\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n",

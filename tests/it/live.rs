@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use editgate::cli::origin::{Behavior, Origin};
-use editgate::fetch::{FetchOutcome, ShrinkGuard, fetch, read_meta};
-use editgate::load::load_dir;
+use editgate::fetch::{FetchOutcome, ShrinkGuard, fetch};
 use editgate::server::proto::{AccountKind, Verdict};
+use editgate_core::load::load_dir;
+use editgate_core::sidecar::read_meta;
+use editgate_testkit::origin::{Behavior, FlakyOrigin};
 use jiff::Timestamp;
 
 use crate::common::{policy_dir, write};
@@ -50,20 +51,20 @@ when = {{ ip_in = ["tor"], account = ["anonymous"] }}
     )
 }
 
-fn serve_list(origin: &Origin, body: Vec<u8>, etag: &str) {
+fn serve_list(origin: &FlakyOrigin, body: Vec<u8>, etag: &str) {
     origin.set(Behavior::Serve {
         body,
         etag: format!("\"{etag}\""),
     });
 }
 
-fn def(dir: &Path) -> editgate::policy::SourceDef {
+fn def(dir: &Path) -> editgate_core::policy::SourceDef {
     load_dir(dir, Timestamp::now()).expect("loads").snapshot.policy.sources[0].clone()
 }
 
 #[test]
 fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
-    let origin = Origin::start(Behavior::Status(503)).unwrap();
+    let origin = FlakyOrigin::start(Behavior::Status(503)).unwrap();
     let dir = policy_dir(&[("global.toml", &policy(&origin.url("tor")))]);
     let cache = dir.path().join("cache/tor.txt");
 
@@ -138,7 +139,7 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
 
 #[test]
 fn a_body_over_max_bytes_is_refused() {
-    let origin = Origin::start(Behavior::Status(200)).unwrap();
+    let origin = FlakyOrigin::start(Behavior::Status(200)).unwrap();
     let text = policy(&origin.url("tor")).replace("min_entries = 5", "min_entries = 5\nmax_bytes = 64");
     let dir = policy_dir(&[("global.toml", &text)]);
     serve_list(&origin, tor_list(12), "big");
@@ -169,7 +170,7 @@ async fn verdict(r: &Running, ip: &str) -> Verdict {
 
 /// Waits until the origin has answered `n` more requests and the server has recorded the
 /// result, so the next check sees whatever the fetch did.
-async fn wait_fetches(origin: &Origin, r: &Running, n: u64, result: &str) {
+async fn wait_fetches(origin: &FlakyOrigin, r: &Running, n: u64, result: &str) {
     let start = origin.requests();
     for _ in 0..400 {
         let st = r.state.fetch_status("tor");
@@ -186,7 +187,7 @@ async fn wait_fetches(origin: &Origin, r: &Running, n: u64, result: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refreshes_and_keeps_serving_its_last_good_list() {
-    let origin = Origin::start(Behavior::Status(200)).unwrap();
+    let origin = FlakyOrigin::start(Behavior::Status(200)).unwrap();
     serve_list(&origin, tor_list(12), "v1");
     let dir = policy_dir(&[("global.toml", &policy(&origin.url("tor")))]);
 
@@ -275,7 +276,7 @@ async fn the_server_refreshes_and_keeps_serving_its_last_good_list() {
 
 #[test]
 fn the_fetch_command_primes_the_copy() {
-    let origin = Origin::start(Behavior::Status(200)).unwrap();
+    let origin = FlakyOrigin::start(Behavior::Status(200)).unwrap();
     serve_list(&origin, tor_list(12), "v1");
     let dir = policy_dir(&[("global.toml", &policy(&origin.url("tor")))]);
     assert_cmd::Command::cargo_bin("editgate")

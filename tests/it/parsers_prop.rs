@@ -1,11 +1,11 @@
 //! Property tests of the parsers: arbitrary input never panics, and what a parser accepts
 //! round-trips.
 
-use editgate::attempt::parse_ip;
-use editgate::policy::{PolicyFile, check};
-use editgate::sources::SourceKind;
-use editgate::sources::maxmind::MaxmindDb;
-use editgate::sources::{iplist, tor};
+use editgate_core::attempt::parse_ip;
+use editgate_core::policy::{PolicyFile, check};
+use editgate_core::sources::SourceKind;
+use editgate_core::sources::maxmind::MaxmindDb;
+use editgate_core::sources::{iplist, tor};
 use ipnet::IpNet;
 use proptest::prelude::*;
 
@@ -121,6 +121,6 @@ proptest! {
             "account": {"kind": kind, "groups": [group], "editCount": edits.to_string(), "registeredAt": registered.to_string()},
         })
         .to_string();
-        editgate::fuzzing::request_json(json.as_bytes());
+        crate::fuzz_regressions::request_json(json.as_bytes());
     }
 }

@@ -1,10 +1,10 @@
 //! The policy checker and the evaluation order, through the library API.
 
-use editgate::attempt::{AccountKind, Attempt, AttemptBuilder, parse_ip};
-use editgate::decision::{Outcome, Verdict};
-use editgate::engine::decide;
-use editgate::load::{LoadError, Loaded, load_dir};
-use editgate::policy::Lint;
+use editgate_core::attempt::{AccountKind, Attempt, AttemptBuilder, parse_ip};
+use editgate_core::decision::{Outcome, Verdict};
+use editgate_core::engine::decide;
+use editgate_core::load::{LoadError, Loaded, load_dir};
+use editgate_core::policy::Lint;
 use jiff::Timestamp;
 
 use crate::common::{copy_fixture, policy_dir, shipped_policies};
@@ -418,7 +418,7 @@ fn policy_version_changes_with_data() {
 /// The untraced hot path must decide exactly like the traced path, on every combination.
 #[test]
 fn hot_path_agrees_with_traced_path() {
-    use editgate::engine::decide_with_facts;
+    use editgate_core::engine::decide_with_facts;
     let loaded = load_dir(&shipped_policies(), now()).unwrap();
     let s = &loaded.snapshot;
     let ips = [
@@ -476,8 +476,8 @@ fn hot_path_agrees_with_traced_path() {
 /// decide exactly like the traced path, which visits every rule.
 #[test]
 fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
-    use editgate::engine::decide_with_facts;
-    use editgate::synth::{Rng, write_policy};
+    use editgate_core::engine::decide_with_facts;
+    use editgate_testkit::synth::{Rng, write_policy};
     let dir = tempfile::tempdir().unwrap();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     write_policy(dir.path(), &fixtures, 4_000, 120, 9).unwrap();
@@ -590,7 +590,7 @@ fn decision_log_settings_are_checked() {
 
 #[test]
 fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
-    use editgate::engine::decide_with_facts;
+    use editgate_core::engine::decide_with_facts;
     // Twelve sources hold the same network: more candidate lists than the hot path merges on
     // the fly, so it takes its buffer path; 60 rules put the plan on the inverted index.
     let mut files = vec![("global.toml".to_owned(), String::new())];
@@ -631,5 +631,48 @@ fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
             };
             assert_eq!(hot.rule_id, expected, "{ip} with {edits} edits");
         }
+    }
+}
+
+/// Pacing changes when a build runs, never what it builds: the shipped policy (60,000 list
+/// networks, long enough to pause many times) gives the same facts with the reload thread's
+/// pacer as without.
+#[test]
+fn a_paced_load_builds_the_same_snapshot() {
+    use editgate_core::load::{LoadOptions, load};
+    use editgate_core::pace::{Cooperative, Pacer};
+    let dir = shipped_policies();
+    let now = jiff::Timestamp::now();
+    let plain = load_dir(&dir, now).unwrap();
+    let mut cooperative = Cooperative::default();
+    let mut pause = || {
+        // Make every point a pause, as on a busy host.
+        std::thread::sleep(editgate_core::pace::QUANTUM);
+        cooperative.pause()
+    };
+    let paced = load(
+        &dir,
+        LoadOptions {
+            now,
+            previous: None,
+            pacer: Pacer::with(&mut pause),
+        },
+    )
+    .unwrap();
+    assert!(cooperative.pauses() > 10, "paused {} times", cooperative.pauses());
+    let mut rng = editgate_testkit::synth::Rng::new(3);
+    let mut probes: Vec<std::net::IpAddr> = (0..2000).map(|_| rng.ip()).collect();
+    let tor = std::fs::read(dir.join("lists/tor-exit-addresses.txt")).unwrap();
+    probes.extend(editgate_core::sources::tor::parse_bytes(&tor).unwrap().1);
+    let vpn = std::fs::read(dir.join("lists/vpn.txt")).unwrap();
+    let vpn = editgate_core::sources::iplist::parse_bytes(&vpn, false).unwrap();
+    probes.extend(vpn.iter().step_by(97).map(|n| rng.ip_in(n)));
+    let listed = probes
+        .iter()
+        .filter(|ip| plain.snapshot.facts(**ip) != editgate_core::engine::Facts::default())
+        .count();
+    assert!(listed > 500, "only {listed} of {} probes are in a list", probes.len());
+    for ip in probes {
+        assert_eq!(plain.snapshot.facts(ip), paced.snapshot.facts(ip), "{ip}");
     }
 }

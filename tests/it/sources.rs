@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use editgate::sources::SourceKind;
-use editgate::sources::iplist::{self, parse_net};
-use editgate::sources::maxmind::{AnonFlag, MaxmindDb};
-use editgate::sources::tor::{self, TorFormat};
+use editgate_core::sources::SourceKind;
+use editgate_core::sources::iplist::{self, parse_net};
+use editgate_core::sources::maxmind::{AnonFlag, MaxmindDb};
+use editgate_core::sources::tor::{self, TorFormat};
 use ipnet::IpNet;
 
 use crate::common::fixture;

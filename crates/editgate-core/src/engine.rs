@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use crate::attempt::Attempt;
 use crate::decision::{CondKey, DecidedBy, Decision, Outcome, Step, Verdict};
 use crate::index::{Index, IndexBuilder, Label, LabelMask, SetId};
+use crate::pace::Pacer;
 use crate::policy::{Cond, Mode, Policy, Rule, Stage};
 use crate::sources::SourceKind;
 use crate::sources::maxmind::{AnonFlag, MaxmindDb};
@@ -296,6 +297,11 @@ impl Snapshot {
     /// content does not fit its kind is ignored (the loader never produces one). `version`
     /// identifies the inputs (see [`crate::load`]).
     pub fn build(policy: Policy, data: Vec<SourceData>, version: String) -> Self {
+        Self::build_paced(policy, data, version, &mut Pacer::none())
+    }
+
+    /// [`Snapshot::build`], giving way at `pacer`'s points (see [`crate::pace`]).
+    pub fn build_paced(policy: Policy, data: Vec<SourceData>, version: String, pacer: &mut Pacer<'_>) -> Self {
         let mut builder = IndexBuilder::new();
         let mut label_owner = Vec::new();
         let mut source_label: HashMap<&str, Label> = HashMap::new();
@@ -323,7 +329,7 @@ impl Snapshot {
                     builder.reserve_label(label);
                     info.entries = nets.len();
                     for (j, n) in nets.into_iter().enumerate() {
-                        crate::pace::tick(j);
+                        pacer.tick(j);
                         builder.add(n, label);
                     }
                     source_label.insert(&def.name, label);
@@ -483,7 +489,7 @@ impl Snapshot {
         let fallback = plan(None);
         let has_xff = policy.rules.iter().any(|r| r.xff);
         Self {
-            index: builder.build(),
+            index: builder.build_paced(pacer),
             policy,
             compiled,
             plans,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::engine::{Facts, Snapshot};
+use editgate_core::engine::{Facts, Snapshot};
 
 /// Sets in each thread's front cache (two slots each).
 const FRONT_SETS: usize = 8_192;
@@ -38,7 +38,7 @@ const EMPTY: Slot = Slot {
     ip: 0,
     stamp: 0,
     facts: Facts {
-        set: crate::index::SetId(0),
+        set: editgate_core::index::SetId(0),
         anon: 0,
         asn: None,
         country: None,

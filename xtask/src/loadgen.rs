@@ -20,20 +20,20 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::ExitCode;
-use crate::load::{parse_list_checked, read_policy_files};
-use crate::server::proto::edit_gate_client::EditGateClient;
-use crate::server::proto::edit_gate_server::{EditGate, EditGateServer};
-use crate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
-use crate::server::{self, Settings, State};
-use crate::synth::{Rng, write_policy};
+use crate::ExitCode;
+use editgate::server::proto::edit_gate_client::EditGateClient;
+use editgate::server::proto::edit_gate_server::{EditGate, EditGateServer};
+use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
+use editgate::server::{self, Settings, State};
+use editgate_core::load::{parse_list_checked, read_policy_files};
+use editgate_testkit::synth::{Rng, write_policy};
 
 /// `editgate loadgen`
 #[derive(Debug, Args)]
 pub struct LoadgenArgs {
     /// Policy directory for the in-process editgate (and for the request mix: addresses are
     /// drawn from its Tor and IP-list sources).
-    #[arg(long, default_value = "policies", value_name = "DIR")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"), value_name = "DIR")]
     pub policies: PathBuf,
     /// Load an already running editgate at this loopback address instead of starting one.
     #[arg(long, value_name = "ADDR")]
@@ -43,7 +43,7 @@ pub struct LoadgenArgs {
     #[arg(long, value_name = "N")]
     pub synth_prefixes: Option<usize>,
     /// The `tests/fixtures` directory, for --synth-prefixes.
-    #[arg(long, default_value = "tests/fixtures", value_name = "DIR")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures"), value_name = "DIR")]
     pub fixtures: PathBuf,
     /// What to measure.
     #[arg(long, default_value = "both", value_parser = ["unary", "stream", "both"])]
@@ -88,7 +88,7 @@ pub(crate) struct Mix {
 impl Mix {
     pub(crate) fn load(dir: &Path, distinct: u64) -> anyhow::Result<Self> {
         let files = read_policy_files(dir)?;
-        let (policy, _) = crate::policy::check(&files, Timestamp::now())?;
+        let (policy, _) = editgate_core::policy::check(&files, Timestamp::now())?;
         let (mut tor, mut nets) = (Vec::new(), Vec::new());
         for s in &policy.sources {
             if !s.kind.is_network_list() {
@@ -98,7 +98,7 @@ impl Mix {
                 continue;
             };
             if let Ok(n) = parse_list_checked(s, &bytes) {
-                if s.kind == crate::sources::SourceKind::TorExits {
+                if s.kind == editgate_core::sources::SourceKind::TorExits {
                     tor.extend(n.iter().map(|n| n.addr()));
                 } else {
                     nets.extend(n.into_iter().take(200_000));
@@ -414,7 +414,7 @@ async fn run_async(a: &LoadgenArgs) -> anyhow::Result<()> {
     }
     let synth_dir = match a.synth_prefixes {
         Some(n) => {
-            let dir = super::scratch_dir("loadgen")?;
+            let dir = crate::scratch_dir("loadgen")?;
             let started = Instant::now();
             write_policy(&dir, &a.fixtures, n, 100, 42)?;
             eprintln!(
@@ -580,7 +580,7 @@ impl Child {
     /// Starts `editgate serve` on `policies` with `extra` flags and waits for its address line.
     pub async fn spawn(policies: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         use tokio::io::AsyncBufReadExt;
-        let exe = std::env::current_exe()?;
+        let exe = crate::editgate_binary()?;
         let mut process = tokio::process::Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(extra)
@@ -652,7 +652,7 @@ async fn footprint(policies: &Path) -> anyhow::Result<()> {
 
 /// Runs `loadgen`.
 pub fn run(a: &LoadgenArgs) -> ExitCode {
-    match super::block_on(run_async(a)) {
+    match crate::block_on(run_async(a)) {
         Ok(()) => ExitCode::Ok,
         Err(code) => code,
     }

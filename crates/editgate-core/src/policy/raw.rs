@@ -93,6 +93,18 @@ struct DateTimeString(#[schemars(extend("format" = "date-time"))] String);
 /// A list whose elements keep their own positions, so an error can point at one element.
 pub type SpannedList<T> = Spanned<Vec<Spanned<T>>>;
 
+/// The JSON Schema of the policy files, generated from the structs the checker parses, so the
+/// schema and the parser cannot drift apart (`editgate schema`).
+pub fn policy_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(RawFile);
+    schema.insert("title".into(), "editgate policy file".into());
+    schema.insert(
+        "description".into(),
+        "global.toml or wikis/<wiki>.toml of an editgate policy directory; `editgate validate` checks what a schema cannot (sources, CIDRs, durations, duplicate ids)".into(),
+    );
+    schema.to_value()
+}
+
 /// `global.toml` or `wikis/<wiki>.toml`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -15,17 +15,17 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio::sync::Mutex;
 
-use super::ExitCode;
-use super::loadgen::{Child, Mix, percentiles};
-use super::origin::{Behavior, Origin};
-use crate::server::proto::edit_gate_client::EditGateClient;
-use crate::synth::Rng;
+use crate::ExitCode;
+use crate::loadgen::{Child, Mix, percentiles};
+use editgate::server::proto::edit_gate_client::EditGateClient;
+use editgate_testkit::origin::{Behavior, FlakyOrigin};
+use editgate_testkit::synth::Rng;
 
 /// `editgate soak`
 #[derive(Debug, Args)]
 pub struct SoakArgs {
     /// Policy directory to copy and serve.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"), value_name = "DIR")]
     pub policies: PathBuf,
     /// Length of the run, seconds (at most 6 hours).
     #[arg(long, default_value_t = 600)]
@@ -106,13 +106,13 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 }
 
 async fn run_async(a: &SoakArgs) -> anyhow::Result<bool> {
-    let work = super::scratch_dir("soak")?;
+    let work = crate::scratch_dir("soak")?;
     let dir = work.join("policies");
     copy_dir(&a.policies, &dir)?;
 
     // The live list: the shipped Tor exits as v1, most of them as v2.
     let tor_text = std::fs::read(dir.join("lists/tor-exit-addresses.txt")).unwrap_or_default();
-    let (_, ips) = crate::sources::tor::parse_bytes(&tor_text)?;
+    let (_, ips) = editgate_core::sources::tor::parse_bytes(&tor_text)?;
     let v1: Vec<u8> = ips.iter().map(|ip| format!("{ip}\n")).collect::<String>().into_bytes();
     let v2: Vec<u8> = ips
         .iter()
@@ -127,7 +127,7 @@ async fn run_async(a: &SoakArgs) -> anyhow::Result<bool> {
         .collect::<String>()
         .into_bytes();
     let steps = schedule(&v1, &v2, &tiny);
-    let origin = Origin::start(steps[0].1.clone())?;
+    let origin = FlakyOrigin::start(steps[0].1.clone())?;
     let mut global = std::fs::read_to_string(dir.join("global.toml"))?;
     global.push_str(&format!(
         r#"
@@ -234,7 +234,7 @@ when = {{ ip_in = ["tor-live"], account = ["anonymous"] }}
             let wiki = dir.join("wikis/enwiki.toml");
             let mut text = std::fs::read_to_string(&wiki)?;
             text.push_str(&format!("# soak reload {reloads}\n"));
-            crate::fetch::write_atomically(&wiki, text.as_bytes())?;
+            editgate::fetch::write_atomically(&wiki, text.as_bytes())?;
             next_reload = now + Duration::from_secs(a.reload_every.max(1));
         }
         if now >= next_report || now >= end {
@@ -307,7 +307,7 @@ when = {{ ip_in = ["tor-live"], account = ["anonymous"] }}
 
 /// Runs `soak`: exit 0 when no request failed, 1 otherwise, 2 on a setup error.
 pub fn run(a: &SoakArgs) -> ExitCode {
-    match super::block_on(run_async(a)) {
+    match crate::block_on(run_async(a)) {
         Ok(true) => ExitCode::Ok,
         Ok(false) => ExitCode::Failure,
         Err(code) => code,

@@ -7,8 +7,9 @@
 //!   facts already known (what the server does on a cache hit); `traced` is `miss` plus the
 //!   full trace (what `explain` and `editgate test` do).
 //! - `load/1M`: reading, parsing and compiling that whole policy directory (what a reload
-//!   does); `load/1M-paced` the same with the reload thread's pacing on (`editgate::pace`),
-//!   which on an idle core measures what the pauses cost.
+//!   does); `load/1M-paced` the same with the reload thread's pacing on
+//!   (`editgate_core::pace::Cooperative`), which on an idle core measures what the pauses
+//!   cost.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -16,11 +17,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use editgate::attempt::{AccountKind, Attempt};
-use editgate::engine::{decide, decide_with_facts};
-use editgate::index::IndexBuilder;
-use editgate::load::load_dir;
-use editgate::synth::{Rng, write_policy};
+use editgate_core::attempt::{AccountKind, Attempt};
+use editgate_core::engine::{decide, decide_with_facts};
+use editgate_core::index::IndexBuilder;
+use editgate_core::load::{LoadOptions, load, load_dir};
+use editgate_core::pace::{Cooperative, Pacer};
+use editgate_testkit::synth::{Rng, write_policy};
 use ipnet::IpNet;
 use jiff::Timestamp;
 
@@ -55,7 +57,7 @@ fn bench_index(c: &mut Criterion) {
 
 fn bench_decide(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     write_policy(dir.path(), &fixtures, 1_000_000, 100, 42).unwrap();
     let now = Timestamp::now();
     let loaded = load_dir(dir.path(), now).unwrap();
@@ -123,8 +125,14 @@ fn bench_decide(c: &mut Criterion) {
     });
     g.bench_function("1M-paced", |b| {
         b.iter(|| {
-            let loaded = editgate::pace::cooperatively(|| load_dir(dir.path(), now).unwrap());
-            black_box(loaded.snapshot.version().len())
+            let mut cooperative = Cooperative::default();
+            let mut pause = || cooperative.pause();
+            let options = LoadOptions {
+                now,
+                previous: None,
+                pacer: Pacer::with(&mut pause),
+            };
+            black_box(load(dir.path(), options).unwrap().snapshot.version().len())
         })
     });
     g.finish();
@@ -134,9 +142,9 @@ fn bench_decide(c: &mut Criterion) {
 /// each call on its own with `Instant` (whose own cost, ~20-30 ns here, is included, so the
 /// figures err high) and print the percentiles.
 fn per_call_percentiles(
-    snap: &editgate::engine::Snapshot,
+    snap: &editgate_core::engine::Snapshot,
     attempts: &[Attempt],
-    facts: &[editgate::engine::Facts],
+    facts: &[editgate_core::engine::Facts],
     now: Timestamp,
 ) {
     use std::time::Instant;

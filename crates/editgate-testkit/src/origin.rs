@@ -3,7 +3,7 @@
 //! past the client's timeout, garbage, a connection closed mid-answer.
 //!
 //! Written by hand rather than with a server framework because its point is to misbehave at
-//! the byte level, which well-behaved servers will not do. The soak run (`editgate soak`) and
+//! the byte level, which well-behaved servers will not do. The soak run (`cargo xtask soak`) and
 //! the live-source tests both use it. It only ever binds 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Write};
@@ -47,12 +47,12 @@ struct Shared {
 }
 
 /// A running origin; stops when dropped.
-pub struct Origin {
+pub struct FlakyOrigin {
     addr: SocketAddr,
     shared: Arc<Shared>,
 }
 
-impl Origin {
+impl FlakyOrigin {
     /// Starts an origin on `127.0.0.1:0` with an initial behavior.
     pub fn start(behavior: Behavior) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -101,7 +101,7 @@ impl Origin {
     }
 }
 
-impl Drop for Origin {
+impl Drop for FlakyOrigin {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so it sees the flag.

@@ -20,11 +20,11 @@ use std::str::FromStr;
 
 use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use editgate::attempt::{AccountKind, Attempt};
-use editgate::decision::Verdict;
-use editgate::engine::decide_with_facts;
-use editgate::load::load_dir;
-use editgate::synth::Rng;
+use editgate_core::attempt::{AccountKind, Attempt};
+use editgate_core::decision::Verdict;
+use editgate_core::engine::decide_with_facts;
+use editgate_core::load::load_dir;
+use editgate_testkit::synth::Rng;
 use ipnet::IpNet;
 use jiff::Timestamp;
 

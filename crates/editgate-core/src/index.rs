@@ -17,6 +17,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::pace::Pacer;
+
 /// A label: a list source or one rule's inline networks.
 pub type Label = u32;
 
@@ -91,11 +93,16 @@ impl IndexBuilder {
 
     /// Compiles the ranges: O(n log n) in the number of networks.
     pub fn build(self) -> Index {
+        self.build_paced(&mut Pacer::none())
+    }
+
+    /// [`IndexBuilder::build`], giving way at `pacer`'s points (see [`crate::pace`]).
+    pub fn build_paced(self, pacer: &mut Pacer<'_>) -> Index {
         let stride = (self.labels as usize).div_ceil(64).max(1);
         let mut sets = SetTable::new(stride);
-        let (v4_starts, v4_sets) = sweep(self.v4, u32::MAX as u64, &mut sets, self.labels);
+        let (v4_starts, v4_sets) = sweep(self.v4, u32::MAX as u64, &mut sets, self.labels, pacer);
         let v4_starts: Vec<u32> = v4_starts.into_iter().map(|s| s as u32).collect();
-        let (v6_starts, v6_sets) = sweep(self.v6, u128::MAX, &mut sets, self.labels);
+        let (v6_starts, v6_sets) = sweep(self.v6, u128::MAX, &mut sets, self.labels, pacer);
         let v4_top = top_table(&v4_starts, |s| (s >> 16) as usize);
         let v6_top = top_table(&v6_starts, |s| (s >> 112) as usize);
         Index {
@@ -216,15 +223,15 @@ const RADIX_MASK: usize = (1 << RADIX_BITS) - 1;
 
 /// Sorts sweep events by position: a least-significant-digit radix sort, 11 bits a pass, that
 /// skips the digits every event shares (the low half of most IPv6 prefixes) and lets a paced
-/// reload pause as it goes ([`crate::pace::tick`]). Written by hand because the sort is the
+/// reload pause as it goes ([`Pacer::tick`]). Written by hand because the sort is the
 /// largest single step of a 1M-prefix build (25 ms), and neither std's sorts nor the radix
 /// sort crates can pause inside: under load the whole sort ran as one stretch while request
 /// threads waited for the core.
-fn sort_events<P: Point>(events: Vec<P::Event>) -> Vec<P::Event> {
+fn sort_events<P: Point>(events: Vec<P::Event>, pacer: &mut Pacer<'_>) -> Vec<P::Event> {
     let passes = P::BITS.div_ceil(RADIX_BITS) as usize;
     let mut histograms = vec![[0usize; RADIX_MASK + 1]; passes];
     for (i, &e) in events.iter().enumerate() {
-        crate::pace::tick(i);
+        pacer.tick(i);
         let pos = P::unpack(e).0;
         for (pass, h) in histograms.iter_mut().enumerate() {
             h[pos.digit(pass as u32 * RADIX_BITS)] += 1;
@@ -244,7 +251,7 @@ fn sort_events<P: Point>(events: Vec<P::Event>) -> Vec<P::Event> {
             sum += count;
         }
         for (i, &e) in src.iter().enumerate() {
-            crate::pace::tick(i);
+            pacer.tick(i);
             let d = P::unpack(e).0.digit(pass as u32 * RADIX_BITS);
             dst[next[d]] = e;
             next[d] += 1;
@@ -256,17 +263,23 @@ fn sort_events<P: Point>(events: Vec<P::Event>) -> Vec<P::Event> {
 
 /// Turns possibly overlapping `[start, end]` ranges into sorted disjoint range starts, each
 /// with the interned set of labels covering it. Adjacent ranges with equal sets are merged.
-fn sweep<P: Point>(ranges: Vec<(P, P, Label)>, max: P, sets: &mut SetTable, labels: u32) -> (Vec<P>, Vec<u32>) {
+fn sweep<P: Point>(
+    ranges: Vec<(P, P, Label)>,
+    max: P,
+    sets: &mut SetTable,
+    labels: u32,
+    pacer: &mut Pacer<'_>,
+) -> (Vec<P>, Vec<u32>) {
     // A range ending at the top of the address space never closes.
     let mut events = Vec::with_capacity(ranges.len() * 2);
     for (i, (s, e, l)) in ranges.into_iter().enumerate() {
-        crate::pace::tick(i);
+        pacer.tick(i);
         events.push(s.event(l << 1 | 1));
         if e != max {
             events.push(e.succ().event(l << 1));
         }
     }
-    let events = sort_events::<P>(events);
+    let events = sort_events::<P>(events, pacer);
     let mut counts = vec![0u32; labels as usize];
     let mut cur = vec![0u64; sets.stride];
     let mut starts = vec![P::ZERO];
@@ -276,7 +289,7 @@ fn sweep<P: Point>(ranges: Vec<(P, P, Label)>, max: P, sets: &mut SetTable, labe
     let mut covering = 0usize;
     let (mut i, mut group) = (0, 0);
     while i < events.len() {
-        crate::pace::tick(group);
+        pacer.tick(group);
         group += 1;
         let pos = P::unpack(events[i]).0;
         while let Some((p, tag)) = events.get(i).map(|&e| P::unpack(e))
@@ -454,7 +467,7 @@ mod tests {
             let events: Vec<u64> = v4.iter().map(|&(p, t)| p.event(t)).collect();
             let mut want = events.clone();
             want.sort_unstable_by_key(|&e| (u64::unpack(e).0, e));
-            let mut got = sort_events::<u64>(events);
+            let mut got = sort_events::<u64>(events, &mut Pacer::none());
             proptest::prop_assert!(got.windows(2).all(|w| u64::unpack(w[0]).0 <= u64::unpack(w[1]).0));
             got.sort_unstable_by_key(|&e| (u64::unpack(e).0, e));
             proptest::prop_assert_eq!(got, want);
@@ -463,7 +476,7 @@ mod tests {
                 v6.iter().map(|&(hi, mid, t)| ((u128::from(hi) << 64 | u128::from(mid) << 40), t)).collect();
             let mut want = events.clone();
             want.sort_unstable();
-            let mut got = sort_events::<u128>(events);
+            let mut got = sort_events::<u128>(events, &mut Pacer::none());
             proptest::prop_assert!(got.windows(2).all(|w| w[0].0 <= w[1].0));
             got.sort_unstable();
             proptest::prop_assert_eq!(got, want);

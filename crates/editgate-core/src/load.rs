@@ -10,6 +10,8 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::engine::{Snapshot, SourceContent, SourceData};
+use crate::files::{MAX_KEY_BYTES, MAX_POLICY_FILE_BYTES, read_regular};
+use crate::pace::Pacer;
 use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
 use crate::sources::maxmind::MaxmindDb;
 use crate::sources::{ParseError, SourceKind, iplist, tor};
@@ -97,61 +99,6 @@ fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Re
     })
 }
 
-/// The largest policy, test case or config file read.
-pub const MAX_POLICY_FILE_BYTES: u64 = 8 << 20;
-/// The largest decision log key file read.
-const MAX_KEY_BYTES: u64 = 64 << 10;
-
-/// Reads a file that must be a regular file (symbolic links followed) of at most `max`
-/// bytes. Anything else is an error rather than a wait or a flood: opening a FIFO for reading
-/// blocks until a writer comes (a reload thread once waited forever), and a link to
-/// `/dev/zero` never ends. The file is opened without blocking and checked again on the open
-/// handle, so swapping it for a FIFO between the two checks changes nothing.
-pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let not_regular = |m: &std::fs::Metadata| {
-        let what = if m.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file (a FIFO, socket or device)"
-        };
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, what)
-    };
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(not_regular(&meta));
-    }
-    if meta.len() > max {
-        return Err(too_large(meta.len(), max));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The length may grow while reading: read one byte past the limit to notice.
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(too_large(bytes.len() as u64, max));
-    }
-    Ok(bytes)
-}
-
-fn too_large(len: u64, max: u64) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("{len} bytes or more, larger than the {max} bytes allowed"),
-    )
-}
-
 /// Reads `global.toml` and `wikis/<wiki id>.toml` (sorted by name). Any other entry of
 /// `wikis/` is an error (`dewiki.TOML`, a name that is not UTF-8, a directory), so a wiki's
 /// rules are never skipped because of how its file is named; hidden files and names ending
@@ -235,9 +182,13 @@ fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
 /// Parses a list source's bytes (`tor-exits`, `ip-list`) and applies its sanity bounds
 /// (`min_entries`, or no empty list unless `min_entries = 0`).
 pub fn parse_list_checked(def: &SourceDef, bytes: &[u8]) -> Result<Vec<IpNet>, ParseError> {
+    parse_list_paced(def, bytes, &mut Pacer::none())
+}
+
+fn parse_list_paced(def: &SourceDef, bytes: &[u8], pacer: &mut Pacer<'_>) -> Result<Vec<IpNet>, ParseError> {
     let nets = match def.kind {
         SourceKind::TorExits => tor::parse_bytes(bytes)?.1.into_iter().map(Into::into).collect(),
-        SourceKind::IpList => iplist::parse_bytes(bytes, def.mask_host_bits)?,
+        SourceKind::IpList => iplist::parse_bytes_paced(bytes, def.mask_host_bits, pacer)?,
         kind => return Err(ParseError::at(0, 0, format!("a `{kind}` source is not a list"))),
     };
     let min = def.min_entries();
@@ -265,44 +216,6 @@ pub fn parse_checked(def: &SourceDef, bytes: Vec<u8>) -> Result<SourceContent, P
     MaxmindDb::open(bytes, def.kind).map(SourceContent::Maxmind)
 }
 
-/// The sidecar that confirms one copy of a list despite a large shrink: `<data>.accept-shrink`.
-pub fn acceptance_path(data: &Path) -> PathBuf {
-    let mut name = data.file_name().unwrap_or_default().to_os_string();
-    name.push(".accept-shrink");
-    data.with_file_name(name)
-}
-
-/// SHA-256 of `bytes`, in hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-/// Whether `bytes` is the copy an operator confirmed with `editgate accept-shrink` (or
-/// `editgate fetch --accept-shrink`): the sidecar names its SHA-256. Bound to the content, a
-/// confirmation never lets a later, different shrink through.
-pub fn shrink_accepted(data: &Path, bytes: &[u8]) -> bool {
-    let Ok(text) = read_regular(&acceptance_path(data), 4096) else {
-        return false;
-    };
-    let want = format!("sha256:{}", sha256_hex(bytes));
-    String::from_utf8_lossy(&text).lines().any(|l| l.trim() == want)
-}
-
-/// Records that the copy `bytes` of `data` is confirmed despite its shrink.
-pub fn accept_shrink(data: &Path, bytes: &[u8], entries: usize) -> std::io::Result<()> {
-    let text = format!(
-        "# written by `editgate accept-shrink` at {}: this copy ({entries} entries) is taken even though it\n# shrank past `max_shrink`; a different copy needs a new confirmation\nsha256:{}\n",
-        Timestamp::now(),
-        sha256_hex(bytes)
-    );
-    std::fs::write(acceptance_path(data), text)
-}
-
 /// Why a list that shrank from `previous` to `new` entries is rejected; `confirm` says how to
 /// take it anyway.
 pub fn shrink_message(def: &SourceDef, previous: usize, new: usize, confirm: &str) -> String {
@@ -323,11 +236,29 @@ fn previous_entries(previous: Option<&Snapshot>, def: &SourceDef) -> Option<usiz
         .filter(|n| *n > 0)
 }
 
+/// How to load a policy directory.
+pub struct LoadOptions<'a> {
+    /// Decides which rules count as expired in the warnings.
+    pub now: Timestamp,
+    /// The serving snapshot, on a reload: lists that shrank past their `max_shrink` against it
+    /// are refused, and so is a `url` source without a copy.
+    pub previous: Option<&'a Snapshot>,
+    /// Where the build may give way (a reload under load; see [`crate::pace`]).
+    pub pacer: Pacer<'a>,
+}
+
 /// Loads and compiles a policy directory for a first start (or a one-off command). `now`
 /// decides which rules count as expired in the warnings. Every error found is returned, each
 /// with its file and position.
 pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
-    load(dir, now, None)
+    load(
+        dir,
+        LoadOptions {
+            now,
+            previous: None,
+            pacer: Pacer::none(),
+        },
+    )
 }
 
 /// Loads a policy directory to replace `previous`, the serving snapshot: as [`load_dir`], and
@@ -335,16 +266,30 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
 /// them) is an error, unless that copy was confirmed with `editgate accept-shrink`. A
 /// truncated download or an emptied file then never replaces good data.
 pub fn reload_dir(dir: &Path, now: Timestamp, previous: &Snapshot) -> Result<Loaded, LoadError> {
-    load(dir, now, Some(previous))
+    load(
+        dir,
+        LoadOptions {
+            now,
+            previous: Some(previous),
+            pacer: Pacer::none(),
+        },
+    )
 }
 
-fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loaded, LoadError> {
+/// Loads a policy directory as `options` say ([`load_dir`] and [`reload_dir`] are the usual
+/// cases).
+pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
+    let LoadOptions {
+        now,
+        previous,
+        mut pacer,
+    } = options;
     let files = read_policy_files(dir)?;
     let (policy, warnings) = policy::check(&files, now).map_err(LoadError::Invalid)?;
     let mut hasher = Sha256::new();
     let mut inputs: Vec<PathBuf> = files.iter().map(|f| dir.join(&f.path)).collect();
     for f in &files {
-        hash_input(&mut hasher, &f.path, f.text.as_bytes());
+        hash_input(&mut hasher, &mut pacer, &f.path, f.text.as_bytes());
     }
     let mut data = Vec::with_capacity(policy.sources.len());
     let mut errors = Vec::new();
@@ -376,7 +321,7 @@ fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loade
                 }
                 // Never fetched before a first start: the source starts empty, and the
                 // server does not answer until its first good fetch writes the file.
-                hash_input(&mut hasher, &def.path, b"\0editgate: not fetched yet");
+                hash_input(&mut hasher, &mut pacer, &def.path, b"\0editgate: not fetched yet");
                 data.push(SourceData {
                     content: SourceContent::Networks(Vec::new()),
                     modified: None,
@@ -391,7 +336,7 @@ fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loade
                 continue;
             }
         };
-        hash_input(&mut hasher, &def.path, &bytes);
+        hash_input(&mut hasher, &mut pacer, &def.path, &bytes);
         let modified = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .ok()
@@ -400,15 +345,15 @@ fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loade
         let confirmed = def
             .remote
             .as_ref()
-            .and_then(|_| crate::fetch::read_meta(&path))
+            .and_then(|_| crate::sidecar::read_meta(&path))
             .and_then(|m| m.confirmed_at);
         let modified = modified.max(confirmed);
         // Lists are parsed from a borrow: the bytes are needed again to match a confirmation.
         let parsed = if def.kind.is_network_list() {
-            parse_list_checked(def, &bytes).and_then(|nets| match previous_entries {
+            parse_list_paced(def, &bytes, &mut pacer).and_then(|nets| match previous_entries {
                 Some(p)
                     if crate::sources::shrank_too_much(p, nets.len(), def.max_shrink)
-                        && !shrink_accepted(&path, &bytes) =>
+                        && !crate::sidecar::shrink_accepted(&path, &bytes) =>
                 {
                     let confirm = format!(
                         "confirm this copy with `editgate accept-shrink <policy dir> {}`",
@@ -460,20 +405,20 @@ fn load(dir: &Path, now: Timestamp, previous: Option<&Snapshot>) -> Result<Loade
         let _ = write!(version, "{b:02x}");
     }
     Ok(Loaded {
-        snapshot: Snapshot::build(policy, data, version),
+        snapshot: Snapshot::build_paced(policy, data, version, &mut pacer),
         warnings,
         inputs,
         decision_log,
     })
 }
 
-fn hash_input(h: &mut Sha256, name: &str, bytes: &[u8]) {
+fn hash_input(h: &mut Sha256, pacer: &mut Pacer<'_>, name: &str, bytes: &[u8]) {
     h.update((name.len() as u64).to_le_bytes());
     h.update(name.as_bytes());
     h.update((bytes.len() as u64).to_le_bytes());
-    // In slices, so that a paced reload can pause between them (`crate::pace`).
+    // In slices, so that a paced reload can pause between them.
     for chunk in bytes.chunks(64 * 1024) {
-        crate::pace::point();
+        pacer.point();
         h.update(chunk);
     }
 }

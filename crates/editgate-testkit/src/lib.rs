@@ -1,0 +1,12 @@
+//! Test support for editgate, shared by the integration tests, the benches, the fuzzers and
+//! `cargo xtask`; never part of the product.
+//!
+//! # Layout
+//! - [`origin`]: a misbehaving HTTP origin on loopback for `url` sources (good lists, 304,
+//!   errors, garbage, hangs, truncated bodies).
+//! - [`synth`]: deterministic synthetic prefixes, addresses and policy directories.
+//! - [`fuzzing`]: the properties the fuzz targets check, replayed by `cargo test` too.
+
+pub mod fuzzing;
+pub mod origin;
+pub mod synth;

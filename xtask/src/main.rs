@@ -1,0 +1,102 @@
+//! `cargo xtask`: editgate's development tools, kept out of the product binary.
+//!
+//! - `loadgen`: the gRPC service under load on loopback, against a trivial server answering
+//!   as many bytes, in the same run; reloads under load; the footprint of the real binary.
+//! - `soak`: an endurance run of the real binary: steady load, reloads and a flaky live
+//!   source, bounded in time.
+//!
+//! Both drive `target/release/editgate` (built first when `EDITGATE_BIN` does not name
+//! another binary). The Cedar comparison is a bench of this package:
+//! `cargo bench -p xtask --bench peers`.
+
+mod loadgen;
+mod soak;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+/// editgate's development tools.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
+    Loadgen(loadgen::LoadgenArgs),
+    /// Endurance run: steady load, reloads and a flaky live source (bounded in time).
+    Soak(soak::SoakArgs),
+}
+
+/// Exit codes: 0 success, 1 a failed run (failed requests, failed reloads), 2 a setup error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// The run found failures.
+    Failure = 1,
+    /// The run could not be set up.
+    Usage = 2,
+}
+
+fn main() -> std::process::ExitCode {
+    let code = match &Cli::parse().command {
+        Command::Loadgen(a) => loadgen::run(a),
+        Command::Soak(a) => soak::run(a),
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+/// The workspace root (this crate lives in `xtask/`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `editgate` binary to run: `EDITGATE_BIN`, else the workspace's release build, built
+/// now (`cargo build --release --bin editgate`; quick when it is up to date).
+pub fn editgate_binary() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("EDITGATE_BIN") {
+        return Ok(bin.into());
+    }
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "editgate",
+            "--bin",
+            "editgate",
+        ])
+        .current_dir(workspace())
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build --release --bin editgate failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
+    Ok(target.join("release").join("editgate"))
+}
+
+/// Runs an async tool on a multi-thread runtime; a setup error is exit 2.
+pub fn block_on<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> Result<T, ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::Usage
+        })?;
+    rt.block_on(fut).map_err(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::Usage
+    })
+}
+
+/// A scratch directory for a run, `$TMPDIR/editgate-<tag>-<pid>`.
+pub fn scratch_dir(tag: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("editgate-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
