@@ -38,14 +38,14 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
     if args.json {
         let mut out = decision_json(&d);
         if explain {
-            out["facts"] = facts_json(&snap.ip_facts(attempt.ip()));
+            out["facts"] = facts_json(snap, &snap.ip_facts(attempt.ip()), now);
             out["trace"] = trace_json(snap, &d.trace);
         }
         println!("{out}");
     } else if explain {
         print!(
             "{}",
-            render_explain(snap, &snap.ip_facts(attempt.ip()), attempt.wiki(), &d)
+            render_explain(snap, &snap.ip_facts(attempt.ip()), attempt.wiki(), &d, now)
         );
     } else {
         print!("{}", render_decision(&d));
@@ -67,8 +67,13 @@ pub fn decision_json(d: &Decision<'_>) -> Value {
 }
 
 /// The IP facts as JSON.
-pub fn facts_json(f: &IpFacts) -> Value {
+pub fn facts_json(snap: &Snapshot, f: &IpFacts, now: jiff::Timestamp) -> Value {
+    let data = source_data(snap, f, now);
     json!({
+        "source_data": data.iter().map(|d| json!({
+            "source": d.source, "data_time": d.data_time, "age_seconds": d.age_seconds,
+            "from": d.from, "detail": d.detail, "stale": d.stale,
+        })).collect::<Vec<_>>(),
         "ip": f.ip.map(|ip| ip.to_string()),
         "sources": f.sources,
         "inline_rules": f.inline_rules,
@@ -117,8 +122,14 @@ pub fn render_decision(d: &Decision<'_>) -> String {
     s
 }
 
-/// The facts about the IP, then every rule visited, then the decision.
-pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>) -> String {
+/// How current the data of each source holding the address is (the CLI knows no later
+/// confirmation than what the files say).
+fn source_data(snap: &Snapshot, f: &IpFacts, now: jiff::Timestamp) -> Vec<crate::server::proto::SourceData> {
+    crate::server::proto::source_data(f, snap, now, &|_| None)
+}
+
+/// The facts about the IP, then every rule visited, then the decision; `now` dates the data.
+pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>, now: jiff::Timestamp) -> String {
     let none = |v: &[String]| {
         if v.is_empty() {
             "(none)".to_owned()
@@ -129,6 +140,14 @@ pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>
     let mut s = String::from("facts:\n");
     s += &format!("  ip: {}\n", f.ip.map(|ip| ip.to_string()).unwrap_or_default());
     s += &format!("  in sources: {}\n", none(&f.sources));
+    for data in source_data(snap, f, now) {
+        let age = crate::server::health::human_secs(data.age_seconds);
+        let stale = if data.stale { "; stale" } else { "" };
+        s += &format!(
+            "    {}: data of {} ({age} old, by {}{stale})\n",
+            data.source, data.data_time, data.detail
+        );
+    }
     s += &format!("  in inline ranges of rules: {}\n", none(&f.inline_rules));
     match &f.asn {
         Some((n, org)) => s += &format!("  asn: AS{n} {}\n", org.clone().unwrap_or_default()),

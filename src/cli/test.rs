@@ -64,7 +64,8 @@ pub fn run(args: &TestArgs) -> ExitCode {
         for f in &result.failures {
             println!("     {f}");
         }
-        for line in render_explain(snap, &snap.ip_facts(case.attempt.ip()), case.attempt.wiki(), &decision).lines() {
+        let facts = snap.ip_facts(case.attempt.ip());
+        for line in render_explain(snap, &facts, case.attempt.wiki(), &decision, case.now).lines() {
             println!("     | {line}");
         }
     }

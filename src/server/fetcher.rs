@@ -77,7 +77,7 @@ async fn run(state: Arc<State>) {
                 // After a restart, a copy younger than `refresh` waits out the rest.
                 let age = i
                     .and_then(|i| live.snapshot.sources().get(i))
-                    .and_then(|s| s.data_age_secs(Timestamp::now()));
+                    .and_then(|s| s.data_age_secs(Timestamp::now(), state.confirmed(&s.name)));
                 match age {
                     Some(age) if age < refresh.as_secs_f64() => now + (refresh - Duration::from_secs_f64(age)),
                     _ => now,
@@ -108,9 +108,7 @@ async fn run(state: Arc<State>) {
                     refresh
                 }
                 FetchOutcome::NotModified => {
-                    if let Some(info) = i.and_then(|i| live.snapshot.sources().get(i)) {
-                        info.confirmed.mark(finished);
-                    }
+                    state.confirm(&def.name, finished);
                     tracing::debug!(source = %def.name, "fetch: not modified");
                     refresh
                 }

@@ -71,6 +71,13 @@ pub struct SourceHealth {
     pub entries: usize,
     /// Seconds since the data was current, when known.
     pub data_age_seconds: Option<f64>,
+    /// When the data was current (RFC 3339), when known.
+    pub data_time: Option<jiff::Timestamp>,
+    /// Where that time comes from: `data` (the data's own timestamps), `fetched` (a `url`
+    /// source's last fetch or confirmation) or `file-modified`.
+    pub data_time_from: Option<&'static str>,
+    /// The same in words: `the data's own time (MaxMind build_epoch)`.
+    pub data_time_detail: Option<String>,
     /// Older than `max_age` (or no data yet).
     pub stale: bool,
     /// What is wrong with it.
@@ -120,8 +127,10 @@ impl State {
         let mut sources = Vec::new();
         let mut stale_sources = Vec::new();
         for s in live.snapshot.sources() {
-            let age = s.data_age_secs(now);
-            let stale = s.is_stale(now);
+            let confirmed = self.confirmed(&s.name);
+            let current = s.current(confirmed);
+            let age = s.data_age_secs(now, confirmed);
+            let stale = s.is_stale(now, confirmed);
             let fetch = s.remote.then(|| self.fetch_status(&s.name)).flatten();
             let mut mine = Vec::new();
             if stale && !s.awaiting_first_fetch() {
@@ -151,6 +160,9 @@ impl State {
                 kind: s.kind.as_str(),
                 entries: s.entries,
                 data_age_seconds: age,
+                data_time: current.map(|t| t.at),
+                data_time_from: current.map(|t| t.from.as_str()),
+                data_time_detail: current.map(|t| t.from.describe()),
                 stale,
                 problems: mine,
                 awaiting_first_fetch: s.remote.then(|| s.awaiting_first_fetch()),

@@ -106,6 +106,12 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceTimeLabels {
+    source: String,
+    from: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FetchLabels {
     source: String,
     result: &'static str,
@@ -148,6 +154,7 @@ pub struct Metrics {
     source_entries: Family<SourceLabel, Gauge<u64, AtomicU64>>,
     source_age: Family<SourceLabel, Gauge<f64, AtomicU64>>,
     source_stale: Family<SourceLabel, Gauge<u64, AtomicU64>>,
+    source_time: Family<SourceTimeLabels, Gauge<f64, AtomicU64>>,
     source_fetches: Family<FetchLabels, Counter>,
     shed: Family<MethodLabel, Counter>,
     log_written: Gauge<u64, AtomicU64>,
@@ -196,6 +203,7 @@ impl Metrics {
             source_entries: Family::default(),
             source_age: Family::default(),
             source_stale: Family::default(),
+            source_time: Family::default(),
             source_fetches: Family::default(),
             shed: Family::default(),
             log_written: Gauge::default(),
@@ -272,13 +280,18 @@ impl Metrics {
         );
         registry.register(
             "source_data_age_seconds",
-            "Age of each source's data: since its file was written or its url last confirmed it",
+            "Age of each source's data: since its own timestamps, else its url's last fetch or confirmation, else its file's modification (see editgate_source_data_timestamp_seconds)",
             m.source_age.clone(),
         );
         registry.register(
             "source_stale",
             "1 when a source's data is older than its max_age, or a url source has no data yet",
             m.source_stale.clone(),
+        );
+        registry.register(
+            "source_data_timestamp_seconds",
+            "When each source's data was current (Unix time), with where that comes from: data (its own timestamps), fetched (a url source's last fetch or confirmation) or file-modified",
+            m.source_time.clone(),
         );
         registry.register(
             "source_fetches",
@@ -423,7 +436,17 @@ impl Metrics {
             self.last_reload_ok.set(u64::from(r.ok));
             self.last_reload_time.set(r.time.as_millisecond() as f64 / 1000.0);
         }
+        // Rebuilt each time: a source's `from` can change with a reload.
+        self.source_time.clear();
         for s in &health.sources {
+            if let (Some(t), Some(from)) = (s.data_time, s.data_time_from) {
+                self.source_time
+                    .get_or_create(&SourceTimeLabels {
+                        source: s.name.clone(),
+                        from,
+                    })
+                    .set(t.as_millisecond() as f64 / 1000.0);
+            }
             let l = SourceLabel { source: s.name.clone() };
             self.source_entries.get_or_create(&l).set(s.entries as u64);
             if let Some(age) = s.data_age_seconds {

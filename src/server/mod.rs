@@ -197,6 +197,9 @@ pub struct State {
     pending_fetch: std::sync::Mutex<Vec<editgate_core::policy::SourceDef>>,
     /// The last loads and reloads, oldest first.
     reloads: std::sync::Mutex<std::collections::VecDeque<ReloadRecord>>,
+    /// When the origin of each `url` source last confirmed its copy unchanged, by source name:
+    /// the snapshot stays as built, and a "not modified" answer moves freshness forward here.
+    confirmations: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
     /// The gRPC health service, once serving: NOT_SERVING while starting.
     health: std::sync::Mutex<Option<tonic_health::server::HealthReporter>>,
     /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
@@ -262,6 +265,7 @@ impl State {
             decision_log: log,
             fetch_status: Default::default(),
             pending_fetch: Default::default(),
+            confirmations: Default::default(),
             reloads: std::sync::Mutex::new(std::collections::VecDeque::from([first])),
             health: Default::default(),
             reload_requests: Default::default(),
@@ -319,6 +323,18 @@ impl State {
     /// The fetch status of a `url` source, if it was fetched since start.
     pub fn fetch_status(&self, source: &str) -> Option<fetcher::FetchStatus> {
         lock(&self.fetch_status).get(source).cloned()
+    }
+
+    /// Records that the origin of `url` source `name` confirmed its copy unchanged at `at`.
+    pub fn confirm(&self, name: &str, at: Timestamp) {
+        let mut map = lock(&self.confirmations);
+        let t = map.entry(name.to_owned()).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// The last confirmation of `url` source `name` since start, if any.
+    pub fn confirmed(&self, name: &str) -> Option<Timestamp> {
+        lock(&self.confirmations).get(name).copied()
     }
 
     /// `url` sources that a policy waiting to load needs fetched first.
@@ -525,7 +541,11 @@ impl State {
         let d = editgate_core::engine::decide(snap, &attempt, now);
         Ok(proto::ExplainResponse {
             decision: Some(proto::to_response(&d, std::mem::take(&mut req.request_id))),
-            facts: Some(proto::to_facts(&snap.ip_facts(attempt.ip()))),
+            facts: Some({
+                let facts = snap.ip_facts(attempt.ip());
+                let data = proto::source_data(&facts, snap, now, &|name| self.confirmed(name));
+                proto::to_facts(&facts, data)
+            }),
             steps: proto::to_steps(snap, &d.trace),
         })
     }

@@ -199,8 +199,36 @@ pub fn to_response(d: &Decision<'_>, request_id: String) -> CheckResponse {
 }
 
 /// The wire facts.
-pub fn to_facts(f: &DomainFacts) -> generated::IpFacts {
+/// How current each source of `f.sources` is, as of `now`, with a `url` source's latest
+/// confirmation from `confirmed`.
+pub fn source_data(
+    f: &DomainFacts,
+    snap: &Snapshot,
+    now: Timestamp,
+    confirmed: &dyn Fn(&str) -> Option<Timestamp>,
+) -> Vec<SourceData> {
+    f.sources
+        .iter()
+        .filter_map(|name| snap.sources().iter().find(|s| &s.name == name))
+        .map(|s| {
+            let c = confirmed(&s.name);
+            let current = s.current(c);
+            SourceData {
+                source: s.name.clone(),
+                data_time: current.map(|t| t.at.to_string()).unwrap_or_default(),
+                age_seconds: s.data_age_secs(now, c).unwrap_or_default(),
+                from: current.map(|t| t.from.as_str()).unwrap_or_default().to_owned(),
+                detail: current.map(|t| t.from.describe()).unwrap_or_default(),
+                stale: s.is_stale(now, c),
+            }
+        })
+        .collect()
+}
+
+/// The wire facts; `source_data` from [`source_data`].
+pub fn to_facts(f: &DomainFacts, source_data: Vec<SourceData>) -> generated::IpFacts {
     generated::IpFacts {
+        source_data,
         ip: f.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         sources: f.sources.clone(),
         inline_rules: f.inline_rules.clone(),
@@ -350,6 +378,10 @@ pub fn explain_json(r: &ExplainResponse) -> Value {
             "asnOrganization": f.asn_organization,
             "country": f.country,
             "maxmindFlags": f.maxmind_flags.iter().map(|m| json!({"source": m.source, "flags": m.flags})).collect::<Vec<_>>(),
+            "sourceData": f.source_data.iter().map(|d| json!({
+                "source": d.source, "dataTime": d.data_time, "ageSeconds": d.age_seconds,
+                "from": d.from, "detail": d.detail, "stale": d.stale,
+            })).collect::<Vec<_>>(),
         })
     });
     json!({

@@ -281,6 +281,9 @@ fn explain_json_and_check_explain_agree() {
                 "--age",
                 "10d",
                 "--json",
+                // One evaluation time for both, so the data ages agree too.
+                "--at",
+                "2026-11-01T00:00:00Z",
                 "--policies",
             ])
             .arg(shipped_policies())
@@ -292,6 +295,15 @@ fn explain_json_and_check_explain_agree() {
     let b = run(&["check", "--explain"]);
     assert_eq!(a, b);
     assert_eq!(a["facts"]["sources"], serde_json::json!(["tor"]));
+    // The Tor list's age comes from its own record times (2018), not from the file.
+    let data = &a["facts"]["source_data"][0];
+    assert_eq!(
+        (data["source"].as_str(), data["from"].as_str()),
+        (Some("tor"), Some("data")),
+        "{data}"
+    );
+    assert_eq!(data["data_time"], "2018-10-11T21:03:42Z");
+    assert_eq!(data["stale"], true);
     let trace = a["trace"].as_array().unwrap();
     assert_eq!(trace.last().unwrap()["rule_id"], "tor-young-account");
     assert_eq!(trace.last().unwrap()["outcome"], "matched");

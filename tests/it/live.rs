@@ -71,7 +71,7 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
     // Never fetched: the policy loads, the source is empty and stale.
     let loaded = load_dir(dir.path(), Timestamp::now()).unwrap();
     let info = &loaded.snapshot.sources()[0];
-    assert!(info.awaiting_first_fetch() && info.is_stale(Timestamp::now()));
+    assert!(info.awaiting_first_fetch() && info.is_stale(Timestamp::now(), None));
     let d = def(dir.path());
 
     // An error status: nothing written.
@@ -88,7 +88,7 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
     assert_eq!(read_meta(&cache).unwrap().etag.as_deref(), Some("\"v1\""));
     let loaded = load_dir(dir.path(), Timestamp::now()).unwrap();
     assert_eq!(loaded.snapshot.sources()[0].entries, 12);
-    assert!(!loaded.snapshot.sources()[0].is_stale(Timestamp::now()));
+    assert!(!loaded.snapshot.sources()[0].is_stale(Timestamp::now(), None));
 
     // A conditional request: 304, the copy is confirmed, not rewritten.
     let later = Timestamp::now() + jiff::SignedDuration::from_secs(60);

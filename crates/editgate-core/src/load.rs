@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use crate::engine::{Snapshot, SourceContent, SourceData};
+use crate::engine::{AgeFrom, DataTime, Snapshot, SourceContent, SourceData};
 use crate::files::{MAX_KEY_BYTES, MAX_POLICY_FILE_BYTES, read_regular};
 use crate::pace::Pacer;
 use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
@@ -216,6 +216,41 @@ pub fn parse_checked(def: &SourceDef, bytes: Vec<u8>) -> Result<SourceContent, P
     MaxmindDb::open(bytes, def.kind).map(SourceContent::Maxmind)
 }
 
+/// When a source's data was current, best first: the data's own timestamps (Tor lists,
+/// MaxMind's `build_epoch`), else for a `url` source when its origin last sent or confirmed
+/// it, else the file's modification time.
+fn data_time(def: &SourceDef, path: &Path, bytes: &[u8]) -> Option<DataTime> {
+    let own = match def.kind {
+        SourceKind::TorExits => tor::data_time(bytes),
+        SourceKind::MaxmindAnonymous | SourceKind::MaxmindAsn | SourceKind::MaxmindCountry => {
+            MaxmindDb::build_time(bytes).map(|t| (t, "MaxMind build_epoch"))
+        }
+        SourceKind::IpList => None,
+    };
+    if let Some((at, field)) = own {
+        return Some(DataTime {
+            at,
+            from: AgeFrom::Data(field),
+        });
+    }
+    let fetched = def
+        .remote
+        .as_ref()
+        .and_then(|_| crate::sidecar::read_meta(path))
+        .and_then(|m| m.confirmed_at);
+    if let Some(at) = fetched {
+        return Some(DataTime {
+            at,
+            from: AgeFrom::Fetched,
+        });
+    }
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(DataTime {
+        at: Timestamp::try_from(modified).ok()?,
+        from: AgeFrom::FileModified,
+    })
+}
+
 /// Why a list that shrank from `previous` to `new` entries is rejected; `confirm` says how to
 /// take it anyway.
 pub fn shrink_message(def: &SourceDef, previous: usize, new: usize, confirm: &str) -> String {
@@ -324,7 +359,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
                 hash_input(&mut hasher, &mut pacer, &def.path, b"\0editgate: not fetched yet");
                 data.push(SourceData {
                     content: SourceContent::Networks(Vec::new()),
-                    modified: None,
+                    time: None,
                 });
                 continue;
             }
@@ -337,17 +372,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
             }
         };
         hash_input(&mut hasher, &mut pacer, &def.path, &bytes);
-        let modified = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| Timestamp::try_from(t).ok());
-        // A `url` source is as fresh as its origin's last confirmation.
-        let confirmed = def
-            .remote
-            .as_ref()
-            .and_then(|_| crate::sidecar::read_meta(&path))
-            .and_then(|m| m.confirmed_at);
-        let modified = modified.max(confirmed);
+        let time = data_time(def, &path, &bytes);
         // Lists are parsed from a borrow: the bytes are needed again to match a confirmation.
         let parsed = if def.kind.is_network_list() {
             parse_list_paced(def, &bytes, &mut pacer).and_then(|nets| match previous_entries {
@@ -367,7 +392,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
             parse_checked(def, bytes)
         };
         match parsed {
-            Ok(content) => data.push(SourceData { content, modified }),
+            Ok(content) => data.push(SourceData { content, time }),
             Err(e) => errors.push(PolicyError::new(
                 Origin {
                     file: def.path.clone(),

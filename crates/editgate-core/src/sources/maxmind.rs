@@ -124,6 +124,13 @@ impl MaxmindDb {
         self.reader.metadata().build_epoch
     }
 
+    /// When the database in `bytes` was built, read from its metadata alone (no verification:
+    /// the loader opens it in full too).
+    pub fn build_time(bytes: &[u8]) -> Option<jiff::Timestamp> {
+        let reader = Reader::from_source(bytes).ok()?;
+        jiff::Timestamp::from_second(i64::try_from(reader.metadata().build_epoch).ok()?).ok()
+    }
+
     /// The Anonymous IP flags set for `ip`, as a mask of [`AnonFlag::bit`]s; 0 when the IP is
     /// not in the database. A lookup error counts as "not listed": the database was verified
     /// when it loaded, and the engine must not fail.

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::{ParseError, snippet};
@@ -108,6 +109,49 @@ pub fn parse_bulk(text: &str) -> Result<Vec<IpAddr>, ParseError> {
     Ok(out)
 }
 
+/// When an exit list was current, from its own timestamps, with the field it came from:
+/// TorDNSEL's `Downloaded` header when present, else its newest record time (`Published`,
+/// `LastStatus`, `ExitAddress`); Onionoo's `relays_published`. `None` for the bulk list, which
+/// carries no time, and for a file whose times do not parse.
+pub fn data_time(bytes: &[u8]) -> Option<(Timestamp, &'static str)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    match detect(text) {
+        TorFormat::Bulk => None,
+        TorFormat::Onionoo => {
+            #[derive(Deserialize)]
+            struct Published {
+                relays_published: String,
+            }
+            let doc: Published = serde_json::from_str(text).ok()?;
+            Some((utc(&doc.relays_published)?, "Onionoo relays_published"))
+        }
+        TorFormat::TorDnsel => {
+            let mut newest: Option<Timestamp> = None;
+            for line in text.lines() {
+                let line = line.trim_start_matches('\u{feff}');
+                let (keyword, rest) = line.split_once(' ').unwrap_or((line, ""));
+                let when = match keyword {
+                    "Downloaded" => return utc(rest).map(|t| (t, "TorDNSEL Downloaded")),
+                    "Published" | "LastStatus" => rest,
+                    // `ExitAddress <ip> <date> <time>`
+                    "ExitAddress" => rest.split_once(' ').map_or("", |(_, w)| w),
+                    _ => continue,
+                };
+                if let Some(t) = utc(when) {
+                    newest = newest.max(Some(t));
+                }
+            }
+            newest.map(|t| (t, "TorDNSEL record times"))
+        }
+    }
+}
+
+/// `2018-10-11 12:07:38` (UTC, as the Tor Project writes it) as a timestamp.
+fn utc(s: &str) -> Option<Timestamp> {
+    let (date, time) = s.trim().split_once(' ')?;
+    format!("{date}T{}Z", time.trim()).parse().ok()
+}
+
 #[derive(Deserialize)]
 struct OnionooDoc {
     relays: Vec<OnionooRelay>,
@@ -189,6 +233,24 @@ mod tests {
     #[test]
     fn tordnsel_unknown_keyword_is_an_error() {
         assert!(parse_tordnsel("ExitNode A\nGarbage here\n").is_err());
+    }
+
+    #[test]
+    fn data_time_comes_from_the_list_itself() {
+        let dnsel = "ExitNode A\nPublished 2018-10-11 09:00:00\nLastStatus 2018-10-11 12:03:00\nExitAddress 192.0.2.1 2018-10-11 12:07:38\n";
+        let (t, field) = data_time(dnsel.as_bytes()).unwrap();
+        assert_eq!(
+            (t.to_string().as_str(), field),
+            ("2018-10-11T12:07:38Z", "TorDNSEL record times")
+        );
+        let with_header = format!("@type tordnsel 1.0\nDownloaded 2024-01-01 00:05:00\n{dnsel}");
+        assert_eq!(data_time(with_header.as_bytes()).unwrap().1, "TorDNSEL Downloaded");
+        let onionoo = r#"{"relays_published":"2021-10-09 12:00:00","relays":[]}"#;
+        assert_eq!(
+            data_time(onionoo.as_bytes()).unwrap().0.to_string(),
+            "2021-10-09T12:00:00Z"
+        );
+        assert_eq!(data_time(b"192.0.2.1\n"), None, "a bulk list has no time");
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! What a snapshot knows about an address: [`Facts`] for deciding (small and `Copy`, what
+//! the server caches) and [`IpFacts`] in words, for `explain`.
+
+use std::net::IpAddr;
+
+use super::Snapshot;
+use super::compile::LabelOwner;
+use crate::index::SetId;
+use crate::sources::maxmind::AnonFlag;
+
+/// Per-IP facts: everything the engine needs to know about an address, computed with one index
+/// lookup plus one lookup per MaxMind database. Small and `Copy` so the server can cache it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Facts {
+    /// Labels of every list source and inline network containing the IP.
+    pub set: SetId,
+    /// One bit per `maxmind-anonymous` source whose flags the IP carries.
+    pub anon: u64,
+    /// Autonomous system number.
+    pub asn: Option<u32>,
+    /// ISO country code.
+    pub country: Option<[u8; 2]>,
+}
+
+/// What `explain` says about an IP before any rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpFacts {
+    /// The address.
+    pub ip: Option<IpAddr>,
+    /// Sources that contain it (lists and MaxMind anonymous sources), in definition order.
+    pub sources: Vec<String>,
+    /// Rules whose inline `ip` networks contain it.
+    pub inline_rules: Vec<String>,
+    /// ASN and organization.
+    pub asn: Option<(u32, Option<String>)>,
+    /// Country code.
+    pub country: Option<String>,
+    /// MaxMind Anonymous IP flags, per database source.
+    pub maxmind_flags: Vec<(String, Vec<&'static str>)>,
+}
+
+impl Snapshot {
+    /// The facts about `ip` (normalized by the caller, see [`crate::attempt::normalize_ip`]).
+    pub fn facts(&self, ip: IpAddr) -> Facts {
+        let mut anon = 0u64;
+        for (bit, a) in self.anon.iter().enumerate() {
+            if a.db.anon_flags(ip) & a.mask != 0 {
+                anon |= 1 << bit;
+            }
+        }
+        Facts {
+            set: self.index.lookup(ip),
+            anon,
+            asn: self.asn.as_ref().and_then(|db| db.asn(ip)).map(|(n, _)| n),
+            country: self.country.as_ref().and_then(|db| db.country(ip)),
+        }
+    }
+
+    /// Everything known about `ip`, in words, for `explain`.
+    pub fn ip_facts(&self, ip: IpAddr) -> IpFacts {
+        let mut out = IpFacts {
+            ip: Some(ip),
+            ..IpFacts::default()
+        };
+        let mut in_source = vec![false; self.sources.len()];
+        for &label in self.index.labels_of(self.index.lookup(ip)) {
+            match self.label_owner.get(label as usize) {
+                Some(LabelOwner::Source(s)) => in_source[*s] = true,
+                Some(LabelOwner::Rule(r)) => {
+                    let id = &self.policy.rules[*r].id;
+                    if !out.inline_rules.contains(id) {
+                        out.inline_rules.push(id.clone());
+                    }
+                }
+                None => {}
+            }
+        }
+        // One lookup per database: membership follows from the flags, as in `facts`.
+        for (bit, a) in self.anon.iter().enumerate() {
+            let flags = a.db.anon_flags(ip);
+            let owner = self.anon_owner[bit];
+            if flags & a.mask != 0 {
+                in_source[owner] = true;
+            }
+            out.maxmind_flags
+                .push((self.sources[owner].name.clone(), AnonFlag::names(flags)));
+        }
+        out.sources = self
+            .sources
+            .iter()
+            .zip(in_source)
+            .filter(|(_, hit)| *hit)
+            .map(|(s, _)| s.name.clone())
+            .collect();
+        out.asn = self.asn.as_ref().and_then(|db| db.asn(ip));
+        out.country = self
+            .country
+            .as_ref()
+            .and_then(|db| db.country(ip))
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        out
+    }
+}
