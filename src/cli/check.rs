@@ -94,7 +94,7 @@ pub fn trace_json(snap: &Snapshot, trace: &[Step]) -> Value {
                 let (outcome, key) = (s.outcome.name(), s.outcome.key().map(|k| k.as_str()));
                 json!({
                     "rule_id": r.id,
-                    "origin": r.origin.to_string(),
+                    "origin": r.location.to_string(),
                     "outcome": outcome,
                     "key": key,
                     "detail": s.outcome.describe(),
@@ -181,7 +181,7 @@ pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>
             n + 1,
             r.id,
             r.verdict,
-            r.origin,
+            r.location,
             step.outcome.describe()
         );
     }

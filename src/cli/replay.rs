@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::{ExitCode, load_or_report};
-use crate::server::proto::{self, Limits};
+use crate::server::proto::{self, RequestLimits};
 use editgate_core::decision::Verdict;
 use editgate_core::engine::decide_untraced;
 
@@ -96,7 +96,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
             proto::to_attempt(
                 &mut req,
                 now,
-                Limits {
+                RequestLimits {
                     max_forwarded_for: usize::MAX,
                 },
             )

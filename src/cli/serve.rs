@@ -13,7 +13,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use super::ExitCode;
-use crate::server::{self, Settings, State};
+use crate::server::{self, Config, State};
 use editgate_core::load::LoadError;
 use editgate_core::policy::parse_duration;
 
@@ -132,8 +132,8 @@ pub struct ConfigFile {
 /// Fully resolved serve settings.
 #[derive(Debug)]
 pub struct Resolved {
-    /// Service settings.
-    pub settings: Settings,
+    /// Service configuration.
+    pub config: Config,
     /// gRPC address.
     pub listen: SocketAddr,
     /// HTTP address.
@@ -219,43 +219,43 @@ impl ServeArgs {
             .clone()
             .or(cfg.policies)
             .unwrap_or_else(|| PathBuf::from("policies"));
-        let mut settings = Settings::new(policies);
+        let mut config = Config::new(policies);
         if let Some(n) = self.cache_capacity.or(cfg.cache_capacity) {
-            settings.cache_capacity = n;
+            config.cache_capacity = n;
         }
         if let Some(t) = self.cache_ttl.clone().or(cfg.cache_ttl) {
-            settings.cache_ttl = duration_setting("cache_ttl", &t, SECOND, 7 * DAY)?;
+            config.cache_ttl = duration_setting("cache_ttl", &t, SECOND, 7 * DAY)?;
         }
         if let Some(n) = self.max_message_bytes.or(cfg.max_message_bytes) {
-            settings.max_message_bytes = number_setting("max_message_bytes", n, 1024, 64 << 20)?;
+            config.max_message_bytes = number_setting("max_message_bytes", n, 1024, 64 << 20)?;
         }
         if let Some(n) = self.max_forwarded_for.or(cfg.max_forwarded_for) {
-            settings.limits.max_forwarded_for = number_setting("max_forwarded_for", n, 0, 1024)?;
+            config.limits.max_forwarded_for = number_setting("max_forwarded_for", n, 0, 1024)?;
         }
-        settings.watch = !self.no_watch && cfg.watch.unwrap_or(true);
-        settings.deny_warnings = self.deny_warnings || cfg.deny_warnings.unwrap_or(false);
+        config.watch = !self.no_watch && cfg.watch.unwrap_or(true);
+        config.deny_warnings = self.deny_warnings || cfg.deny_warnings.unwrap_or(false);
         if let Some(t) = self.reload_debounce.clone().or(cfg.reload_debounce) {
-            settings.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
+            config.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
         }
         if let Some(n) = self.max_concurrent_requests.or(cfg.max_concurrent_requests) {
-            settings.max_concurrent_requests = n;
+            config.max_concurrent_requests = n;
         }
         if let Some(t) = self.request_timeout.clone().or(cfg.request_timeout) {
-            settings.request_timeout = duration_setting("request_timeout", &t, Duration::from_millis(1), HOUR)?;
+            config.request_timeout = duration_setting("request_timeout", &t, Duration::from_millis(1), HOUR)?;
         }
         if let Some(t) = self.drain_timeout.clone().or(cfg.drain_timeout) {
-            settings.drain_timeout = duration_setting("drain_timeout", &t, Duration::ZERO, HOUR)?;
+            config.drain_timeout = duration_setting("drain_timeout", &t, Duration::ZERO, HOUR)?;
         }
         if let Some(t) = self.header_timeout.clone().or(cfg.header_timeout) {
-            settings.header_timeout = duration_setting("header_timeout", &t, Duration::from_millis(100), HOUR)?;
+            config.header_timeout = duration_setting("header_timeout", &t, Duration::from_millis(100), HOUR)?;
         }
         if let Some(n) = self.max_connections.or(cfg.max_connections) {
-            settings.max_connections = number_setting("max_connections", n, 0, 1_000_000)?;
+            config.max_connections = number_setting("max_connections", n, 0, 1_000_000)?;
         }
         let cert = self.tls_cert.clone().or(cfg.tls_cert);
         let key = self.tls_key.clone().or(cfg.tls_key);
         let client_ca = self.tls_client_ca.clone().or(cfg.tls_client_ca);
-        settings.tls = match (cert, key) {
+        config.tls = match (cert, key) {
             (Some(cert), Some(key)) => Some(crate::server::TlsFiles { cert, key, client_ca }),
             (None, None) if client_ca.is_none() => None,
             (None, None) => return Err("tls_client_ca needs tls_cert and tls_key".to_owned()),
@@ -271,7 +271,7 @@ impl ServeArgs {
             return Err(format!("log_format: `{log_format}`, expected `text` or `json`"));
         }
         Ok(Resolved {
-            settings,
+            config,
             listen: self
                 .listen
                 .or(cfg.listen)
@@ -330,15 +330,15 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 async fn serve(r: Resolved) -> ExitCode {
-    if let Some(files) = &r.settings.tls {
+    if let Some(files) = &r.config.tls {
         // Refuse to start on unusable certificate files, naming them.
         if let Err(e) = crate::server::tls::rustls_config(files) {
             eprintln!("error: {e:#}");
             return ExitCode::Usage;
         }
     }
-    let policies = r.settings.policies.clone();
-    let state = match State::load(r.settings) {
+    let policies = r.config.policies.clone();
+    let state = match State::load(r.config) {
         Ok(s) => s,
         Err(LoadError::Invalid(errors)) => {
             for e in &errors.0 {

@@ -55,12 +55,12 @@ pub fn run(args: &TestArgs) -> ExitCode {
         if result.passed() {
             passed += 1;
             if args.verbose {
-                println!("ok   {} ({})", case.name, case.origin);
+                println!("ok   {} ({})", case.name, case.location);
             }
             continue;
         }
         failed += 1;
-        println!("FAIL {} ({})", case.name, case.origin);
+        println!("FAIL {} ({})", case.name, case.location);
         for f in &result.failures {
             println!("     {f}");
         }

@@ -131,9 +131,9 @@ pub fn accept(
     state: &Arc<State>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (mpsc::Receiver<Conn<TcpStream>>, Accepting) {
-    let cap = connection_cap(state.settings.max_connections);
+    let cap = connection_cap(state.config.max_connections);
     let slots = Arc::new(Semaphore::new(cap));
-    let first_bytes = state.settings.header_timeout;
+    let first_bytes = state.config.header_timeout;
     let label = PortLabel { port };
     let open = state.metrics.connections.get_or_create(&label).clone();
     let refused = state.metrics.connections_refused.get_or_create(&label).clone();

@@ -86,7 +86,7 @@ async fn run(state: Arc<State>) {
             if next > now {
                 continue;
             }
-            let dir = state.settings.policies.clone();
+            let dir = state.config.policies.clone();
             let d = def.clone();
             let guard = ShrinkGuard {
                 serving: i

@@ -30,7 +30,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    let tls = match &state.settings.tls {
+    let tls = match &state.config.tls {
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::rustls_config(files)?)),
         None => None,
     };
@@ -38,7 +38,7 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(state.settings.header_timeout);
+        .header_read_timeout(state.config.header_timeout);
     loop {
         let conn = tokio::select! {
             c = conns.recv() => match c {
@@ -78,7 +78,7 @@ pub async fn serve(
 
 /// The HTTP routes.
 pub fn router(state: Arc<State>) -> Router {
-    let limit = state.settings.max_message_bytes;
+    let limit = state.config.max_message_bytes;
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -87,7 +87,7 @@ pub fn router(state: Arc<State>) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            super::limits::http_limit,
+            super::admission::http_limit,
         ))
         .with_state(state)
 }

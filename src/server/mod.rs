@@ -10,12 +10,12 @@
 //! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
 //! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
 
+pub mod admission;
 pub mod conn;
 pub mod decision_log;
 pub mod fetcher;
 pub mod health;
 pub mod http;
-pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod reload;
@@ -37,11 +37,11 @@ use crate::cache::FactsCache;
 use editgate_core::engine::{Snapshot, decide_with_facts};
 use editgate_core::load::{LoadError, LoadOptions, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};
-use proto::{CheckRequest, CheckResponse, Limits};
+use proto::{CheckRequest, CheckResponse, RequestLimits};
 
 /// Service settings (see the configuration reference in docs/operations.md).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Config {
     /// The policy directory.
     pub policies: PathBuf,
     /// Facts cache capacity in addresses; 0 disables the cache.
@@ -51,7 +51,7 @@ pub struct Settings {
     /// Largest accepted gRPC message, bytes.
     pub max_message_bytes: usize,
     /// Request limits.
-    pub limits: Limits,
+    pub limits: RequestLimits,
     /// Watch the policy directory and source files and reload on change.
     pub watch: bool,
     /// Quiet period before a watched change triggers a reload (and no file may still be
@@ -86,7 +86,7 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-impl Settings {
+impl Config {
     /// Defaults for a policy directory.
     pub fn new(policies: PathBuf) -> Self {
         Self {
@@ -94,7 +94,7 @@ impl Settings {
             cache_capacity: 100_000,
             cache_ttl: Duration::from_secs(300),
             max_message_bytes: 64 * 1024,
-            limits: Limits::default(),
+            limits: RequestLimits::default(),
             watch: true,
             debounce: Duration::from_secs(1),
             deny_warnings: false,
@@ -184,12 +184,12 @@ pub struct State {
     pub cache: FactsCache,
     /// The metrics.
     pub metrics: Metrics,
-    /// The settings.
-    pub settings: Settings,
+    /// The service configuration.
+    pub config: Config,
     /// The opt-in decision log.
     pub decision_log: decision_log::DecisionLog,
     /// Admission control for both ports.
-    pub admission: Arc<limits::Admission>,
+    pub admission: Arc<admission::Admission>,
     /// Fetch results of `url` sources, by source name.
     fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
     /// `url` sources of a policy that could not load because they have no copy yet: the
@@ -220,7 +220,7 @@ fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded
                     .filter(denied)
                     .map(|w| {
                         editgate_core::policy::PolicyError::new(
-                            w.origin.clone(),
+                            w.location.clone(),
                             format!("warning[{}] denied by --deny-warnings: {}", w.lint.as_str(), w.message),
                         )
                     })
@@ -233,10 +233,10 @@ fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded
 
 impl State {
     /// Loads the policy directory for the first time. Fails when it is invalid (or, with
-    /// [`Settings::deny_warnings`], has warnings): a server never starts on a broken policy.
-    pub fn load(settings: Settings) -> Result<Arc<Self>, LoadError> {
+    /// [`Config::deny_warnings`], has warnings): a server never starts on a broken policy.
+    pub fn load(config: Config) -> Result<Arc<Self>, LoadError> {
         let started = Instant::now();
-        let loaded = deny_warnings(load_dir(&settings.policies, Timestamp::now()), settings.deny_warnings)?;
+        let loaded = deny_warnings(load_dir(&config.policies, Timestamp::now()), config.deny_warnings)?;
         for w in &loaded.warnings {
             tracing::warn!(lint = w.lint.as_str(), "{w}");
         }
@@ -258,10 +258,10 @@ impl State {
         }
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
-            admission: limits::Admission::new(settings.max_concurrent_requests),
-            cache: FactsCache::new(settings.cache_capacity, settings.cache_ttl),
+            admission: admission::Admission::new(config.max_concurrent_requests),
+            cache: FactsCache::new(config.cache_capacity, config.cache_ttl),
             metrics,
-            settings,
+            config,
             decision_log: log,
             fetch_status: Default::default(),
             pending_fetch: Default::default(),
@@ -381,11 +381,11 @@ impl State {
     /// reload succeeds.
     pub async fn reload_for(&self, trigger: Trigger) -> Result<ReloadOutcome, String> {
         let _serial = self.reload_lock.lock().await;
-        let dir = self.settings.policies.clone();
+        let dir = self.config.policies.clone();
         let started = Instant::now();
         let old = self.current();
         let previous = old.clone();
-        let deny = self.settings.deny_warnings;
+        let deny = self.config.deny_warnings;
         // A dedicated thread at a lower priority, paced (`editgate_core::pace`): rebuilding a large
         // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
         // a core for long while requests wait for it.
@@ -457,7 +457,7 @@ impl State {
                 for line in e.lines() {
                     tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
                 }
-                *lock(&self.pending_fetch) = unfetched_url_sources(&self.settings.policies);
+                *lock(&self.pending_fetch) = unfetched_url_sources(&self.config.policies);
                 Err(e)
             }
         };
@@ -491,7 +491,7 @@ impl State {
         if let Some(why) = &live.starting {
             return Err(Status::unavailable(why.clone()));
         }
-        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
+        let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
         let facts = self.cache.get(snap, live.generation, attempt.ip());
         let xff: Vec<_> = if snap.has_xff_rules() {
@@ -536,7 +536,7 @@ impl State {
         if let Some(why) = &live.starting {
             return Err(Status::unavailable(why.clone()));
         }
-        let attempt = proto::to_attempt(req, now, self.settings.limits)?;
+        let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
         let d = editgate_core::engine::decide(snap, &attempt, now);
         Ok(proto::ExplainResponse {
@@ -674,8 +674,8 @@ fn lower_priority() {
 
 /// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health) on `http` until
 /// `shutdown` completes; then stops accepting and lets the requests and streams in flight
-/// finish for at most [`Settings::drain_timeout`] before cutting them, and returns. With
-/// [`Settings::watch`], a file watcher reloads on change.
+/// finish for at most [`Config::drain_timeout`] before cutting them, and returns. With
+/// [`Config::watch`], a file watcher reloads on change.
 pub async fn run(
     state: Arc<State>,
     grpc: TcpListener,
@@ -687,7 +687,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let watcher = if state.settings.watch {
+    let watcher = if state.config.watch {
         Some(reload::spawn_watcher(state.clone())?)
     } else {
         None
@@ -705,7 +705,7 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
-        .max_decoding_message_size(state.settings.max_message_bytes);
+        .max_decoding_message_size(state.config.max_message_bytes);
 
     let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
     let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
@@ -715,11 +715,11 @@ pub async fn run(
         // A peer that stops answering pings is gone: its connection does not hold a slot.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let Some(files) = &state.settings.tls {
+    if let Some(files) = &state.config.tls {
         builder = builder.tls_config(tls::grpc_config(files)?)?;
     }
     let grpc_server = builder
-        .layer(limits::GrpcLimitLayer::new(state.clone()))
+        .layer(admission::GrpcLimitLayer::new(state.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -742,11 +742,11 @@ pub async fn run(
     let result = match drained {
         Some(r) => r,
         // Stopping: what is in flight gets `drain_timeout` to finish.
-        None => match tokio::time::timeout(state.settings.drain_timeout, &mut servers).await {
+        None => match tokio::time::timeout(state.config.drain_timeout, &mut servers).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(
-                    drain_timeout_ms = state.settings.drain_timeout.as_millis() as u64,
+                    drain_timeout_ms = state.config.drain_timeout.as_millis() as u64,
                     "requests or streams still open at the drain deadline: closing them"
                 );
                 Ok(())

@@ -71,12 +71,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("edit
 
 /// Request limits applied while converting.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct RequestLimits {
     /// Most `forwarded_for` entries accepted.
     pub max_forwarded_for: usize,
 }
 
-impl Default for Limits {
+impl Default for RequestLimits {
     fn default() -> Self {
         Self { max_forwarded_for: 32 }
     }
@@ -92,7 +92,7 @@ const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 /// than copied: at a million decisions a second the copies were a good part of the
 /// allocations per request. `request_id` is never touched, so an error can still name the
 /// request.
-pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: Limits) -> Result<Attempt, Status> {
+pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits) -> Result<Attempt, Status> {
     let invalid = |e: attempt::FieldError| Status::invalid_argument(e.to_string());
     if req.ip.is_empty() {
         return Err(Status::invalid_argument("ip: required"));
@@ -254,7 +254,7 @@ pub fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
             let r = &snap.rules()[s.rule as usize];
             RuleStep {
                 rule_id: r.id.clone(),
-                origin: r.origin.to_string(),
+                origin: r.location.to_string(),
                 verdict: verdict(r.verdict) as i32,
                 outcome: s.outcome.name().to_owned(),
                 key: s.outcome.key().map(|k| k.as_str()).unwrap_or_default().to_owned(),
@@ -348,7 +348,7 @@ pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
 /// A JSON request checked as the HTTP port checks it, as of `now`: `None` when the text is not
 /// a `CheckRequest` at all, else the attempt or the error naming the field. (The fuzz target
 /// `request_json` and its replay in `cargo test` check its properties.)
-pub fn json_attempt(text: &str, now: Timestamp, limits: Limits) -> Option<Result<Attempt, String>> {
+pub fn json_attempt(text: &str, now: Timestamp, limits: RequestLimits) -> Option<Result<Attempt, String>> {
     let mut req = request_from_json(text).ok()?;
     Some(to_attempt(&mut req, now, limits).map_err(|s| s.message().to_owned()))
 }
@@ -421,7 +421,7 @@ mod tests {
     #[test]
     fn a_valid_request_gives_up_its_strings_but_keeps_its_request_id() {
         let mut req = request();
-        let a = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap();
+        let a = to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap();
         assert_eq!((a.wiki(), a.action()), ("enwiki", "edit"));
         assert_eq!(a.account().groups, ["sysop"]);
         assert_eq!(a.account().rights, ["ipblock-exempt"]);
@@ -436,7 +436,7 @@ mod tests {
         ] {
             let mut req = request();
             bad(&mut req);
-            let err = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap_err();
+            let err = to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument);
             assert_eq!(req.request_id, "r-1");
         }
@@ -447,7 +447,7 @@ mod tests {
     fn negative_nanos_are_refused() {
         let mut req = request();
         req.account.as_mut().unwrap().registered_at = Some(prost_types::Timestamp { seconds: 1, nanos: -1 });
-        let err = to_attempt(&mut req, Timestamp::now(), Limits::default()).unwrap_err();
+        let err = to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap_err();
         assert!(err.message().starts_with("account.registered_at.nanos"), "{err:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! file outside it. Each trigger calls [`State::reload_for`], which builds the new snapshot
 //! on a dedicated low-priority thread and swaps it in atomically.
 //!
-//! The watcher waits until the files are quiet ([`super::Settings::debounce`] without an
+//! The watcher waits until the files are quiet ([`super::Config::debounce`] without an
 //! event) and until no file is still open for writing: a file written in place in several
 //! parts is never read half-written (the atomic way, a rename into place, needs neither).
 //! It watches the policy directory's path, not only the directory it found at start: when
@@ -135,7 +135,7 @@ enum Seen {
 pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<BackgroundTask> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
     let (hup_tx, mut hup_rx) = mpsc::unbounded_channel::<Trigger>();
-    let mut root = Root::new(&state.settings.policies);
+    let mut root = Root::new(&state.config.policies);
     let owner = state.clone();
     let root_path = root.path.clone();
     let root_name = root_path.file_name().map(|n| n.to_owned());
@@ -187,7 +187,7 @@ pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<BackgroundTask> {
         watch(&mut watcher, dir, RecursiveMode::NonRecursive);
     }
     *super::lock(&state.reload_requests) = Some(hup_tx);
-    let debounce = state.settings.debounce;
+    let debounce = state.config.debounce;
     let task = tokio::spawn(async move {
         loop {
             let trigger = tokio::select! {
@@ -205,7 +205,7 @@ pub fn spawn_watcher(state: Arc<State>) -> anyhow::Result<BackgroundTask> {
                     None => return,
                 },
             };
-            let now = Root::new(&state.settings.policies);
+            let now = Root::new(&state.config.policies);
             if now.identity != root.identity {
                 tracing::info!(dir = %now.path.display(), "the policy directory was replaced: watching the new one");
                 let _ = watcher.unwatch(&root.path);

@@ -41,7 +41,7 @@ impl EditGate for EditGateService {
     ) -> Result<Response<Self::CheckStreamStream>, Status> {
         let Some(permit) = self.state.admission.try_enter() else {
             self.state.metrics.shed("CheckStream");
-            return Err(super::limits::overloaded());
+            return Err(super::admission::overloaded());
         };
         let state = self.state.clone();
         let mut index = 0u64;

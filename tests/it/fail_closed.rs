@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use editgate::server::Settings;
+use editgate::server::Config;
 use editgate::server::proto::{AccountKind, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -160,7 +160,7 @@ const SHRINK_GLOBAL: &str = "[sources.blocks]\nkind = \"ip-list\"\npath = \"bloc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shrunken_list_keeps_the_serving_copy_until_confirmed() {
     let dir = policy_dir(&[("global.toml", SHRINK_GLOBAL), ("blocks.txt", &blocks_policy(100))]);
-    let mut s = Settings::new(dir.path().to_owned());
+    let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
     let srv = Running::start_with(s).await;
     let mut c = srv.client().await;
@@ -314,7 +314,7 @@ async fn a_reload_adding_a_url_source_waits_for_its_first_fetch() {
 async fn a_policy_file_written_in_parts_is_never_applied_half_written() {
     let full = "[settings]\ndefault = \"allow\"\n\n[sources.blocks]\nkind = \"ip-list\"\npath = \"blocks.txt\"\nmin_entries = 1\n\n[[rule]]\nid = \"hard-block\"\nverdict = \"block\"\nwhen.ip_in = [\"blocks\"]\n";
     let dir = policy_dir(&[("global.toml", full), ("blocks.txt", "192.0.2.0/24\n")]);
-    let srv = Running::start_with(Settings::new(dir.path().to_owned())).await;
+    let srv = Running::start_with(Config::new(dir.path().to_owned())).await;
     let c = srv.client().await;
     let stop = Arc::new(AtomicBool::new(false));
     let allowed = Arc::new(AtomicU64::new(0));
@@ -342,7 +342,7 @@ async fn a_policy_file_written_in_parts_is_never_applied_half_written() {
         .unwrap();
     std::io::Write::write_all(&mut f, head.as_bytes()).unwrap();
     std::io::Write::flush(&mut f).unwrap();
-    tokio::time::sleep(Settings::new(path.clone()).debounce * 2).await;
+    tokio::time::sleep(Config::new(path.clone()).debounce * 2).await;
     std::io::Write::write_all(&mut f, tail.replace("hard-block", "hard-block-v2").as_bytes()).unwrap();
     drop(f);
     let mut c2 = c.clone();
@@ -371,7 +371,7 @@ async fn a_policy_file_written_in_parts_is_never_applied_half_written() {
 async fn deny_warnings_refuses_a_policy_with_warnings_on_every_reload() {
     let good = "[[rule]]\nid = \"r\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
     let dir = policy_dir(&[("global.toml", good), ("x.txt", "192.0.2.1\n")]);
-    let mut s = Settings::new(dir.path().to_owned());
+    let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
     s.deny_warnings = true;
     let srv = Running::start_with(s).await;
@@ -417,7 +417,7 @@ async fn healthz_and_metrics_say_degraded_and_why() {
         ("empty.txt", ""),
         ("key", "0123456789abcdef0123"),
     ]);
-    let mut s = Settings::new(dir.path().to_owned());
+    let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
     let srv = Running::start_with(s).await;
     let mut c = srv.client().await;
@@ -479,7 +479,7 @@ async fn a_policy_directory_moved_and_copied_back_is_still_watched() {
     let top = tempfile::tempdir().unwrap();
     let dir = top.path().join("policies");
     write(&dir, "global.toml", V1);
-    let mut s = Settings::new(dir.clone());
+    let mut s = Config::new(dir.clone());
     s.debounce = Duration::from_millis(100);
     let srv = Running::start_with(s).await;
     let mut c = srv.client().await;
@@ -501,7 +501,7 @@ async fn a_swapped_symlink_is_followed_and_watched() {
     write(&top.path().join("v2"), "global.toml", &V1.replace("v1", "v2"));
     let current = top.path().join("current");
     std::os::unix::fs::symlink("v1", &current).unwrap();
-    let mut s = Settings::new(current.clone());
+    let mut s = Config::new(current.clone());
     s.debounce = Duration::from_millis(100);
     let srv = Running::start_with(s).await;
     let mut c = srv.client().await;
@@ -517,7 +517,7 @@ async fn a_swapped_symlink_is_followed_and_watched() {
     .await;
 }
 
-// --- 5. Settings out of range ----------------------------------------------------------------
+// --- 5. Config out of range ----------------------------------------------------------------
 
 #[test]
 fn settings_out_of_range_are_refused_naming_the_setting() {
@@ -609,7 +609,7 @@ fn a_list_larger_than_max_bytes_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_does_not_wedge_reloads() {
     let dir = policy_dir(&[("global.toml", SHRINK_GLOBAL), ("blocks.txt", &blocks_policy(10))]);
-    let mut s = Settings::new(dir.path().to_owned());
+    let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
     let srv = Running::start_with(s).await;
     std::fs::remove_file(dir.path().join("blocks.txt")).unwrap();
@@ -1050,7 +1050,7 @@ fn positions_and_words_for_hard_inputs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_are_json_and_malformed_protobuf_is_invalid_argument() {
-    let mut s = Settings::new(shipped_policies());
+    let mut s = Config::new(shipped_policies());
     s.watch = false;
     s.max_message_bytes = 2048;
     let srv = Running::start_with(s).await;
@@ -1135,7 +1135,7 @@ impl tonic::codec::Decoder for RawCodec {
 async fn an_anonymous_requests_registration_time_never_counts() {
     let global = "[[rule]]\nid = \"young\"\nverdict = \"block\"\nwhen.max_age = \"1d\"\n";
     let dir = policy_dir(&[("global.toml", global)]);
-    let mut s = Settings::new(dir.path().to_owned());
+    let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
     let srv = Running::start_with(s).await;
     let (_, body) = http_post(

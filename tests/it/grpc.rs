@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use editgate::server::proto::edit_gate_client::EditGateClient;
 use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, Verdict};
-use editgate::server::{self, Settings, State};
+use editgate::server::{self, Config, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -27,12 +27,12 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) async fn start(dir: &Path) -> Self {
-        let mut settings = Settings::new(dir.to_owned());
+        let mut settings = Config::new(dir.to_owned());
         settings.debounce = Duration::from_millis(50);
         Self::start_with(settings).await
     }
 
-    pub(crate) async fn start_with(settings: Settings) -> Self {
+    pub(crate) async fn start_with(settings: Config) -> Self {
         let state = State::load(settings).expect("policy loads");
         let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let h = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use editgate::server::Settings;
+use editgate::server::Config;
 use editgate::server::proto::edit_gate_client::EditGateClient;
 use editgate::server::proto::{AccountKind, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,8 +15,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use crate::common::{policy_dir, shipped_policies, write};
 use crate::grpc::{Running, check, http_get, http_post, metric, req};
 
-fn settings(dir: &Path) -> Settings {
-    let mut s = Settings::new(dir.to_owned());
+fn settings(dir: &Path) -> Config {
+    let mut s = Config::new(dir.to_owned());
     s.watch = false;
     s
 }

@@ -24,7 +24,7 @@ use crate::ExitCode;
 use editgate::server::proto::edit_gate_client::EditGateClient;
 use editgate::server::proto::edit_gate_server::{EditGate, EditGateServer};
 use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
-use editgate::server::{self, Settings, State};
+use editgate::server::{self, Config, State};
 use editgate_core::load::{parse_list_checked, read_policy_files};
 use editgate_testkit::synth::{Rng, write_policy};
 
@@ -353,7 +353,7 @@ async fn start_servers(a: &LoadgenArgs, policies: &Path) -> anyhow::Result<Serve
     let (editgate, state) = match a.target {
         Some(t) => (t, None),
         None => {
-            let mut settings = Settings::new(policies.to_owned());
+            let mut settings = Config::new(policies.to_owned());
             settings.watch = false;
             settings.cache_capacity = a.cache_capacity;
             let state = State::load(settings)?;

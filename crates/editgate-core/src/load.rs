@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::engine::{AgeFrom, DataTime, Snapshot, SourceContent, SourceData};
 use crate::files::{MAX_KEY_BYTES, MAX_POLICY_FILE_BYTES, read_regular};
 use crate::pace::Pacer;
-use crate::policy::{self, Origin, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
+use crate::policy::{self, Location, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
 use crate::sources::maxmind::MaxmindDb;
 use crate::sources::{ParseError, SourceKind, iplist, tor};
 use ipnet::IpNet;
@@ -76,14 +76,14 @@ fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Re
     let key_path = dir.join(&s.key_file);
     let key = read_regular(&key_path, MAX_KEY_BYTES).map_err(|e| {
         PolicyError::new(
-            s.origin.clone(),
+            s.location.clone(),
             format!("decision_log: cannot read key file `{}`: {e}", s.key_file),
         )
     })?;
     let key = key.trim_ascii().to_vec();
     if key.len() < 16 {
         return Err(PolicyError::new(
-            s.origin.clone(),
+            s.location.clone(),
             format!(
                 "decision_log: key file `{}` holds {} bytes; use at least 16 random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
                 s.key_file,
@@ -121,7 +121,7 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else {
                     errors.push(PolicyError::new(
-                        Origin::file(&format!("wikis/{}", name.to_string_lossy())),
+                        Location::file(&format!("wikis/{}", name.to_string_lossy())),
                         "the file name is not valid UTF-8; name wiki files `<wiki id>.toml`",
                     ));
                     continue;
@@ -131,7 +131,7 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
                 }
                 if !name.ends_with(".toml") {
                     errors.push(PolicyError::new(
-                        Origin::file(&format!("wikis/{name}")),
+                        Location::file(&format!("wikis/{name}")),
                         "not a wiki file: name wiki files `<wiki id>.toml` (lower-case `.toml`); move anything else out of `wikis/`",
                     ));
                     continue;
@@ -151,18 +151,18 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
                 Ok(text) => files.push(PolicyFile { path: rel, text }),
                 Err(e) => {
                     let at = match crate::sources::utf8(e.as_bytes()) {
-                        Err(p) => Origin {
+                        Err(p) => Location {
                             file: rel.clone(),
                             line: p.line,
                             column: p.column,
                         },
-                        Ok(_) => Origin::file(&rel),
+                        Ok(_) => Location::file(&rel),
                     };
                     errors.push(PolicyError::new(at, "not valid UTF-8 text"));
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel == "global.toml" => {}
-            Err(e) => errors.push(PolicyError::new(Origin::file(&rel), format!("cannot read: {e}"))),
+            Err(e) => errors.push(PolicyError::new(Location::file(&rel), format!("cannot read: {e}"))),
         }
     }
     if errors.is_empty() {
@@ -346,7 +346,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
                         None => format!("it has no copy at `{}` yet (never fetched)", def.path),
                     };
                     errors.push(PolicyError::new(
-                        def.origin.clone(),
+                        def.location.clone(),
                         format!(
                             "source `{}`: {why}; the serving snapshot stays until a good copy is saved",
                             def.name
@@ -365,7 +365,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
             }
             Err(e) => {
                 errors.push(PolicyError::new(
-                    def.origin.clone(),
+                    def.location.clone(),
                     format!("source `{}`: cannot read `{}`: {e}", def.name, def.path),
                 ));
                 continue;
@@ -394,7 +394,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         match parsed {
             Ok(content) => data.push(SourceData { content, time }),
             Err(e) => errors.push(PolicyError::new(
-                Origin {
+                Location {
                     file: def.path.clone(),
                     line: e.line,
                     column: e.column,

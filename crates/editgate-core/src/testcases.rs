@@ -19,7 +19,7 @@ use crate::decision::{Decision, Verdict};
 use crate::engine::{Snapshot, decide};
 use crate::policy::check::toml_error;
 use crate::policy::{
-    Origin, PolicyError, PolicyErrors, PolicyFile, hint, parse_account_kind, parse_duration, parse_verdict,
+    Location, PolicyError, PolicyErrors, PolicyFile, hint, parse_account_kind, parse_duration, parse_verdict,
 };
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +75,7 @@ pub struct Case {
     /// The case name.
     pub name: String,
     /// Where the case starts.
-    pub origin: Origin,
+    pub location: Location,
     /// Evaluation time.
     pub now: Timestamp,
     /// The attempt.
@@ -119,9 +119,9 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
                 continue;
             }
         };
-        let at = |span: std::ops::Range<usize>| Origin::at(&file.path, &file.text, span.start);
+        let at = |span: std::ops::Range<usize>| Location::at(&file.path, &file.text, span.start);
         for rc in &raw.cases {
-            let origin = at(rc.span());
+            let location = at(rc.span());
             let c = rc.get_ref();
             let before = errors.len();
             let case_now = match &c.now {
@@ -210,7 +210,7 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
             };
             cases.push(Case {
                 name: c.name.clone(),
-                origin,
+                location,
                 now: case_now,
                 attempt,
                 verdict,

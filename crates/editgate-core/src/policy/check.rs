@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
 use super::{
-    Cond, DecisionLogSettings, Mode, Origin, Policy, PolicyError, PolicyErrors, PolicyFile, Remote, Rule, Settings,
+    Cond, DecisionLogSettings, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Remote, Rule, Settings,
     SourceDef, Stage, Warning, WikiPolicy, format_duration, hint, is_wiki_id, parse_account_kind, parse_duration,
     parse_verdict,
 };
@@ -29,12 +29,12 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
     let mut policy = Policy::default();
     let Some(global) = files.iter().find(|f| f.path == "global.toml") else {
         return Err(PolicyErrors(vec![PolicyError::new(
-            Origin::file("global.toml"),
+            Location::file("global.toml"),
             "missing: every policy directory needs a global.toml",
         )]));
     };
 
-    let mut ids: HashMap<String, Origin> = HashMap::new();
+    let mut ids: HashMap<String, Location> = HashMap::new();
     // What global.toml declares, valid or not: a reference to a source whose definition has
     // its own error, or to any source when global.toml does not parse, is not reported again
     // as "unknown" (one root cause, one error).
@@ -71,7 +71,7 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             .count();
         if anon > MAX_ANON_SOURCES {
             cx.errors.push(PolicyError::new(
-                Origin::file(&global.path),
+                Location::file(&global.path),
                 format!("{anon} `maxmind-anonymous` sources; at most {MAX_ANON_SOURCES} are supported"),
             ));
         }
@@ -79,7 +79,7 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             let mut of_kind = policy.sources.iter().filter(|s| s.kind == kind);
             if let (Some(_), Some(second)) = (of_kind.next(), of_kind.next()) {
                 cx.errors.push(PolicyError::new(
-                    second.origin.clone(),
+                    second.location.clone(),
                     format!("a second `{kind}` source `{}`; define at most one", second.name),
                 ));
             }
@@ -94,7 +94,7 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
         };
         if !is_wiki_id(stem) {
             errors.push(PolicyError::new(
-                Origin::file(&file.path),
+                Location::file(&file.path),
                 format!(
                     "`{}` is not a valid wiki id: name wiki files `<wiki id>.toml`, the id in lower-case letters, digits, `_` and `-` (like `enwiki.toml`)",
                     crate::sources::snippet(stem)
@@ -130,7 +130,11 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
 
     if !errors.is_empty() {
         errors.sort_by(|a, b| {
-            (&a.origin.file, a.origin.line, a.origin.column).cmp(&(&b.origin.file, b.origin.line, b.origin.column))
+            (&a.location.file, a.location.line, a.location.column).cmp(&(
+                &b.location.file,
+                b.location.line,
+                b.location.column,
+            ))
         });
         return Err(PolicyErrors(errors));
     }
@@ -152,9 +156,9 @@ fn parse_file(file: &PolicyFile, errors: &mut Vec<PolicyError>) -> Option<RawFil
 /// A TOML or serde error as a [`PolicyError`] with `file:line:col`.
 pub fn toml_error(file: &PolicyFile, e: &toml::de::Error) -> PolicyError {
     let at = e.span().map(|s| s.start).or_else(|| deep_key_offset(&file.text));
-    let origin = match at {
-        Some(offset) => Origin::at(&file.path, &file.text, offset),
-        None => Origin::file(&file.path),
+    let location = match at {
+        Some(offset) => Location::at(&file.path, &file.text, offset),
+        None => Location::file(&file.path),
     };
     let message = match e.message().trim() {
         "recursion limit" => format!(
@@ -162,7 +166,7 @@ pub fn toml_error(file: &PolicyFile, e: &toml::de::Error) -> PolicyError {
         ),
         m => describe_serde_message(m),
     };
-    PolicyError::new(origin, message)
+    PolicyError::new(location, message)
 }
 
 /// The toml crate refuses keys of this many dotted parts or more.
@@ -270,13 +274,13 @@ impl<'a> Cx<'a> {
         Self { file, errors }
     }
 
-    fn origin(&self, span: Range<usize>) -> Origin {
-        Origin::at(&self.file.path, &self.file.text, span.start)
+    fn location(&self, span: Range<usize>) -> Location {
+        Location::at(&self.file.path, &self.file.text, span.start)
     }
 
     fn err(&mut self, span: Range<usize>, msg: impl Into<String>) {
-        let origin = self.origin(span);
-        self.errors.push(PolicyError::new(origin, msg));
+        let location = self.location(span);
+        self.errors.push(PolicyError::new(location, msg));
     }
 
     fn verdict(&mut self, v: &Spanned<String>) -> Option<Verdict> {
@@ -397,7 +401,7 @@ impl<'a> Cx<'a> {
                 key_file: d.key_file.get_ref().clone(),
                 sample_rate: rate,
                 max_bytes: d.max_bytes,
-                origin: self.origin(dl.span()),
+                location: self.location(dl.span()),
             })
         });
         Settings {
@@ -535,7 +539,7 @@ impl<'a> Cx<'a> {
             max_bytes,
             max_age_secs,
             flags,
-            origin: self.origin(name.span()),
+            location: self.location(name.span()),
         })
     }
 
@@ -544,10 +548,10 @@ impl<'a> Cx<'a> {
         raw: &Spanned<RawRule>,
         wiki: Option<&str>,
         sources: &Known<'_>,
-        ids: &mut HashMap<String, Origin>,
+        ids: &mut HashMap<String, Location>,
     ) -> Option<Rule> {
         let r: &RawRule = raw.get_ref();
-        let origin = self.origin(raw.span());
+        let location = self.location(raw.span());
         let id = r.id.get_ref().clone();
         let mut ok = true;
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)) {
@@ -563,7 +567,7 @@ impl<'a> Cx<'a> {
             );
             ok = false;
         } else {
-            ids.insert(id.clone(), self.origin(r.id.span()));
+            ids.insert(id.clone(), self.location(r.id.span()));
         }
         let verdict = self.verdict(&r.verdict);
         let mode = match &r.mode {
@@ -625,7 +629,7 @@ impl<'a> Cx<'a> {
             expires: if r.expires.is_some() { Some(expires?) } else { None },
             when: when?,
             unless: unless?,
-            origin,
+            location,
         })
     }
 

@@ -77,7 +77,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 rule,
                 format!(
                     "rule `{}` can never decide or report: rule `{}` at {} matches every request it matches and comes first",
-                    rule.id, earlier.id, earlier.origin
+                    rule.id, earlier.id, earlier.location
                 ),
             ));
         }
@@ -94,7 +94,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         if s.kind.is_network_list() && s.min_entries.is_none() {
             out.push(Warning {
                 lint: Lint::MissingMinEntries,
-                origin: s.origin.clone(),
+                location: s.location.clone(),
                 message: format!(
                     "list source `{}` has no `min_entries`: a truncated or emptied copy is caught only when it is empty or lost more than `max_shrink` of the serving entries (and not at all at a first start); set `min_entries` to a count a good copy never falls below, like half its usual size",
                     s.name
@@ -114,7 +114,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
             };
             out.push(Warning {
                 lint: Lint::UnusedSource,
-                origin: s.origin.clone(),
+                location: s.location.clone(),
                 message: format!("source `{}` is loaded but {how}", s.name),
             });
         }
@@ -125,7 +125,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
 fn warn(lint: Lint, rule: &Rule, message: String) -> Warning {
     Warning {
         lint,
-        origin: rule.origin.clone(),
+        location: rule.location.clone(),
         message,
     }
 }

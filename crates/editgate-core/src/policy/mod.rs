@@ -32,7 +32,7 @@ pub struct PolicyFile {
 
 /// A position in a policy file, for errors, warnings and explain.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Origin {
+pub struct Location {
     /// Path relative to the policy directory.
     pub file: String,
     /// 1-based line; 0 when not tied to a position.
@@ -41,7 +41,7 @@ pub struct Origin {
     pub column: usize,
 }
 
-impl Origin {
+impl Location {
     /// The position of byte `offset` in `text`.
     pub fn at(file: &str, text: &str, offset: usize) -> Self {
         let offset = offset.min(text.len());
@@ -66,7 +66,7 @@ impl Origin {
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
             write!(f, "{}", self.file)
@@ -78,19 +78,19 @@ impl fmt::Display for Origin {
 
 /// An error in the policy directory: a file, a position and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {message}")]
+#[error("{location}: {message}")]
 pub struct PolicyError {
     /// Where.
-    pub origin: Origin,
+    pub location: Location,
     /// What, lowercase, user input in backticks.
     pub message: String,
 }
 
 impl PolicyError {
-    /// An error at `origin`.
-    pub fn new(origin: Origin, message: impl Into<String>) -> Self {
+    /// An error at `location`.
+    pub fn new(location: Location, message: impl Into<String>) -> Self {
         Self {
-            origin,
+            location,
             message: message.into(),
         }
     }
@@ -157,14 +157,20 @@ pub struct Warning {
     /// Which lint.
     pub lint: Lint,
     /// Where.
-    pub origin: Origin,
+    pub location: Location,
     /// What, and why it matters.
     pub message: String,
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: warning[{}]: {}", self.origin, self.lint.as_str(), self.message)
+        write!(
+            f,
+            "{}: warning[{}]: {}",
+            self.location,
+            self.lint.as_str(),
+            self.message
+        )
     }
 }
 
@@ -193,7 +199,7 @@ pub struct DecisionLogSettings {
     /// Rotate to `<path>.1` past this many bytes.
     pub max_bytes: Option<u64>,
     /// Where it is configured.
-    pub origin: Origin,
+    pub location: Location,
 }
 
 impl Eq for DecisionLogSettings {}
@@ -226,7 +232,7 @@ pub struct SourceDef {
     /// For `maxmind-anonymous`: the flags that put an IP in the source.
     pub flags: Vec<AnonFlag>,
     /// Where it is defined.
-    pub origin: Origin,
+    pub location: Location,
 }
 
 // `max_shrink` is checked to lie in 0..=1, so it is never NaN.
@@ -367,7 +373,7 @@ pub struct Rule {
     /// Exempts when it holds (`None`: no `unless`).
     pub unless: Option<Cond>,
     /// Where the `[[rule]]` starts.
-    pub origin: Origin,
+    pub location: Location,
 }
 
 /// A wiki with its own file.
@@ -498,10 +504,10 @@ mod tests {
     #[test]
     fn origin_counts_lines_and_columns() {
         let text = "a = 1\nbé = 2\n";
-        assert_eq!(Origin::at("f", text, 0).to_string(), "f:1:1");
-        let o = Origin::at("f", text, text.find('=').unwrap());
+        assert_eq!(Location::at("f", text, 0).to_string(), "f:1:1");
+        let o = Location::at("f", text, text.find('=').unwrap());
         assert_eq!((o.line, o.column), (1, 3));
-        let o = Origin::at("f", text, text.rfind('=').unwrap());
+        let o = Location::at("f", text, text.rfind('=').unwrap());
         assert_eq!((o.line, o.column), (2, 4));
     }
 

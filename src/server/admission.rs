@@ -142,7 +142,7 @@ where
                 .shed(path.strip_prefix(SERVICE_PREFIX).unwrap_or(path));
             return Box::pin(std::future::ready(Ok(overloaded().into_http())));
         };
-        let deadline = self.state.settings.request_timeout;
+        let deadline = self.state.config.request_timeout;
         let fut = self.inner.call(req);
         Box::pin(async move {
             let _permit = permit;
@@ -166,7 +166,7 @@ pub async fn http_limit(AxState(state): AxState<Arc<State>>, req: Request, next:
             .shed(&format!("http{}", req.uri().path().trim_start_matches("/v1")));
         return super::http::error_response(&overloaded());
     };
-    let deadline = state.settings.request_timeout;
+    let deadline = state.config.request_timeout;
     match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(r) => r,
         Err(_) => super::http::error_response(&deadline_exceeded(deadline)),
