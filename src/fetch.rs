@@ -7,7 +7,7 @@
 //! the copy, so that freshness survives a restart without rewriting the data file.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -16,10 +16,11 @@ use editgate_core::files::read_regular;
 use editgate_core::load::{parse_checked, parse_list_checked, shrink_message};
 use editgate_core::policy::{Remote, SourceDef};
 use editgate_core::sidecar::{FetchMeta, meta_path, read_meta};
+use editgate_core::sources::ParseError;
 
-/// What one fetch did.
-#[derive(Debug)]
-pub enum FetchOutcome {
+/// A fetch that left a good copy in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
     /// A new copy was validated and saved.
     Updated {
         /// Entries of a list (0 for a database).
@@ -29,22 +30,62 @@ pub enum FetchOutcome {
     },
     /// The origin answered 304, or sent the bytes already saved: the copy is confirmed.
     NotModified,
-    /// The body arrived but failed validation (parse error, `min_entries`, too large); the
-    /// last good copy stays.
-    Rejected(String),
-    /// No usable answer: network error, timeout, HTTP error status.
-    Failed(String),
 }
 
-impl FetchOutcome {
-    /// A short label for metrics: `updated`, `not_modified`, `rejected`, `failed`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::Updated { .. } => "updated",
-            Self::NotModified => "not_modified",
-            Self::Rejected(_) => "rejected",
-            Self::Failed(_) => "failed",
-        }
+/// Why a fetch saved nothing; the last good copy stays in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source has no `url` (a file source).
+    #[error("source `{0}` has no `url`")]
+    NoUrl(String),
+    /// No answer: DNS, connection, TLS or timeout.
+    #[error("{0}")]
+    Request(#[source] Box<ureq::Error>),
+    /// The origin answered with an error status.
+    #[error("HTTP {0}")]
+    Status(ureq::http::StatusCode),
+    /// The body is larger than the source's `max_bytes`.
+    #[error("body larger than `max_bytes = {0}`")]
+    TooLarge(u64),
+    /// The body arrived but is not a valid list or database (a captive portal page, a
+    /// truncated database, fewer than `min_entries`).
+    #[error("{}{}", .0.message, if .0.line > 0 { format!(" (line {})", .0.line) } else { String::new() })]
+    Invalid(ParseError),
+    /// A valid list that lost more than `max_shrink` of the entries serving now.
+    #[error("{0}")]
+    Shrank(String),
+    /// The new copy (or its sidecar) could not be written.
+    #[error("cannot save `{}`: {source}", path.display())]
+    Save {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fetch task ended without a result (it panicked or was cancelled).
+    #[error("the fetch task ended without a result: {0}")]
+    Lost(String),
+}
+
+impl FetchError {
+    /// Whether the origin answered but the answer failed validation (`rejected`), rather than
+    /// giving no usable answer at all (`failed`).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::TooLarge(_) | Self::Invalid(_) | Self::Shrank(_))
+    }
+}
+
+/// What one fetch did.
+pub type FetchOutcome = Result<Fetched, FetchError>;
+
+/// A short label for metrics and logs: `updated`, `not_modified`, `rejected`, `failed`.
+pub fn label(outcome: &FetchOutcome) -> &'static str {
+    match outcome {
+        Ok(Fetched::Updated { .. }) => "updated",
+        Ok(Fetched::NotModified) => "not_modified",
+        Err(e) if e.is_rejection() => "rejected",
+        Err(_) => "failed",
     }
 }
 
@@ -65,14 +106,12 @@ pub struct ShrinkGuard {
 /// panics on a bad answer.
 pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) -> FetchOutcome {
     let Some(remote) = &def.remote else {
-        return FetchOutcome::Failed(format!("source `{}` has no `url`", def.name));
+        return Err(FetchError::NoUrl(def.name.clone()));
     };
     let path = dir.join(&def.path);
     let meta = read_meta(&path).filter(|m| m.url == remote.url && path.exists());
-    let body = match request(remote, def.max_bytes, meta.as_ref()) {
-        Ok(Some(answer)) => answer,
-        Ok(None) => return confirm(&path, meta.unwrap_or_default(), remote, now),
-        Err(e) => return FetchOutcome::Failed(e),
+    let Some(body) = request(remote, def.max_bytes, meta.as_ref())? else {
+        return confirm(&path, meta.unwrap_or_default(), remote, now);
     };
     if meta.is_some() && read_regular(&path, def.max_bytes).is_ok_and(|old| old == body.bytes) {
         let meta = FetchMeta {
@@ -88,17 +127,7 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
     } else {
         parse_checked(def, body.bytes.clone()).map(|_| 0)
     };
-    let entries = match parsed {
-        Ok(n) => n,
-        Err(e) => {
-            let at = if e.line > 0 {
-                format!(" (line {})", e.line)
-            } else {
-                String::new()
-            };
-            return FetchOutcome::Rejected(format!("{}{at}", e.message));
-        }
-    };
+    let entries = parsed.map_err(FetchError::Invalid)?;
     let shrank = guard
         .serving
         .filter(|_| def.kind.is_network_list())
@@ -108,12 +137,12 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
             "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
             def.name
         );
-        return FetchOutcome::Rejected(shrink_message(
+        return Err(FetchError::Shrank(shrink_message(
             def,
             guard.serving.unwrap_or_default(),
             entries,
             &confirm,
-        ));
+        )));
     }
     let meta = FetchMeta {
         url: remote.url.clone(),
@@ -121,15 +150,20 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
         last_modified: body.last_modified,
         confirmed_at: Some(now),
     };
-    if shrank && let Err(e) = editgate_core::sidecar::accept_shrink(&path, &body.bytes, entries) {
-        return FetchOutcome::Failed(format!("cannot confirm the shrink of `{}`: {e}", path.display()));
+    if shrank {
+        editgate_core::sidecar::accept_shrink(&path, &body.bytes, entries).map_err(|e| save_error(&path, e))?;
     }
-    if let Err(e) = write_atomically(&path, &body.bytes) {
-        return FetchOutcome::Failed(format!("cannot save `{}`: {e}", path.display()));
-    }
+    write_atomically(&path, &body.bytes).map_err(|e| save_error(&path, e))?;
     // The data is in place; a lost sidecar only costs one unconditional fetch later.
     let _ = save_meta(&path, &meta);
-    FetchOutcome::Updated { entries, bytes: len }
+    Ok(Fetched::Updated { entries, bytes: len })
+}
+
+fn save_error(path: &Path, source: std::io::Error) -> FetchError {
+    FetchError::Save {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn confirm(path: &Path, meta: FetchMeta, remote: &Remote, now: Timestamp) -> FetchOutcome {
@@ -138,10 +172,8 @@ fn confirm(path: &Path, meta: FetchMeta, remote: &Remote, now: Timestamp) -> Fet
         confirmed_at: Some(now),
         ..meta
     };
-    match save_meta(path, &meta) {
-        Ok(()) => FetchOutcome::NotModified,
-        Err(e) => FetchOutcome::Failed(format!("cannot save `{}`: {e}", meta_path(path).display())),
-    }
+    save_meta(path, &meta).map_err(|e| save_error(&meta_path(path), e))?;
+    Ok(Fetched::NotModified)
 }
 
 struct Body {
@@ -151,7 +183,7 @@ struct Body {
 }
 
 /// One GET with the validators of `meta`, reading at most `max_bytes`. `Ok(None)` is a 304.
-fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<Option<Body>, String> {
+fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<Option<Body>, FetchError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(remote.timeout_secs.max(1) as u64)))
         .http_status_as_error(false)
@@ -167,13 +199,13 @@ fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<
             req = req.header("If-Modified-Since", lm);
         }
     }
-    let mut resp = req.call().map_err(|e| e.to_string())?;
+    let mut resp = req.call().map_err(|e| FetchError::Request(Box::new(e)))?;
     let status = resp.status();
     if status == ureq::http::StatusCode::NOT_MODIFIED {
         return Ok(None);
     }
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        return Err(FetchError::Status(status));
     }
     let header = |name: &str| {
         resp.headers()
@@ -189,8 +221,8 @@ fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<
         .limit(max_bytes)
         .read_to_vec()
         .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(n) => format!("body larger than `max_bytes = {n}`"),
-            e => e.to_string(),
+            ureq::Error::BodyExceedsLimit(n) => FetchError::TooLarge(n),
+            e => FetchError::Request(Box::new(e)),
         })?;
     Ok(Some(Body {
         bytes,

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::{ExitCode, load_or_report};
-use crate::fetch::{FetchOutcome, ShrinkGuard, fetch};
+use crate::fetch::{Fetched, ShrinkGuard, fetch, label};
 use editgate_core::files::read_regular;
 use editgate_core::load::parse_list_checked;
 
@@ -61,13 +61,13 @@ pub fn run(args: &FetchArgs) -> ExitCode {
         };
         let outcome = fetch(&args.dir, def, Timestamp::now(), guard);
         match &outcome {
-            FetchOutcome::Updated { entries, bytes } => {
+            Ok(Fetched::Updated { entries, bytes }) => {
                 println!("{}: updated: {entries} entries, {bytes} bytes → {}", def.name, def.path);
             }
-            FetchOutcome::NotModified => println!("{}: not modified", def.name),
-            FetchOutcome::Rejected(why) | FetchOutcome::Failed(why) => {
+            Ok(Fetched::NotModified) => println!("{}: not modified", def.name),
+            Err(why) => {
                 failed += 1;
-                eprintln!("{}: {}: {why} (the last good copy is kept)", def.name, outcome.label());
+                eprintln!("{}: {}: {why} (the last good copy is kept)", def.name, label(&outcome));
             }
         }
     }

@@ -39,8 +39,8 @@ impl From<ExitCode> for std::process::ExitCode {
 pub fn load_or_report(dir: &Path, now: Timestamp) -> Result<Loaded, ExitCode> {
     match load_dir(dir, now) {
         Ok(l) => Ok(l),
-        Err(LoadError::Io { path, message }) => {
-            eprintln!("error: cannot read policy directory `{}`: {message}", path.display());
+        Err(e @ LoadError::Io { .. }) => {
+            eprintln!("error: {e}");
             Err(ExitCode::Usage)
         }
         Err(LoadError::Invalid(errors)) => {

@@ -377,7 +377,7 @@ async fn serve(r: Resolved) -> ExitCode {
     );
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     #[cfg(unix)]
-    let _hup = match server::reload::spawn_sighup(state.clone()) {
+    let _hup = match server::watch::spawn_sighup(state.clone()) {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::warn!("cannot handle SIGHUP: {e}");

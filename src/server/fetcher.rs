@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::State;
-use crate::fetch::{FetchOutcome, ShrinkGuard, fetch};
+use crate::fetch::{FetchError, Fetched, ShrinkGuard, fetch, label};
 
 /// What the health endpoint shows of a `url` source's fetching.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -38,8 +38,8 @@ fn backoff(failures: u32, refresh: Duration) -> Duration {
 }
 
 /// Runs until the returned task is dropped.
-pub fn spawn(state: Arc<State>) -> super::reload::BackgroundTask {
-    super::reload::BackgroundTask::new(tokio::spawn(run(state)))
+pub fn spawn(state: Arc<State>) -> super::BackgroundTask {
+    super::BackgroundTask::new(tokio::spawn(run(state)))
 }
 
 async fn run(state: Arc<State>) {
@@ -97,26 +97,26 @@ async fn run(state: Arc<State>) {
             };
             let outcome = tokio::task::spawn_blocking(move || fetch(&dir, &d, Timestamp::now(), guard))
                 .await
-                .unwrap_or_else(|e| FetchOutcome::Failed(format!("fetch task failed: {e}")));
+                .unwrap_or_else(|e| Err(FetchError::Lost(e.to_string())));
             let finished = Timestamp::now();
-            state.metrics.fetched(&def.name, outcome.label());
+            state.metrics.fetched(&def.name, label(&outcome));
             let failures = state.record_fetch(&def.name, &outcome, finished);
             let wait = match &outcome {
-                FetchOutcome::Updated { entries, bytes } => {
+                Ok(Fetched::Updated { entries, bytes }) => {
                     tracing::info!(source = %def.name, entries, bytes, "fetch: new data saved");
                     updated = true;
                     refresh
                 }
-                FetchOutcome::NotModified => {
+                Ok(Fetched::NotModified) => {
                     state.confirm(&def.name, finished);
                     tracing::debug!(source = %def.name, "fetch: not modified");
                     refresh
                 }
-                FetchOutcome::Rejected(why) | FetchOutcome::Failed(why) => {
+                Err(why) => {
                     let wait = backoff(failures, refresh);
                     tracing::warn!(
                         source = %def.name,
-                        result = outcome.label(),
+                        result = label(&outcome),
                         failures,
                         retry_in_secs = wait.as_secs(),
                         "fetch: keeping the last good copy: {why}"

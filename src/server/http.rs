@@ -27,7 +27,7 @@ pub async fn serve(
     state: Arc<State>,
     mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<tokio::net::TcpStream>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> Result<(), super::TlsError> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     let tls = match &state.config.tls {

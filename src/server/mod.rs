@@ -13,31 +13,36 @@
 pub mod admission;
 pub mod conn;
 pub mod decision_log;
+mod error;
 pub mod fetcher;
 pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod proto;
-pub mod reload;
+mod reload;
+mod serve;
 pub mod service;
 pub mod tls;
+pub mod watch;
 
-use std::future::Future;
+pub use error::{ReloadError, ServeError, TlsError};
+pub use reload::{ReloadOutcome, ReloadRecord, Trigger};
+pub use serve::run;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use tokio::net::TcpListener;
-use tokio_stream::StreamExt as _;
 use tonic::Status;
 
 use crate::cache::FactsCache;
 use editgate_core::engine::{Snapshot, decide_with_facts};
-use editgate_core::load::{LoadError, LoadOptions, Loaded, load_dir};
+use editgate_core::load::{LoadError, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};
 use proto::{CheckRequest, CheckResponse, RequestLimits};
+use reload::deny_warnings;
 
 /// Service settings (see the configuration reference in docs/operations.md).
 #[derive(Debug, Clone)]
@@ -125,58 +130,6 @@ pub struct Live {
     pub starting: Option<String>,
 }
 
-/// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    /// A new snapshot is serving.
-    Swapped {
-        /// Its generation.
-        generation: u64,
-        /// Its policy version.
-        version: String,
-    },
-    /// The inputs are unchanged (same version); nothing was swapped.
-    Unchanged,
-}
-
-/// Why a reload was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    /// The first load at start.
-    Start,
-    /// SIGHUP (`systemctl reload`).
-    Signal,
-    /// A change under the policy directory or to a source file.
-    Watch,
-    /// A `url` source saved a new copy.
-    Fetch,
-    /// A direct call ([`State::reload`]).
-    Request,
-}
-
-/// One load or reload, kept for `/healthz` and the console.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadRecord {
-    /// When it finished.
-    pub time: Timestamp,
-    /// What started it.
-    pub trigger: Trigger,
-    /// Whether the result serves (or was identical to what serves).
-    pub ok: bool,
-    /// Every error, one per line, when it failed (the last good snapshot kept serving).
-    pub error: Option<String>,
-    /// The policy version it produced (or, on failure, the one that kept serving).
-    pub version: String,
-    /// The generation serving afterwards.
-    pub generation: u64,
-    /// How long it took.
-    pub elapsed_ms: u64,
-}
-
-/// Loads and reloads remembered.
-const RELOAD_HISTORY: usize = 20;
-
 /// Everything the handlers share.
 pub struct State {
     live: ArcSwap<Live>,
@@ -205,30 +158,6 @@ pub struct State {
     /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
     reload_requests: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Trigger>>>,
     reload_lock: tokio::sync::Mutex<()>,
-}
-
-/// A load result with its warnings turned into errors when the settings deny them. Except
-/// `expired-rule`: a date passing must never stop a server from starting or reloading (the
-/// rule is skipped anyway); `validate --deny-warnings` still fails on it.
-fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded, LoadError> {
-    let denied = |w: &&editgate_core::policy::Warning| w.lint != editgate_core::policy::Lint::ExpiredRule;
-    match loaded {
-        Ok(l) if deny && l.warnings.iter().any(|w| denied(&w)) => {
-            Err(LoadError::Invalid(editgate_core::policy::PolicyErrors(
-                l.warnings
-                    .iter()
-                    .filter(denied)
-                    .map(|w| {
-                        editgate_core::policy::PolicyError::new(
-                            w.location.clone(),
-                            format!("warning[{}] denied by --deny-warnings: {}", w.lint.as_str(), w.message),
-                        )
-                    })
-                    .collect(),
-            )))
-        }
-        other => other,
-    }
 }
 
 impl State {
@@ -301,19 +230,18 @@ impl State {
 
     /// Records a fetch result; returns the failures in a row (0 after a success).
     pub fn record_fetch(&self, source: &str, outcome: &crate::fetch::FetchOutcome, at: Timestamp) -> u32 {
-        use crate::fetch::FetchOutcome;
         let mut map = lock(&self.fetch_status);
         let st = map.entry(source.to_owned()).or_default();
         st.last_attempt = Some(at);
-        st.last_result = Some(outcome.label());
+        st.last_result = Some(crate::fetch::label(outcome));
         match outcome {
-            FetchOutcome::Updated { .. } | FetchOutcome::NotModified => {
+            Ok(_) => {
                 st.last_success = Some(at);
                 st.last_error = None;
                 st.consecutive_failures = 0;
             }
-            FetchOutcome::Rejected(why) | FetchOutcome::Failed(why) => {
-                st.last_error = Some(why.clone());
+            Err(why) => {
+                st.last_error = Some(why.to_string());
                 st.consecutive_failures += 1;
             }
         }
@@ -365,120 +293,6 @@ impl State {
         lock(&self.reload_requests)
             .as_ref()
             .is_some_and(|tx| tx.send(trigger).is_ok())
-    }
-
-    /// Builds a new snapshot and swaps it in when it is valid and different (see
-    /// [`State::reload_for`]); for callers outside the server's own triggers.
-    pub async fn reload(&self) -> Result<ReloadOutcome, String> {
-        self.reload_for(Trigger::Request).await
-    }
-
-    /// Builds a new snapshot on a dedicated low-priority thread and swaps it in when it is
-    /// valid and different. A list that shrank past its `max_shrink` against the serving
-    /// snapshot is invalid (see [`editgate_core::load::reload_dir`]). On error the old snapshot keeps
-    /// serving, the errors are logged with their `file:line:col`,
-    /// `editgate_reload_failures_total` goes up, and `/healthz` says `degraded` until a
-    /// reload succeeds.
-    pub async fn reload_for(&self, trigger: Trigger) -> Result<ReloadOutcome, String> {
-        let _serial = self.reload_lock.lock().await;
-        let dir = self.config.policies.clone();
-        let started = Instant::now();
-        let old = self.current();
-        let previous = old.clone();
-        let deny = self.config.deny_warnings;
-        // A dedicated thread at a lower priority, paced (`editgate_core::pace`): rebuilding a large
-        // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
-        // a core for long while requests wait for it.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("editgate-reload".into())
-            .spawn(move || {
-                lower_priority();
-                let mut cooperative = editgate_core::pace::Cooperative::default();
-                let mut pause = || cooperative.pause();
-                let loaded = editgate_core::load::load(
-                    &dir,
-                    LoadOptions {
-                        now: Timestamp::now(),
-                        previous: Some(&previous.snapshot),
-                        pacer: editgate_core::pace::Pacer::with(&mut pause),
-                    },
-                );
-                drop(previous);
-                let _ = tx.send(deny_warnings(loaded, deny));
-            });
-        let result = match spawned {
-            Ok(_) => rx
-                .await
-                .map_err(|e| format!("reload thread failed: {e}"))
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            Err(e) => Err(format!("cannot start the reload thread: {e}")),
-        };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let outcome = match result {
-            Ok(loaded) => {
-                lock(&self.pending_fetch).clear();
-                // The key file is not part of the policy version, so apply the log settings
-                // (and reopen the file) even when nothing else changed.
-                self.decision_log.configure(loaded.decision_log.clone());
-                if loaded.snapshot.version() == old.snapshot.version() {
-                    self.metrics.reload_success.inc();
-                    tracing::info!(version = old.snapshot.version(), "reload: inputs unchanged");
-                    drop_in_background(loaded);
-                    Ok(ReloadOutcome::Unchanged)
-                } else {
-                    for w in &loaded.warnings {
-                        tracing::warn!(lint = w.lint.as_str(), "{w}");
-                    }
-                    let generation = old.generation + 1;
-                    let live = Self::make_live(&self.metrics, loaded, generation);
-                    let version = live.snapshot.version().to_owned();
-                    let ready = live.starting.is_none();
-                    self.live.store(Arc::new(live));
-                    self.cache.clear();
-                    self.metrics.reload_success.inc();
-                    tracing::info!(
-                        generation,
-                        version = %version,
-                        previous = old.snapshot.version(),
-                        elapsed_ms,
-                        "reload: new snapshot serving"
-                    );
-                    let reporter = lock(&self.health).clone();
-                    if let Some(reporter) = reporter {
-                        set_health(&reporter, ready).await;
-                    }
-                    Ok(ReloadOutcome::Swapped { generation, version })
-                }
-            }
-            Err(e) => {
-                self.decision_log.reopen();
-                self.metrics.reload_failures.inc();
-                for line in e.lines() {
-                    tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
-                }
-                *lock(&self.pending_fetch) = unfetched_url_sources(&self.config.policies);
-                Err(e)
-            }
-        };
-        let current = self.current();
-        let record = ReloadRecord {
-            time: Timestamp::now(),
-            trigger,
-            ok: outcome.is_ok(),
-            error: outcome.as_ref().err().cloned(),
-            version: current.snapshot.version().to_owned(),
-            generation: current.generation,
-            elapsed_ms,
-        };
-        let mut history = lock(&self.reloads);
-        if history.len() == RELOAD_HISTORY {
-            history.pop_front();
-        }
-        history.push_back(record);
-        drop(history);
-        drop_in_background(old);
-        outcome
     }
 
     /// Decides one wire request. `INVALID_ARGUMENT` errors name the field. The request's
@@ -568,23 +382,6 @@ async fn set_health(reporter: &tonic_health::server::HealthReporter, ready: bool
     reporter.set_service_status("editgate.v1.EditGate", status).await;
 }
 
-/// The `url` sources of the policy on disk that have no copy yet: a reload that failed
-/// because of them waits for the fetcher to save them. Reading and checking the policy
-/// files (not the data) is cheap, and happens only after a failed reload.
-fn unfetched_url_sources(dir: &std::path::Path) -> Vec<editgate_core::policy::SourceDef> {
-    let Ok(files) = editgate_core::load::read_policy_files(dir) else {
-        return Vec::new();
-    };
-    let Ok((policy, _)) = editgate_core::policy::check(&files, Timestamp::now()) else {
-        return Vec::new();
-    };
-    policy
-        .sources
-        .into_iter()
-        .filter(|s| s.remote.is_some() && !dir.join(&s.path).exists())
-        .collect()
-}
-
 /// One decision in this many is timed for `editgate_decision_duration_seconds`. Reading the
 /// clock twice per decision was 5% of the server's time on the `CheckStream` path; a sample
 /// gives the same distribution.
@@ -631,135 +428,20 @@ pub fn coarse_now() -> Timestamp {
     }
 }
 
-/// Frees a replaced snapshot on a low-priority thread. Freeing a 1M-prefix snapshot takes
-/// milliseconds; on a request thread (where the reload's async task runs) that showed as a
-/// latency spike right after every swap. A request still holding the old snapshot frees
-/// nothing: the last holder does.
-fn drop_in_background<T: Send + 'static>(value: T) {
-    let spawned = std::thread::Builder::new().name("editgate-free".into()).spawn(move || {
-        lower_priority();
-        drop(value);
-    });
-    if let Err(e) = spawned {
-        tracing::debug!("freeing the old snapshot inline: {e}");
+/// A running background task (watcher, fetcher, accept loop); aborts the task when dropped.
+pub struct BackgroundTask(tokio::task::JoinHandle<()>);
+
+impl BackgroundTask {
+    /// Owns `task`.
+    pub fn new(task: tokio::task::JoinHandle<()>) -> Self {
+        Self(task)
     }
 }
 
-/// Lowers the current thread's scheduling priority: `SCHED_BATCH` at nice 5 on Linux, so that
-/// under full load the rebuild gives way to request threads without starving. Measured with
-/// `editgate loadgen --synth-prefixes 1000000 --reloads 10` on 2 cores (see BENCHMARKS.md):
-/// normal priority gave p99 2.5× steady during reloads; `SCHED_IDLE` kept p99 flat but
-/// stretched a reload to 7 s; nice 10 to 2.5 s; nice 5 gave 1.8–2.0×, and with the rebuild
-/// paced (`editgate_core::pace`) 1.4–1.7× with reloads under 1 s. `SCHED_BATCH` also keeps the
-/// rebuild from preempting a request thread when it wakes from a pause. Lowering a priority
-/// needs no privilege; on failure the thread keeps its priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy, thread_native_id,
-        };
-        use thread_priority::{ThreadPriority, ThreadPriorityValue};
-        // Cross-platform 37 of 0..=99 maps to nice 5.
-        let Ok(value) = ThreadPriorityValue::try_from(37u8) else {
-            return;
-        };
-        let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
-        if let Err(e) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Crossplatform(value), policy)
-        {
-            tracing::debug!("reload thread keeps normal priority: {e:?}");
-        }
+impl Drop for BackgroundTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-}
-
-/// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health) on `http` until
-/// `shutdown` completes; then stops accepting and lets the requests and streams in flight
-/// finish for at most [`Config::drain_timeout`] before cutting them, and returns. With
-/// [`Config::watch`], a file watcher reloads on change.
-pub async fn run(
-    state: Arc<State>,
-    grpc: TcpListener,
-    http: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let watcher = if state.config.watch {
-        Some(reload::spawn_watcher(state.clone())?)
-    } else {
-        None
-    };
-    let fetcher = fetcher::spawn(state.clone());
-
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    state.attach_health(health_reporter).await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
-        .max_decoding_message_size(state.config.max_message_bytes);
-
-    let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
-    let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
-    let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
-    let mut grpc_stop = stop_rx.clone();
-    let mut builder = tonic::transport::Server::builder()
-        // A peer that stops answering pings is gone: its connection does not hold a slot.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
-    if let Some(files) = &state.config.tls {
-        builder = builder.tls_config(tls::grpc_config(files)?)?;
-    }
-    let grpc_server = builder
-        .layer(admission::GrpcLimitLayer::new(state.clone()))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(edit_gate)
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = grpc_stop.wait_for(|s| *s).await;
-        });
-    let http_server = http::serve(state.clone(), http_conns, stop_rx.clone());
-    let servers = async {
-        let (g, h) = tokio::join!(grpc_server, http_server);
-        g?;
-        h
-    };
-    tokio::pin!(servers);
-    let mut stopped = stop_rx.clone();
-    let drained = tokio::select! {
-        r = &mut servers => Some(r),
-        _ = stopped.wait_for(|s| *s) => None,
-    };
-    let result = match drained {
-        Some(r) => r,
-        // Stopping: what is in flight gets `drain_timeout` to finish.
-        None => match tokio::time::timeout(state.config.drain_timeout, &mut servers).await {
-            Ok(r) => r,
-            Err(_) => {
-                tracing::warn!(
-                    drain_timeout_ms = state.config.drain_timeout.as_millis() as u64,
-                    "requests or streams still open at the drain deadline: closing them"
-                );
-                Ok(())
-            }
-        },
-    };
-    // Both listeners are closed when this returns.
-    grpc_accept.close().await;
-    http_accept.close().await;
-    drop(watcher);
-    drop(fetcher);
-    tracing::info!("servers stopped");
-    result
 }
 
 #[cfg(test)]

@@ -4,25 +4,40 @@
 //! connection's own task (bounded by [`HANDSHAKE_TIMEOUT`]), so one slow or hostile client
 //! cannot hold up the others.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TlsFiles;
+use super::error::TlsError;
 
 /// Longest a client may take to complete its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn read(path: &std::path::Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    editgate_core::files::read_regular(path, 1 << 20)
-        .with_context(|| format!("cannot read the TLS {what} `{}`", path.display()))
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    editgate_core::files::read_regular(path, 1 << 20).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn content<'a, E: std::error::Error + Send + Sync + 'static>(
+    path: &'a Path,
+    problem: &'static str,
+) -> impl FnOnce(E) -> TlsError + 'a {
+    move |e| TlsError::Content {
+        path: path.to_owned(),
+        problem,
+        source: Some(Box::new(e)),
+    }
 }
 
 /// tonic's TLS configuration for the gRPC port.
-pub fn grpc_config(files: &TlsFiles) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+pub fn grpc_config(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
     let identity = tonic::transport::Identity::from_pem(read(&files.cert, "certificate")?, read(&files.key, "key")?);
     let mut cfg = tonic::transport::ServerTlsConfig::new().identity(identity);
     if let Some(ca) = &files.client_ca {
@@ -33,35 +48,35 @@ pub fn grpc_config(files: &TlsFiles) -> anyhow::Result<tonic::transport::ServerT
 
 /// The rustls configuration for the HTTP port. Also validates the files, so that `serve`
 /// refuses to start on a bad certificate or key with a message naming the file.
-pub fn rustls_config(files: &TlsFiles) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn rustls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&files.cert, "certificate")?)
         .collect::<Result<_, _>>()
-        .with_context(|| format!("`{}` is not a PEM certificate chain", files.cert.display()))?;
+        .map_err(content(&files.cert, "is not a PEM certificate chain"))?;
     if certs.is_empty() {
-        anyhow::bail!("`{}` holds no PEM certificate", files.cert.display());
+        return Err(TlsError::Content {
+            path: files.cert.clone(),
+            problem: "holds no PEM certificate",
+            source: None,
+        });
     }
     let key = PrivateKeyDer::from_pem_slice(&read(&files.key, "key")?)
-        .with_context(|| format!("`{}` holds no PEM private key", files.key.display()))?;
+        .map_err(content(&files.key, "holds no PEM private key"))?;
     let builder = rustls::ServerConfig::builder();
     let builder = match &files.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&read(ca, "client CA")?) {
-                let c = c.with_context(|| format!("`{}` is not a PEM certificate", ca.display()))?;
-                roots
-                    .add(c)
-                    .with_context(|| format!("`{}`: unusable CA certificate", ca.display()))?;
+                let c = c.map_err(content(ca, "is not a PEM certificate"))?;
+                roots.add(c).map_err(content(ca, "holds an unusable CA certificate"))?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
                 .build()
-                .with_context(|| format!("`{}`: no usable client CA", ca.display()))?;
+                .map_err(content(ca, "holds no usable client CA"))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not match")?;
+    let mut cfg = builder.with_single_cert(certs, key).map_err(TlsError::Mismatch)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

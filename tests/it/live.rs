@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use editgate::fetch::{FetchOutcome, ShrinkGuard, fetch};
+use editgate::fetch::{FetchError, Fetched, ShrinkGuard, fetch, label};
 use editgate::server::proto::{AccountKind, Verdict};
 use editgate_core::load::load_dir;
 use editgate_core::sidecar::read_meta;
@@ -12,7 +12,7 @@ use editgate_testkit::origin::{Behavior, FlakyOrigin};
 use jiff::Timestamp;
 
 use crate::common::{policy_dir, write};
-use crate::grpc::{Running, check, http_get, metric, req};
+use crate::server::{Running, check, http_get, metric, req};
 
 /// Twelve real exit addresses (tests/fixtures/tor, 2018-10-11), as a bulk list.
 fn tor_list(n: usize) -> Vec<u8> {
@@ -76,13 +76,17 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
 
     // An error status: nothing written.
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
-    assert!(matches!(&out, FetchOutcome::Failed(e) if e.contains("503")), "{out:?}");
+    assert!(
+        matches!(&out, Err(FetchError::Status(s)) if s.as_u16() == 503),
+        "{out:?}"
+    );
+    assert_eq!(label(&out), "failed");
     assert!(!cache.exists());
 
     // Success: saved with its validators.
     serve_list(&origin, tor_list(12), "v1");
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
-    assert!(matches!(out, FetchOutcome::Updated { entries: 12, .. }), "{out:?}");
+    assert!(matches!(out, Ok(Fetched::Updated { entries: 12, .. })), "{out:?}");
     let good = std::fs::read(&cache).unwrap();
     assert_eq!(good, tor_list(12));
     assert_eq!(read_meta(&cache).unwrap().etag.as_deref(), Some("\"v1\""));
@@ -93,7 +97,7 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
     // A conditional request: 304, the copy is confirmed, not rewritten.
     let later = Timestamp::now() + jiff::SignedDuration::from_secs(60);
     let out = fetch(dir.path(), &d, later, ShrinkGuard::default());
-    assert!(matches!(out, FetchOutcome::NotModified), "{out:?}");
+    assert!(matches!(out, Ok(Fetched::NotModified)), "{out:?}");
     assert_eq!(origin.seen().last().unwrap().if_none_match.as_deref(), Some("\"v1\""));
     assert_eq!(read_meta(&cache).unwrap().confirmed_at, Some(later));
 
@@ -105,27 +109,28 @@ fn fetch_saves_good_copies_and_keeps_them_through_every_failure() {
     });
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
-        matches!(&out, FetchOutcome::Rejected(e) if e.contains("line 1")),
+        matches!(&out, Err(e @ FetchError::Invalid(p)) if p.line == 1 && e.to_string().contains("line 1")),
         "{out:?}"
     );
+    assert_eq!(label(&out), "rejected");
 
     serve_list(&origin, tor_list(3), "small");
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
-        matches!(&out, FetchOutcome::Rejected(e) if e.contains("3 entries") && e.contains("min_entries = 5")),
+        matches!(&out, Err(FetchError::Invalid(p)) if p.message.contains("3 entries") && p.message.contains("min_entries = 5")),
         "{out:?}"
     );
 
     origin.set(Behavior::Hang(Duration::from_secs(3)));
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
     assert!(
-        matches!(&out, FetchOutcome::Failed(e) if e.to_lowercase().contains("timeout") || e.to_lowercase().contains("timed out")),
+        matches!(&out, Err(e @ FetchError::Request(_)) if e.to_string().to_lowercase().contains("timeout") || e.to_string().to_lowercase().contains("timed out")),
         "{out:?}"
     );
 
     origin.set(Behavior::Truncate(tor_list(12)));
     let out = fetch(dir.path(), &d, Timestamp::now(), ShrinkGuard::default());
-    assert!(matches!(out, FetchOutcome::Failed(_)), "{out:?}");
+    assert!(matches!(out, Err(FetchError::Request(_))), "{out:?}");
 
     assert_eq!(std::fs::read(&cache).unwrap(), good, "the last good copy must survive");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
@@ -145,9 +150,10 @@ fn a_body_over_max_bytes_is_refused() {
     serve_list(&origin, tor_list(12), "big");
     let out = fetch(dir.path(), &def(dir.path()), Timestamp::now(), ShrinkGuard::default());
     assert!(
-        matches!(&out, FetchOutcome::Failed(e) if e.contains("max_bytes")),
+        matches!(&out, Err(e @ FetchError::TooLarge(64)) if e.to_string().contains("max_bytes = 64")),
         "{out:?}"
     );
+    assert_eq!(label(&out), "rejected");
     assert!(!dir.path().join("cache/tor.txt").exists());
 }
 

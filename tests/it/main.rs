@@ -3,25 +3,32 @@
 //! - `sources`: the parsers on the real data in `tests/fixtures/` (Tor, X4BNet, MaxMind).
 //! - `policy`: checker errors with positions, lints, and the evaluation order through the
 //!   library API.
-//! - `index_prop`: property test: the index agrees with a naive linear scan.
-//! - `parsers_prop`: property tests: parsers never panic, accepted lists round-trip.
-//! - `cli`: the real `editgate` binary (check, explain, validate, test; exit codes).
-//! - `grpc`: the service over a real tonic client, in-process and as the real binary.
-//! - `fail_closed`: issue 12: shrunken and emptied lists, half-written and replaced policy
-//!   directories, health that says `degraded`, special files, shutdown with open streams,
-//!   idle connections, odd wiki ids, host bits, error quality.
-//! - `common`: helpers (temporary policy directories, fixture paths).
+//! - `index_prop`, `parsers_prop`: property tests: the index agrees with a linear scan;
+//!   parsers never panic, accepted lists round-trip.
+//! - `fuzz_regressions`: inputs the fuzz targets once found, replayed.
+//! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
+//! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
+//! - `lifecycle`: reloads, shutdown, and the real `editgate serve` binary under signals.
+//! - `decision_log`: hashes and prefixes, never a raw address; sampling and rotation.
+//! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
+//! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
+//! - `fail_closed`: issue 12, one test per way the service once failed open (see its index).
+//! - `common`: temporary policy directories, fixture paths, the binary;
+//!   `server`: an in-process server on `127.0.0.1:0` and loopback clients for it.
 
 #![allow(clippy::unwrap_used)]
 
 mod cli;
 mod common;
+mod decision_log;
 mod fail_closed;
 mod fuzz_regressions;
 mod grpc;
 mod index_prop;
+mod lifecycle;
 mod live;
 mod ops;
 mod parsers_prop;
 mod policy;
+mod server;
 mod sources;

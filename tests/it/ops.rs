@@ -13,7 +13,7 @@ use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::common::{policy_dir, shipped_policies, write};
-use crate::grpc::{Running, check, http_get, http_post, metric, req};
+use crate::server::{Running, check, http_get, http_post, metric, req};
 
 fn settings(dir: &Path) -> Config {
     let mut s = Config::new(dir.to_owned());

@@ -21,12 +21,13 @@ use ipnet::IpNet;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The directory itself cannot be read (exit code 2).
-    #[error("cannot read policy directory `{path}`: {message}")]
+    #[error("cannot read policy directory `{}`: {source}", path.display())]
     Io {
-        /// The directory.
+        /// The directory (or its `wikis/` subdirectory).
         path: PathBuf,
-        /// The OS error.
-        message: String,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
     },
     /// The directory's content is invalid (exit code 1).
     #[error("{0}")]
@@ -104,12 +105,9 @@ fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Re
 /// rules are never skipped because of how its file is named; hidden files and names ending
 /// in `~` (editors' swap and backup files) are left alone.
 pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
-    let meta = std::fs::metadata(dir).map_err(|e| io_error(dir, &e))?;
+    let meta = std::fs::metadata(dir).map_err(|e| io_error(dir, e))?;
     if !meta.is_dir() {
-        return Err(LoadError::Io {
-            path: dir.to_owned(),
-            message: "not a directory".to_owned(),
-        });
+        return Err(io_error(dir, std::io::ErrorKind::NotADirectory.into()));
     }
     let mut rels = vec!["global.toml".to_owned()];
     let mut errors = Vec::new();
@@ -117,7 +115,7 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
         Ok(entries) => {
             let mut wikis = Vec::new();
             for entry in entries {
-                let entry = entry.map_err(|e| io_error(&dir.join("wikis"), &e))?;
+                let entry = entry.map_err(|e| io_error(&dir.join("wikis"), e))?;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else {
                     errors.push(PolicyError::new(
@@ -142,7 +140,7 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
             rels.extend(wikis);
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error(&dir.join("wikis"), &e)),
+        Err(e) => return Err(io_error(&dir.join("wikis"), e)),
     }
     let mut files = Vec::new();
     for rel in rels {
@@ -172,10 +170,10 @@ pub fn read_policy_files(dir: &Path) -> Result<Vec<PolicyFile>, LoadError> {
     }
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
+fn io_error(path: &Path, source: std::io::Error) -> LoadError {
     LoadError::Io {
         path: path.to_owned(),
-        message: e.to_string(),
+        source,
     }
 }
 

@@ -7,16 +7,20 @@ use std::ops::Range;
 use jiff::Timestamp;
 use toml::Spanned;
 
-use super::raw::{RawCond, RawFile, RawRule, RawSettings, RawSource, SpannedList};
+mod source;
+mod toml_errors;
+
+use toml_errors::parse_file;
+pub use toml_errors::{describe_serde_message, toml_error};
+
+use super::raw::{RawCond, RawRule, RawSettings, SpannedList};
 use super::{
-    Cond, DecisionLogSettings, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Remote, Rule, Settings,
-    SourceDef, Stage, Warning, WikiPolicy, format_duration, hint, is_wiki_id, parse_account_kind, parse_duration,
-    parse_verdict,
+    Cond, DecisionLogSettings, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings,
+    SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
 use crate::sources::iplist::parse_net;
-use crate::sources::maxmind::AnonFlag;
 
 /// The most `maxmind-anonymous` sources one policy may define (one bit each in the facts).
 pub const MAX_ANON_SOURCES: usize = 64;
@@ -142,99 +146,6 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
     Ok((policy, warnings))
 }
 
-/// Parses one file's TOML, turning serde's messages into ones with a position and a hint.
-fn parse_file(file: &PolicyFile, errors: &mut Vec<PolicyError>) -> Option<RawFile> {
-    match toml::from_str::<RawFile>(&file.text) {
-        Ok(raw) => Some(raw),
-        Err(e) => {
-            errors.push(toml_error(file, &e));
-            None
-        }
-    }
-}
-
-/// A TOML or serde error as a [`PolicyError`] with `file:line:col`.
-pub fn toml_error(file: &PolicyFile, e: &toml::de::Error) -> PolicyError {
-    let at = e.span().map(|s| s.start).or_else(|| deep_key_offset(&file.text));
-    let location = match at {
-        Some(offset) => Location::at(&file.path, &file.text, offset),
-        None => Location::file(&file.path),
-    };
-    let message = match e.message().trim() {
-        "recursion limit" => format!(
-            "a dotted key of {DOTTED_KEY_LIMIT} or more parts; editgate's keys have at most 3 (like `when.ip_in`)"
-        ),
-        m => describe_serde_message(m),
-    };
-    PolicyError::new(location, message)
-}
-
-/// The toml crate refuses keys of this many dotted parts or more.
-const DOTTED_KEY_LIMIT: usize = 80;
-
-/// Where the first key of [`DOTTED_KEY_LIMIT`] parts or more starts. The toml crate reports
-/// that one error ("recursion limit") without a position, so it is found here by scanning:
-/// the part of each line before `=` (or inside a `[table]` header), dots outside quotes.
-fn deep_key_offset(text: &str) -> Option<usize> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let indent = line.len() - line.trim_start().len();
-        let body = line.trim_start();
-        let key = match body.strip_prefix('[') {
-            Some(header) => header.split(']').next().unwrap_or(header),
-            None => body.split('=').next().unwrap_or(body),
-        };
-        let mut quote = None;
-        let mut dots = 0;
-        for c in key.chars() {
-            match (quote, c) {
-                (None, '"' | '\'') => quote = Some(c),
-                (Some(q), c) if c == q => quote = None,
-                (None, '.') => dots += 1,
-                _ => {}
-            }
-        }
-        if dots + 1 >= DOTTED_KEY_LIMIT {
-            return Some(offset + indent);
-        }
-        offset += line.len();
-    }
-    None
-}
-
-/// Rewrites serde's "unknown field" message as "unknown key ... in [table], expected one of:
-/// ...; did you mean ...?"; other messages pass through with "field" said as "key".
-pub fn describe_serde_message(msg: &str) -> String {
-    let msg = msg.trim_end().trim_end_matches('.');
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let (key, rest) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-        let table = match expected.first().copied() {
-            Some("id") => " in [[rule]]",
-            Some("settings") => " at the top level",
-            Some("default") => " in [settings]",
-            Some("kind") => " in [sources.*]",
-            Some("ip_in") => " in a condition table (when/unless)",
-            Some("name") => " in [[case]]",
-            Some("ip") => " in a case's request",
-            Some("verdict") => " in a case's expect",
-            _ => "",
-        };
-        if expected.is_empty() {
-            return format!("unknown key `{key}`{table}, no keys are allowed here");
-        }
-        return format!(
-            "unknown key `{key}`{table}, expected one of: {}{}",
-            expected.join(", "),
-            hint(key, expected.iter().copied())
-        );
-    }
-    if let Some(rest) = msg.strip_prefix("missing field ") {
-        return format!("missing key {rest}");
-    }
-    msg.to_owned()
-}
-
 /// The sources and kinds `global.toml` declares, valid or not.
 struct Declared {
     names: std::collections::HashSet<String>,
@@ -285,74 +196,6 @@ impl<'a> Cx<'a> {
 
     fn verdict(&mut self, v: &Spanned<String>) -> Option<Verdict> {
         parse_verdict(v.get_ref()).map_err(|msg| self.err(v.span(), msg)).ok()
-    }
-
-    /// The `url` settings of a source: `Some(None)` for a file source, `None` when invalid.
-    fn remote(&mut self, name: &Spanned<String>, s: &RawSource) -> Option<Option<Remote>> {
-        let Some(url) = &s.url else {
-            for (key, span) in [
-                ("refresh", s.refresh.as_ref().map(Spanned::span)),
-                ("timeout", s.timeout.as_ref().map(Spanned::span)),
-            ] {
-                if let Some(span) = span {
-                    self.err(span, format!("`{key}` only applies to sources with a `url`"));
-                }
-            }
-            return Some(None);
-        };
-        let u = url.get_ref();
-        // `get`, not indexing: a byte offset inside a multi-byte character is not a prefix.
-        let ok_scheme = ["http://", "https://"]
-            .iter()
-            .any(|p| u.len() > p.len() && u.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)));
-        if !ok_scheme || u.chars().any(char::is_whitespace) {
-            self.err(
-                url.span(),
-                format!(
-                    "source `{}`: `url` must be an `http://` or `https://` address, not `{}`",
-                    name.get_ref(),
-                    crate::sources::snippet(u)
-                ),
-            );
-            return None;
-        }
-        let secs = |this: &mut Self, d: &Option<Spanned<String>>, key: &str, default: i64, max: i64| match d {
-            None => Some(default),
-            Some(d) => {
-                let v = this.duration(d, key)?;
-                if !(1..=max).contains(&v) {
-                    this.err(
-                        d.span(),
-                        format!(
-                            "`{key} = {:?}` must be between 1s and {}",
-                            d.get_ref(),
-                            format_duration(max)
-                        ),
-                    );
-                    return None;
-                }
-                Some(v)
-            }
-        };
-        let refresh_secs = secs(
-            self,
-            &s.refresh,
-            "refresh",
-            Remote::DEFAULT_REFRESH_SECS,
-            Remote::MAX_REFRESH_SECS,
-        )?;
-        let timeout_secs = secs(
-            self,
-            &s.timeout,
-            "timeout",
-            Remote::DEFAULT_TIMEOUT_SECS,
-            Remote::MAX_TIMEOUT_SECS,
-        )?;
-        Some(Some(Remote {
-            url: u.clone(),
-            refresh_secs,
-            timeout_secs,
-        }))
     }
 
     fn duration(&mut self, d: &Spanned<String>, key: &str) -> Option<i64> {
@@ -410,137 +253,6 @@ impl<'a> Cx<'a> {
             appeal: raw.appeal.clone(),
             decision_log,
         }
-    }
-
-    fn source(&mut self, name: &Spanned<String>, src: &Spanned<RawSource>) -> Option<SourceDef> {
-        let s: &RawSource = src.get_ref();
-        let n = name.get_ref();
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            self.err(
-                name.span(),
-                format!("source name `{n}` may only hold letters, digits, `-` and `_`"),
-            );
-        }
-        let kind = SourceKind::parse(s.kind.get_ref());
-        if kind.is_none() {
-            let msg = format!(
-                "unknown source kind `{}`, expected one of: {}{}",
-                s.kind.get_ref(),
-                SourceKind::ALL.map(|k| k.as_str()).join(", "),
-                hint(s.kind.get_ref(), SourceKind::ALL.iter().map(|k| k.as_str()))
-            );
-            self.err(s.kind.span(), msg);
-        }
-        let remote = self.remote(name, s);
-        let path = match &s.path {
-            Some(p) if p.get_ref().trim().is_empty() => {
-                self.err(p.span(), "`path` is empty");
-                None
-            }
-            Some(p) => Some(p.get_ref().clone()),
-            None if s.url.is_some() => {
-                self.err(
-                    src.span(),
-                    format!(
-                        "`url` source `{n}` also needs a `path`: where the last good copy is kept, so that a restart without network still serves (like \"/var/lib/editgate/{n}\")"
-                    ),
-                );
-                None
-            }
-            None => {
-                self.err(src.span(), format!("source `{n}` needs a `path`"));
-                None
-            }
-        };
-        let list_only = |this: &mut Self, key: &str, span: Option<Range<usize>>| {
-            if let (Some(span), Some(k)) = (span, kind)
-                && !k.is_network_list()
-            {
-                this.err(
-                    span,
-                    format!("`{key}` only applies to list sources (`tor-exits`, `ip-list`), not `{k}`"),
-                );
-            }
-        };
-        list_only(self, "min_entries", s.min_entries.as_ref().map(Spanned::span));
-        list_only(self, "max_shrink", s.max_shrink.as_ref().map(Spanned::span));
-        let min_entries = s.min_entries.as_ref().map(|m| *m.get_ref());
-        let max_shrink = match &s.max_shrink {
-            None => SourceDef::DEFAULT_MAX_SHRINK,
-            Some(m) if (0.0..=1.0).contains(m.get_ref()) => *m.get_ref(),
-            Some(m) => {
-                self.err(
-                    m.span(),
-                    format!(
-                        "`max_shrink = {}` must be between 0 and 1 (the fraction of its entries a list may lose in one update)",
-                        m.get_ref()
-                    ),
-                );
-                SourceDef::DEFAULT_MAX_SHRINK
-            }
-        };
-        if s.mask_host_bits == Some(true) && kind.is_some_and(|k| k != SourceKind::IpList) {
-            self.err(src.span(), "`mask_host_bits` only applies to `ip-list` sources");
-        }
-        let max_bytes = match &s.max_bytes {
-            Some(m) if *m.get_ref() == 0 => {
-                self.err(m.span(), "`max_bytes = 0` would refuse every file");
-                0
-            }
-            Some(m) => *m.get_ref(),
-            None if kind.is_some_and(SourceKind::is_network_list) => SourceDef::DEFAULT_MAX_BYTES_LIST,
-            None => SourceDef::DEFAULT_MAX_BYTES_DATABASE,
-        };
-        let max_age_secs = s.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));
-        let mut flags = Vec::new();
-        match (&s.flags, kind) {
-            (Some(list), Some(SourceKind::MaxmindAnonymous)) => {
-                for f in list.get_ref() {
-                    match AnonFlag::parse(f.get_ref()) {
-                        Some(flag) => flags.push(flag),
-                        None => {
-                            let msg = format!(
-                                "unknown MaxMind flag `{}`, expected one of: {}{}",
-                                f.get_ref(),
-                                AnonFlag::ALL.map(|f| f.as_str()).join(", "),
-                                hint(f.get_ref(), AnonFlag::ALL.iter().map(|f| f.as_str()))
-                            );
-                            self.err(f.span(), msg);
-                        }
-                    }
-                }
-                if list.get_ref().is_empty() {
-                    self.err(
-                        list.span(),
-                        "`flags` is empty: name at least one flag, like `is_anonymous_vpn`",
-                    );
-                }
-            }
-            (None, Some(SourceKind::MaxmindAnonymous)) => self.err(
-                src.span(),
-                format!(
-                    "`maxmind-anonymous` source `{n}` needs `flags`, like [\"is_anonymous_vpn\", \"is_public_proxy\"]"
-                ),
-            ),
-            (Some(list), Some(k)) => self.err(
-                list.span(),
-                format!("`flags` only applies to `maxmind-anonymous` sources, not `{k}`"),
-            ),
-            (_, _) => {}
-        }
-        Some(SourceDef {
-            name: n.clone(),
-            kind: kind?,
-            path: path?,
-            remote: remote.unwrap_or(None),
-            min_entries,
-            max_shrink,
-            mask_host_bits: s.mask_host_bits.unwrap_or(false),
-            max_bytes,
-            max_age_secs,
-            flags,
-            location: self.location(name.span()),
-        })
     }
 
     fn rule(

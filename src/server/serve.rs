@@ -1,0 +1,103 @@
+//! Running both ports: gRPC (with health and reflection) and HTTP, admission, the watcher and
+//! the fetcher, and a bounded drain at shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
+
+use super::error::{ServeError, TlsError};
+use super::{State, admission, conn, fetcher, http, proto, service, tls, watch};
+
+/// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health) on `http` until
+/// `shutdown` completes; then stops accepting and lets the requests and streams in flight
+/// finish for at most [`Config::drain_timeout`] before cutting them, and returns. With
+/// [`Config::watch`], a file watcher reloads on change.
+pub async fn run(
+    state: Arc<State>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let watcher = if state.config.watch {
+        Some(watch::spawn_watcher(state.clone())?)
+    } else {
+        None
+    };
+    let fetcher = fetcher::spawn(state.clone());
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    state.attach_health(health_reporter).await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let edit_gate = proto::edit_gate_server::EditGateServer::new(service::EditGateService::new(state.clone()))
+        .max_decoding_message_size(state.config.max_message_bytes);
+
+    let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
+    let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
+    let mut grpc_stop = stop_rx.clone();
+    let mut builder = tonic::transport::Server::builder()
+        // A peer that stops answering pings is gone: its connection does not hold a slot.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)));
+    if let Some(files) = &state.config.tls {
+        builder = builder.tls_config(tls::grpc_config(files)?).map_err(TlsError::Grpc)?;
+    }
+    let grpc_server = builder
+        .layer(admission::GrpcLimitLayer::new(state.clone()))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(edit_gate)
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = grpc_stop.wait_for(|s| *s).await;
+        });
+    let http_server = http::serve(state.clone(), http_conns, stop_rx.clone());
+    let servers = async {
+        let (g, h) = tokio::join!(grpc_server, http_server);
+        g?;
+        h?;
+        Ok::<_, ServeError>(())
+    };
+    tokio::pin!(servers);
+    let mut stopped = stop_rx.clone();
+    let drained = tokio::select! {
+        r = &mut servers => Some(r),
+        _ = stopped.wait_for(|s| *s) => None,
+    };
+    let result = match drained {
+        Some(r) => r,
+        // Stopping: what is in flight gets `drain_timeout` to finish.
+        None => match tokio::time::timeout(state.config.drain_timeout, &mut servers).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    drain_timeout_ms = state.config.drain_timeout.as_millis() as u64,
+                    "requests or streams still open at the drain deadline: closing them"
+                );
+                Ok(())
+            }
+        },
+    };
+    // Both listeners are closed when this returns.
+    grpc_accept.close().await;
+    http_accept.close().await;
+    drop(watcher);
+    drop(fetcher);
+    tracing::info!("servers stopped");
+    result
+}

@@ -1,0 +1,57 @@
+//! Issue 12, "fail closed, never open": every way an operator mistake or a hostile file once
+//! let Tor and VPN edits through, made a panic or hung the service, each through the real
+//! binary or a real server, as an operator or a client would meet it.
+//!
+//! - `lists`: emptied and shrunken lists; `url` sources that were never fetched (items 1, 6);
+//! - `reloads`: half-written files, `--deny-warnings`, health that says `degraded`, a
+//!   replaced policy directory (items 2, 3, 4);
+//! - `inputs`: settings out of range, special and huge files, host bits, lints (5, 7, 12, 15);
+//! - `connections`: shutdown with open streams, idle connections (8, 9);
+//! - `requests`: one `Attempt` for every entry point, odd wiki ids, error quality, anonymous
+//!   means no account (10, 11, 13, 14).
+
+mod connections;
+mod inputs;
+mod lists;
+mod reloads;
+mod requests;
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::{editgate, shipped_policies};
+
+/// A copy of the shipped policy directory.
+pub(super) fn shipped_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&shipped_policies(), dir.path());
+    dir
+}
+
+pub(super) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+pub(super) fn validate(dir: &Path) -> (i32, String) {
+    let out = editgate()
+        .arg("validate")
+        .arg(dir)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+pub(super) const TOR_EXIT: &str = "162.247.74.201";

@@ -1,0 +1,180 @@
+//! An in-process server on `127.0.0.1:0` and the loopback clients the tests talk to it with
+//! (a real tonic client; HTTP by hand, so that the tests need no HTTP client crate).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use editgate::server::proto::edit_gate_client::EditGateClient;
+use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse};
+use editgate::server::{self, Config, State};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+/// An in-process server; stops when dropped.
+pub(crate) struct Running {
+    pub(crate) grpc: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) state: Arc<State>,
+    pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(crate) task: Option<tokio::task::JoinHandle<Result<(), server::ServeError>>>,
+}
+
+impl Running {
+    pub(crate) async fn start(dir: &Path) -> Self {
+        let mut config = Config::new(dir.to_owned());
+        config.debounce = Duration::from_millis(50);
+        Self::start_with(config).await
+    }
+
+    pub(crate) async fn start_with(config: Config) -> Self {
+        let state = State::load(config).expect("policy loads");
+        let g = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let h = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc, http) = (g.local_addr().unwrap(), h.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(state.clone(), g, h, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            grpc,
+            http,
+            state,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub(crate) async fn client(&self) -> EditGateClient<Channel> {
+        for _ in 0..50 {
+            if let Ok(c) = EditGateClient::connect(format!("http://{}", self.grpc)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    pub(crate) async fn shutdown(mut self) -> Result<(), server::ServeError> {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub(crate) fn req(ip: &str, wiki: &str, kind: AccountKind) -> CheckRequest {
+    CheckRequest {
+        ip: ip.into(),
+        wiki: wiki.into(),
+        action: "edit".into(),
+        account: Some(Account {
+            kind: kind as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn registered(ip: &str, wiki: &str, edits: u64, age_days: i64) -> CheckRequest {
+    let mut r = req(ip, wiki, AccountKind::Registered);
+    let acct = r.account.as_mut().unwrap();
+    acct.edit_count = edits;
+    let secs = jiff::Timestamp::now().as_second() - age_days * 86_400;
+    acct.registered_at = Some(prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    });
+    r
+}
+
+pub(crate) async fn check(c: &mut EditGateClient<Channel>, r: CheckRequest) -> CheckResponse {
+    c.check(r).await.expect("check").into_inner()
+}
+
+/// A plain HTTP GET on loopback (the tests need no HTTP client crate for two endpoints).
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric line starting with {line_prefix}"))
+}
+
+/// A plain HTTP POST on loopback; returns the status code and the body.
+pub(crate) async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+/// A GET on loopback, whatever the status: (status, body).
+pub(crate) async fn http_get_any(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+pub(crate) async fn healthz(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {
+    let (code, body) = http_get_any(addr, "/healthz").await;
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
+    )
+}
+
+/// Polls `f` until it is true (up to 20 s): real synchronization on an observable state,
+/// never a sleep-then-assert.
+pub(crate) async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
