@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
 use super::ExitCode;
@@ -29,7 +30,7 @@ pub struct ServeArgs {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "EDITGATE_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// HTTP listen address for /metrics and /healthz [default: 127.0.0.1:9090].
+    /// HTTP listen address for the JSON API, /metrics, /healthz and the console [default: 127.0.0.1:9090].
     #[arg(long, env = "EDITGATE_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
     /// Log format: text or json [default: text].
@@ -48,11 +49,14 @@ pub struct ServeArgs {
     #[arg(long, env = "EDITGATE_MAX_FORWARDED_FOR", value_name = "N")]
     pub max_forwarded_for: Option<usize>,
     /// Do not watch the policy directory for changes (SIGHUP still reloads).
-    #[arg(long, env = "EDITGATE_NO_WATCH")]
+    #[arg(long, env = "EDITGATE_NO_WATCH", value_parser = BoolishValueParser::new())]
     pub no_watch: bool,
     /// Lint warnings count as errors, at start and on every reload.
-    #[arg(long, env = "EDITGATE_DENY_WARNINGS")]
+    #[arg(long, env = "EDITGATE_DENY_WARNINGS", value_parser = BoolishValueParser::new())]
     pub deny_warnings: bool,
+    /// Do not serve the admin console at / on the HTTP port.
+    #[arg(long, env = "EDITGATE_NO_CONSOLE", value_parser = BoolishValueParser::new())]
+    pub no_console: bool,
     /// Quiet period before a watched change is reloaded, like 1s [default: 1s].
     #[arg(long, env = "EDITGATE_RELOAD_DEBOUNCE", value_name = "DURATION")]
     pub reload_debounce: Option<String>,
@@ -109,6 +113,8 @@ pub struct ConfigFile {
     pub watch: Option<bool>,
     /// Warnings are errors.
     pub deny_warnings: Option<bool>,
+    /// Serve the admin console (default true).
+    pub console: Option<bool>,
     /// Quiet period before a watched change is reloaded.
     pub reload_debounce: Option<String>,
     /// Drain deadline after SIGTERM.
@@ -234,6 +240,7 @@ impl ServeArgs {
         }
         config.watch = !self.no_watch && cfg.watch.unwrap_or(true);
         config.deny_warnings = self.deny_warnings || cfg.deny_warnings.unwrap_or(false);
+        config.console = !self.no_console && cfg.console.unwrap_or(true);
         if let Some(t) = self.reload_debounce.clone().or(cfg.reload_debounce) {
             config.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
         }
@@ -375,6 +382,11 @@ async fn serve(r: Resolved) -> ExitCode {
         ga.map_or_else(|| r.listen.to_string(), |a| a.to_string()),
         ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string())
     );
+    if state.config.console {
+        let scheme = if state.config.tls.is_some() { "https" } else { "http" };
+        let at = ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string());
+        tracing::info!("admin console on {scheme}://{at}/ (read-only; --no-console turns it off)");
+    }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
     #[cfg(unix)]
     let _hup = match server::watch::spawn_sighup(state.clone()) {

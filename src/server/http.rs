@@ -79,7 +79,12 @@ pub async fn serve(
 /// The HTTP routes.
 pub fn router(state: Arc<State>) -> Router {
     let limit = state.config.max_message_bytes;
-    Router::new()
+    let console = if state.config.console {
+        super::console::router()
+    } else {
+        Router::new()
+    };
+    console
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/v1/check", post(check))

@@ -15,8 +15,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
+use super::activity::{Activity, MinuteRing, RuleActivity};
 use crate::cache::{FactsCache, StripedCounter};
-use editgate_core::decision::Verdict;
+use editgate_core::decision::{DecidedBy, Decision, Verdict};
 use editgate_core::engine::Snapshot;
 
 /// The decision latency histogram. Observing is two relaxed adds on this thread's stripes, no lock:
@@ -122,20 +123,48 @@ struct MethodLabel {
     method: String,
 }
 
-/// Counters for one snapshot's rules, resolved when the snapshot is installed.
+/// Counters for one snapshot's rules, resolved when the snapshot is installed: the
+/// Prometheus counters (totals since start) and the console's minute-by-minute history.
 #[derive(Debug, Clone)]
 pub struct RuleCounters {
-    /// `decisions_total{verdict, rule}` per rule index.
-    pub decided: Vec<Counter>,
-    /// `decisions_total{verdict, rule=""}` for defaults, per verdict.
-    pub defaults: [Counter; 3],
-    /// `shadow_matches_total{rule}` by rule id.
-    pub shadow: HashMap<String, Counter>,
+    /// `decisions_total{verdict, rule}` and the history, per rule index.
+    pub decided: Vec<(Counter, Arc<RuleActivity>)>,
+    /// `decisions_total{verdict, rule=""}` for defaults and their history, per verdict.
+    pub defaults: [(Counter, Arc<MinuteRing>); 3],
+    /// `shadow_matches_total{rule}` and the history, by rule id.
+    pub shadow: HashMap<String, (Counter, Arc<RuleActivity>)>,
+}
+
+impl RuleCounters {
+    /// Counts one decision made in `minute` ([`super::activity::minute_of`]).
+    pub fn record(&self, d: &Decision<'_>, minute: u32) {
+        match d.decided_by {
+            DecidedBy::Rule(i) => {
+                if let Some((total, activity)) = self.decided.get(i as usize) {
+                    total.inc();
+                    activity.decided.record(minute);
+                }
+            }
+            _ => {
+                let (total, ring) = &self.defaults[d.verdict as usize];
+                total.inc();
+                ring.record(minute);
+            }
+        }
+        for id in &d.shadow_rule_ids {
+            if let Some((total, activity)) = self.shadow.get(*id) {
+                total.inc();
+                activity.shadow.record(minute);
+            }
+        }
+    }
 }
 
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
+    /// The console's per-rule history.
+    pub activity: Activity,
     decisions: Family<DecisionLabels, Counter>,
     shadow: Family<RuleLabel, Counter>,
     /// Decision latency, seconds (request parsed to response built).
@@ -189,6 +218,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("editgate");
         let m = Self {
+            activity: Activity::default(),
             decisions: Family::default(),
             shadow: Family::default(),
             latency: LatencyHistogram::new(),
@@ -350,35 +380,38 @@ impl Metrics {
 
     /// Resolves the counters for a snapshot's rules.
     pub fn rule_counters(&self, snap: &Snapshot) -> RuleCounters {
+        self.activity.retain(snap.rules().iter().map(|r| r.id.as_str()));
         let decided = snap
             .rules()
             .iter()
             .map(|r| {
-                self.decisions
+                let total = self
+                    .decisions
                     .get_or_create(&DecisionLabels {
                         verdict: r.verdict.as_str().to_owned(),
                         rule: r.id.clone(),
                     })
-                    .clone()
+                    .clone();
+                (total, self.activity.rule(&r.id))
             })
             .collect();
         let defaults = Verdict::ALL.map(|v| {
-            self.decisions
+            let total = self
+                .decisions
                 .get_or_create(&DecisionLabels {
                     verdict: v.as_str().to_owned(),
                     rule: String::new(),
                 })
-                .clone()
+                .clone();
+            (total, self.activity.defaults[v as usize].clone())
         });
         let shadow = snap
             .rules()
             .iter()
             .filter(|r| r.mode == editgate_core::policy::Mode::Shadow)
             .map(|r| {
-                (
-                    r.id.clone(),
-                    self.shadow.get_or_create(&RuleLabel { rule: r.id.clone() }).clone(),
-                )
+                let total = self.shadow.get_or_create(&RuleLabel { rule: r.id.clone() }).clone();
+                (r.id.clone(), (total, self.activity.rule(&r.id)))
             })
             .collect();
         RuleCounters {

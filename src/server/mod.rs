@@ -10,8 +10,10 @@
 //! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
 //! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
 
+pub mod activity;
 pub mod admission;
 pub mod conn;
+pub mod console;
 pub mod decision_log;
 mod error;
 pub mod fetcher;
@@ -78,6 +80,8 @@ pub struct Config {
     pub max_connections: usize,
     /// TLS for both ports, when set.
     pub tls: Option<TlsFiles>,
+    /// Serve the admin console at `/` on the HTTP port.
+    pub console: bool,
 }
 
 /// Certificate files for TLS (PEM).
@@ -109,6 +113,7 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             max_connections: 0,
             tls: None,
+            console: true,
         }
     }
 }
@@ -318,21 +323,7 @@ impl State {
             Vec::new()
         };
         let d = decide_with_facts(snap, &attempt, &facts, &xff, now, false);
-        match d.decided_by {
-            editgate_core::decision::DecidedBy::Rule(i) => {
-                if let Some(c) = live.counters.decided.get(i as usize) {
-                    c.inc();
-                }
-            }
-            _ => {
-                live.counters.defaults[d.verdict as usize].inc();
-            }
-        }
-        for id in &d.shadow_rule_ids {
-            if let Some(c) = live.counters.shadow.get(*id) {
-                c.inc();
-            }
-        }
+        live.counters.record(&d, activity::minute_of(now));
         self.decision_log.record(&d, &attempt, now);
         let resp = proto::to_response(&d, std::mem::take(&mut req.request_id));
         if let Some(t) = started {

@@ -9,6 +9,7 @@
 //! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
 //! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
 //! - `lifecycle`: reloads, shutdown, and the real `editgate serve` binary under signals.
+//! - `console`: the admin console over HTTP, and in headless Chromium.
 //! - `decision_log`: hashes and prefixes, never a raw address; sampling and rotation.
 //! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
 //! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
@@ -20,6 +21,7 @@
 
 mod cli;
 mod common;
+mod console;
 mod decision_log;
 mod fail_closed;
 mod fuzz_regressions;

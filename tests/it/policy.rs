@@ -676,3 +676,38 @@ fn a_paced_load_builds_the_same_snapshot() {
         assert_eq!(plain.snapshot.facts(ip), paced.snapshot.facts(ip), "{ip}");
     }
 }
+
+#[test]
+fn snapshot_evaluation_order_lists_what_decisions_visit() {
+    let global = "[settings]\ndefault = \"allow\"\n\n[[rule]]\nid = \"g1\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n\n[[rule]]\nid = \"locked\"\nlocked = true\nverdict = \"block\"\nwhen.ip = [\"198.51.100.0/24\"]\n\n[[rule]]\nid = \"g2\"\nverdict = \"allow\"\nwhen.account = [\"registered\"]\n";
+    let wiki = "[settings]\ndefault = \"require-login\"\ndefault_message = \"w-default\"\n\n[[rule]]\nid = \"w1\"\nverdict = \"allow\"\nwhen.groups = [\"staff\"]\n";
+    let l = load(&[("global.toml", global), ("wikis/xwiki.toml", wiki)]).unwrap();
+    let snap = &l.snapshot;
+    let ids = |wiki: &str| -> Vec<&str> {
+        snap.evaluation_order(wiki)
+            .rules
+            .iter()
+            .map(|&i| snap.rules()[i].id.as_str())
+            .collect()
+    };
+    assert_eq!(ids("xwiki"), ["locked", "w1", "g1", "g2"]);
+    assert_eq!(ids("otherwiki"), ["locked", "g1", "g2"]);
+    assert_eq!(ids(""), ["locked", "g1", "g2"]);
+    let x = snap.evaluation_order("xwiki");
+    assert_eq!(x.default, Verdict::RequireLogin);
+    assert_eq!(x.default_from, editgate_core::decision::DecidedBy::WikiDefault);
+    assert_eq!(x.default_message, "w-default");
+    let other = snap.evaluation_order("otherwiki");
+    assert_eq!(
+        (other.default, other.default_from),
+        (Verdict::Allow, editgate_core::decision::DecidedBy::GlobalDefault)
+    );
+    // The order is the one decisions follow: the trace visits the same rules.
+    let d = decide(snap, &attempt("203.0.113.9", "xwiki", AccountKind::Anonymous), now());
+    let visited: Vec<&str> = d
+        .trace
+        .iter()
+        .map(|s| snap.rules()[s.rule as usize].id.as_str())
+        .collect();
+    assert_eq!(visited, ids("xwiki"));
+}

@@ -100,18 +100,52 @@ pub(crate) async fn check(c: &mut EditGateClient<Channel>, r: CheckRequest) -> C
     c.check(r).await.expect("check").into_inner()
 }
 
-/// A plain HTTP GET on loopback (the tests need no HTTP client crate for two endpoints).
-pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
+/// An HTTP answer: status, header lines (names lower-cased), body.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    /// The value of header `name` (lower case), if present.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A GET on loopback, by hand (HTTP/1.1, `Connection: close`): the tests need no HTTP client
+/// crate.
+pub(crate) async fn http_request(addr: SocketAddr, path: &str) -> Reply {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A GET that must answer 200; its body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let r = http_request(addr, path).await;
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    r.body
 }
 
 pub(crate) fn metric(text: &str, line_prefix: &str) -> f64 {
@@ -144,19 +178,8 @@ pub(crate) async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16,
 
 /// A GET on loopback, whatever the status: (status, body).
 pub(crate) async fn http_get_any(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    )
+    let r = http_request(addr, path).await;
+    (r.status, r.body)
 }
 
 pub(crate) async fn healthz(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {

@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use jiff::Timestamp;
 
 use crate::attempt::Attempt;
-use crate::decision::{DecidedBy, Decision, Outcome, Step};
+use crate::decision::{DecidedBy, Decision, Outcome, Step, Verdict};
 use crate::index::Index;
 use crate::policy::{Policy, Rule};
 use crate::sources::SourceKind;
@@ -204,6 +204,36 @@ impl Snapshot {
     fn plan(&self, wiki: &str) -> &WikiPlan {
         self.plans.get(wiki).unwrap_or(&self.fallback)
     }
+
+    /// How an attempt on `wiki` is decided: the rules in evaluation order (locked, the wiki's
+    /// file, the other global rules), then the default. A wiki without a file gets the
+    /// locked and global rules and the global default.
+    pub fn evaluation_order(&self, wiki: &str) -> EvaluationOrder<'_> {
+        let plan = self.plan(wiki);
+        EvaluationOrder {
+            rules: plan.order.iter().map(|&i| i as usize).collect(),
+            default: plan.default,
+            default_from: plan.decided_by,
+            default_message: &plan.message,
+            default_appeal: &plan.appeal,
+        }
+    }
+}
+
+/// What [`Snapshot::evaluation_order`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationOrder<'s> {
+    /// Indices into [`Snapshot::rules`], first evaluated first.
+    pub rules: Vec<usize>,
+    /// The verdict when no rule matches.
+    pub default: Verdict,
+    /// Whose default it is: [`DecidedBy::WikiDefault`], [`DecidedBy::GlobalDefault`] or
+    /// [`DecidedBy::BuiltinDefault`].
+    pub default_from: DecidedBy,
+    /// The default's message key or text.
+    pub default_message: &'s str,
+    /// The default's appeal path (empty for `allow`).
+    pub default_appeal: &'s str,
 }
 
 /// Decides one attempt, computing the IP facts and recording the full trace. This is what the

@@ -1,0 +1,374 @@
+//! The admin console on the HTTP port: server-rendered HTML for the people who tune
+//! editgate. Read-only: it shows the serving policy and what it does, and explains an
+//! address; nothing in it changes a policy.
+//!
+//! - `/`: status and problems, the serving version, the last reload, every source with its
+//!   entries, data age (and where the age comes from) and last fetch;
+//! - `/rules?wiki=W`: a wiki's rules in evaluation order, each with its decisions since
+//!   start and over the last hour, minute by minute ([`super::activity`]), shadow matches
+//!   beside them;
+//! - `/explain?ip=…&wiki=…`: the same trace as `POST /v1/explain` (the query becomes a
+//!   `CheckRequest` and goes through [`State::explain`]); the inputs are in the URL, so a
+//!   result can be linked from an appeal discussion;
+//! - `/reloads`: the last 20 loads and reloads.
+//!
+//! No external asset and no build chain: one stylesheet and one small script served by the
+//! binary, charts as inline SVG. The script only reloads the overview, rules and reloads
+//! pages every 10 s, and not while the reader is using a form (off with `refresh=0`); every
+//! page works without it. Every page is sent
+//! with a strict Content-Security-Policy, `Referrer-Policy: no-referrer` (an explain URL
+//! holds an address, and must not leak to an appeal link's site) and `Cache-Control:
+//! no-store`. Nothing here logs a request or its address. Off with `serve --no-console`.
+
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State as AxState};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::Timestamp;
+
+use super::State;
+use super::proto::{Account, AccountKind, CheckRequest};
+
+/// The console's Content-Security-Policy: nothing but the console's own stylesheet and
+/// script, forms that submit to the console, no inline code, no frames.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Seconds between automatic refreshes of the overview and rules pages.
+const REFRESH_SECS: u32 = 10;
+
+const STYLESHEET: &str = include_str!("style.css");
+const SCRIPT: &str = include_str!("refresh.js");
+
+/// The console's routes, to merge into the HTTP port's router.
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/rules", get(rules))
+        .route("/explain", get(explain))
+        .route("/reloads", get(reloads))
+        .route("/console.css", get(|| asset(STYLESHEET, "text/css; charset=utf-8")))
+        .route("/console.js", get(|| asset(SCRIPT, "text/javascript; charset=utf-8")))
+}
+
+/// The query string's `key=value` pairs, decoded, empty values dropped.
+fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Whether the page refreshes itself: yes unless `refresh=0`.
+fn refresh(pairs: &[(String, String)]) -> Option<u32> {
+    (first(pairs, "refresh") != Some("0")).then_some(REFRESH_SECS)
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    let mut resp = (status, markup.into_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(h);
+    resp
+}
+
+/// The headers every console response carries.
+fn secure(h: &mut axum::http::HeaderMap) {
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+}
+
+async fn overview(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
+    let now = Timestamp::now();
+    let health = state.health(now);
+    let live = state.current();
+    html(
+        StatusCode::OK,
+        pages::overview(&health, &live, now, refresh(&pairs(q.as_deref()))),
+    )
+}
+
+async fn rules(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
+    let pairs = pairs(q.as_deref());
+    let now = super::coarse_now();
+    let live = state.current();
+    let wiki = first(&pairs, "wiki").unwrap_or_default().to_ascii_lowercase();
+    html(
+        StatusCode::OK,
+        pages::rules(&live, &wiki, super::activity::minute_of(now), refresh(&pairs)),
+    )
+}
+
+async fn reloads(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
+    let history = state.reload_history();
+    html(
+        StatusCode::OK,
+        pages::reloads(&history, Timestamp::now(), refresh(&pairs(q.as_deref()))),
+    )
+}
+
+async fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    secure(h);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600"));
+    resp
+}
+
+/// The explain form's inputs, as typed (so the form shows them back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExplainForm {
+    /// `ip`.
+    pub ip: String,
+    /// `xff`: forwarded-for addresses, repeated or comma-separated.
+    pub xff: String,
+    /// `wiki`.
+    pub wiki: String,
+    /// `action`.
+    pub action: String,
+    /// `account`: `anonymous`, `temporary` or `registered`.
+    pub account: String,
+    /// `edits`.
+    pub edits: String,
+    /// `age`, like `30d`.
+    pub age: String,
+    /// `group`: repeated or comma-separated.
+    pub group: String,
+    /// `right`: repeated or comma-separated.
+    pub right: String,
+    /// `email`: the account has a confirmed e-mail address.
+    pub email: bool,
+}
+
+impl ExplainForm {
+    /// Reads the form from a query string; repeated list keys are joined with `, `.
+    pub fn from_query(query: Option<&str>) -> Self {
+        let pairs = pairs(query);
+        let all = |key: &str| {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let one = |key: &str| first(&pairs, key).unwrap_or_default().to_owned();
+        Self {
+            ip: one("ip"),
+            xff: all("xff"),
+            wiki: one("wiki"),
+            action: one("action"),
+            account: one("account"),
+            edits: one("edits"),
+            age: one("age"),
+            group: all("group"),
+            right: all("right"),
+            email: matches!(first(&pairs, "email"), Some("1" | "on" | "true" | "yes")),
+        }
+    }
+
+    /// The `CheckRequest` these inputs describe, as of `now`; errors name the form field.
+    /// Everything else (address syntax, wiki ids, limits) is checked by [`State::explain`],
+    /// exactly as for `POST /v1/explain`.
+    pub fn request(&self, now: Timestamp) -> Result<CheckRequest, FormError> {
+        let kind = match self.account.as_str() {
+            "" | "anonymous" => AccountKind::Anonymous,
+            "temporary" => AccountKind::Temporary,
+            "registered" => AccountKind::Registered,
+            other => {
+                return Err(FormError::new(
+                    "account",
+                    format!("`{other}` is not an account kind: anonymous, temporary or registered"),
+                ));
+            }
+        };
+        let edit_count = match self.edits.as_str() {
+            "" => 0,
+            n => n
+                .parse::<u64>()
+                .map_err(|_| FormError::new("edits", format!("`{n}` is not a whole number of edits")))?,
+        };
+        let registered_at = match self.age.as_str() {
+            "" => None,
+            a => {
+                let secs = editgate_core::policy::parse_duration(a).ok_or_else(|| {
+                    FormError::new(
+                        "age",
+                        format!("`{a}` is not a duration: a number and a unit, like `30d`"),
+                    )
+                })?;
+                let at = now
+                    .checked_sub(jiff::SignedDuration::from_secs(secs))
+                    .map_err(|_| FormError::new("age", format!("`{a}` is too long ago")))?;
+                Some(prost_types::Timestamp {
+                    seconds: at.as_second(),
+                    nanos: 0,
+                })
+            }
+        };
+        if self.ip.is_empty() {
+            return Err(FormError::new("ip", "an address is needed, like `162.247.74.201`"));
+        }
+        Ok(CheckRequest {
+            ip: self.ip.clone(),
+            forwarded_for: split(&self.xff),
+            wiki: self.wiki.clone(),
+            action: self.action.clone(),
+            account: Some(Account {
+                kind: kind as i32,
+                groups: split(&self.group),
+                rights: split(&self.right),
+                edit_count,
+                registered_at,
+                email_confirmed: self.email,
+            }),
+            request_id: String::new(),
+        })
+    }
+}
+
+/// A comma-separated list, trimmed, empty items dropped.
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An explain input that cannot be used, named by its form field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError {
+    /// The form field (`ip`, `xff`, `group`, …).
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FormError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The form field a request error is about: the service names `forwarded_for[2]` or
+    /// `account.groups[0]`, the form calls them `xff` and `group`.
+    fn from_status(s: &tonic::Status) -> Self {
+        let (field, message) = s.message().split_once(": ").unwrap_or(("", s.message()));
+        let field = match field.split('[').next().unwrap_or_default() {
+            "ip" => "ip",
+            "forwarded_for" => "xff",
+            "wiki" => "wiki",
+            "action" => "action",
+            "account.groups" => "group",
+            "account.rights" => "right",
+            "account.registered_at" => "age",
+            "account.kind" => "account",
+            _ => "",
+        };
+        let message = if field.is_empty() { s.message() } else { message };
+        Self::new(field, message)
+    }
+}
+
+async fn explain(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
+    let form = ExplainForm::from_query(q.as_deref());
+    let wikis: Vec<String> = state.current().snapshot.policy.wikis.keys().cloned().collect();
+    if form == ExplainForm::default() {
+        return html(StatusCode::OK, pages::explain(&form, &wikis, None));
+    }
+    let result = form.request(Timestamp::now()).and_then(|mut req| {
+        state.explain(&mut req).map_err(|s| {
+            if s.code() == tonic::Code::InvalidArgument {
+                FormError::from_status(&s)
+            } else {
+                // Starting (no data yet) or overloaded: said as it is.
+                FormError::new("", s.message().to_owned())
+            }
+        })
+    });
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) if e.field.is_empty() => StatusCode::SERVICE_UNAVAILABLE,
+        Err(_) => StatusCode::BAD_REQUEST,
+    };
+    html(status, pages::explain(&form, &wikis, Some(&result)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_reads_repeated_and_comma_separated_lists() {
+        let f = ExplainForm::from_query(Some(
+            "ip=162.247.74.201&wiki=enwiki&account=registered&group=sysop&group=bot%2C+steward&right=&xff=1.2.3.4,5.6.7.8&email=on",
+        ));
+        assert_eq!(f.ip, "162.247.74.201");
+        assert_eq!(f.group, "sysop, bot, steward");
+        assert_eq!(f.right, "");
+        assert!(f.email);
+        let req = f.request(Timestamp::now()).unwrap();
+        let acct = req.account.unwrap();
+        assert_eq!(acct.groups, ["sysop", "bot", "steward"]);
+        assert_eq!(req.forwarded_for, ["1.2.3.4", "5.6.7.8"]);
+        assert_eq!(acct.kind, AccountKind::Registered as i32);
+    }
+
+    #[test]
+    fn bad_inputs_name_their_field() {
+        let now = Timestamp::now();
+        let err = |q: &str| ExplainForm::from_query(Some(q)).request(now).unwrap_err();
+        assert_eq!(err("ip=1.2.3.4&account=admin").field, "account");
+        assert_eq!(err("ip=1.2.3.4&edits=-3").field, "edits");
+        assert_eq!(err("ip=1.2.3.4&age=forever").field, "age");
+        assert_eq!(err("wiki=enwiki").field, "ip");
+    }
+
+    #[test]
+    fn an_age_becomes_a_registration_time() {
+        let now = Timestamp::from_second(1_000_000_000).unwrap();
+        let req = ExplainForm::from_query(Some("ip=1.2.3.4&account=registered&age=2d"))
+            .request(now)
+            .unwrap();
+        assert_eq!(
+            req.account.unwrap().registered_at.unwrap().seconds,
+            1_000_000_000 - 2 * 86_400
+        );
+    }
+
+    #[test]
+    fn service_errors_map_to_form_fields() {
+        let e = FormError::from_status(&tonic::Status::invalid_argument(
+            "forwarded_for[1]: `x` is not an IP address",
+        ));
+        assert_eq!((e.field, e.message.as_str()), ("xff", "`x` is not an IP address"));
+        let e = FormError::from_status(&tonic::Status::invalid_argument(
+            "account.groups[0]: longer than 255 bytes",
+        ));
+        assert_eq!(e.field, "group");
+    }
+
+    #[test]
+    fn refresh_is_on_unless_turned_off() {
+        assert_eq!(refresh(&pairs(Some("wiki=enwiki"))), Some(REFRESH_SECS));
+        assert_eq!(refresh(&pairs(Some("refresh=0"))), None);
+    }
+}
