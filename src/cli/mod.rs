@@ -13,9 +13,43 @@ pub mod validate;
 
 use std::path::Path;
 
+use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 
 use editgate_core::load::{LoadError, Loaded, load_dir};
+
+/// editgate: decides allow / require-login / block for wiki edit attempts.
+#[derive(Debug, Parser)]
+#[command(name = "editgate", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve decisions over gRPC and HTTP/JSON, with health, metrics and the admin console,
+    /// reloading on change.
+    Serve(serve::ServeArgs),
+    /// Decide one edit attempt described by flags.
+    Check(check::CheckArgs),
+    /// Show the facts about the IP and every rule visited, with why it matched or not.
+    Explain(request::RequestArgs),
+    /// Check a policy directory: errors as path:line:col, then warnings.
+    Validate(validate::ValidateArgs),
+    /// Fetch every `url` source once and save the last good copies (as the server does).
+    Fetch(fetch::FetchArgs),
+    /// Confirm that the current copy of a list may replace a larger one (past `max_shrink`).
+    AcceptShrink(accept::AcceptShrinkArgs),
+    /// Run the policy test cases in DIR/tests/*.toml.
+    Test(test::TestArgs),
+    /// Print the JSON Schema of the policy files (for editors such as taplo / Even Better TOML).
+    Schema,
+    /// Replay recorded attempts under two policy directories and report what changes.
+    Replay(replay::ReplayArgs),
+}
 
 /// Process exit codes, the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +77,22 @@ pub fn load_or_report(dir: &Path, now: Timestamp) -> Result<Loaded, ExitCode> {
             eprintln!("error: {e}");
             Err(ExitCode::Usage)
         }
-        Err(LoadError::Invalid(errors)) => {
-            for e in &errors.0 {
-                eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
-            }
-            eprintln!(
-                "error: policy directory `{}` is invalid ({} error{})",
-                dir.display(),
-                errors.0.len(),
-                plural(errors.0.len())
-            );
-            Err(ExitCode::Failure)
-        }
+        Err(LoadError::Invalid(errors)) => Err(report_invalid(dir, &errors)),
     }
+}
+
+/// Prints a directory's errors, `path:line:col: error: message` each, then a summary; exit 1.
+pub fn report_invalid(dir: &Path, errors: &editgate_core::policy::PolicyErrors) -> ExitCode {
+    for e in &errors.0 {
+        eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
+    }
+    eprintln!(
+        "error: policy directory `{}` is invalid ({} error{})",
+        dir.display(),
+        errors.0.len(),
+        plural(errors.0.len())
+    );
+    ExitCode::Failure
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 
-use super::{ExitCode, load_or_report, plural};
+use super::{ExitCode, load_or_report, plural, report_invalid};
+use editgate_core::load::{LoadError, read_policy_files};
 
 /// `editgate validate`
 #[derive(Debug, Args)]
@@ -15,10 +16,18 @@ pub struct ValidateArgs {
     /// Treat warnings as errors (exit 1 when there are any).
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Check the policy files only (TOML, keys, references, lints) without reading any data
+    /// file: for a policy kept in version control, away from the lists and databases it
+    /// names.
+    #[arg(long)]
+    pub no_data: bool,
 }
 
 /// Runs `validate`.
 pub fn run(args: &ValidateArgs) -> ExitCode {
+    if args.no_data {
+        return files_only(args);
+    }
     let loaded = match load_or_report(&args.dir, Timestamp::now()) {
         Ok(l) => l,
         Err(code) => return code,
@@ -27,6 +36,13 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         eprintln!("{w}");
     }
     let snap = &loaded.snapshot;
+    for s in snap.sources().iter().filter(|s| s.awaiting_first_fetch()) {
+        eprintln!(
+            "note: source `{}` has no copy yet: `editgate serve` answers UNAVAILABLE until its first good fetch; `editgate fetch {}` fetches it now",
+            s.name,
+            args.dir.display()
+        );
+    }
     let n = loaded.warnings.len();
     println!(
         "{}: valid: {} rule{}, {} source{}, {} wiki file{}, {} warning{}; policy version {}",
@@ -41,7 +57,44 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         plural(n),
         snap.version()
     );
-    if args.deny_warnings && n > 0 {
+    verdict(args, n)
+}
+
+/// `validate --no-data`: the policy files through the checker and the lints, no data read.
+fn files_only(args: &ValidateArgs) -> ExitCode {
+    let files = match read_policy_files(&args.dir) {
+        Ok(f) => f,
+        Err(e @ LoadError::Io { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+        Err(LoadError::Invalid(errors)) => return report_invalid(&args.dir, &errors),
+    };
+    let (policy, warnings) = match editgate_core::policy::check(&files, Timestamp::now()) {
+        Ok(p) => p,
+        Err(errors) => return report_invalid(&args.dir, &errors),
+    };
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    let n = warnings.len();
+    println!(
+        "{}: policy files valid (data not read): {} rule{}, {} source{}, {} wiki file{}, {} warning{}",
+        args.dir.display(),
+        policy.rules.len(),
+        plural(policy.rules.len()),
+        policy.sources.len(),
+        plural(policy.sources.len()),
+        policy.wikis.len(),
+        plural(policy.wikis.len()),
+        n,
+        plural(n),
+    );
+    verdict(args, n)
+}
+
+fn verdict(args: &ValidateArgs, warnings: usize) -> ExitCode {
+    if args.deny_warnings && warnings > 0 {
         ExitCode::Failure
     } else {
         ExitCode::Ok

@@ -615,3 +615,29 @@ fn committed_schema_is_up_to_date() {
         "run `cargo run -- schema > schema/editgate-policy.schema.json`"
     );
 }
+
+#[test]
+fn committed_man_pages_are_up_to_date() {
+    use clap::CommandFactory as _;
+    let pages = editgate_testkit::man::pages(editgate::cli::Cli::command()).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    let mut committed: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".1"))
+        .collect();
+    committed.sort();
+    let mut expected: Vec<String> = pages.iter().map(|(n, _)| n.clone()).collect();
+    expected.sort();
+    assert_eq!(committed, expected, "run `cargo xtask man`");
+    assert!(expected.contains(&"editgate-serve.1".to_owned()));
+    for (name, text) in &pages {
+        let on_disk = std::fs::read(dir.join(name)).unwrap();
+        assert!(
+            on_disk == *text,
+            "docs/man/{name} is out of date: run `cargo xtask man`"
+        );
+    }
+    // The product's subcommands only: no development tool has a page.
+    assert!(!expected.iter().any(|n| n.contains("loadgen") || n.contains("soak")));
+}

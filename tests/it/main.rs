@@ -13,6 +13,7 @@
 //! - `decision_log`: hashes and prefixes, never a raw address; sampling and rotation.
 //! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
 //! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
+//! - `production`: the production example: files, and its live sources awaiting a fetch.
 //! - `fail_closed`: issue 12, one test per way the service once failed open (see its index).
 //! - `common`: temporary policy directories, fixture paths, the binary;
 //!   `server`: an in-process server on `127.0.0.1:0` and loopback clients for it.
@@ -32,5 +33,6 @@ mod live;
 mod ops;
 mod parsers_prop;
 mod policy;
+mod production;
 mod server;
 mod sources;

@@ -4,6 +4,7 @@
 //!   as many bytes, in the same run; reloads under load; the footprint of the real binary.
 //! - `soak`: an endurance run of the real binary: steady load, reloads and a flaky live
 //!   source, bounded in time.
+//! - `man`: rewrites the man pages in `docs/man/` from the CLI definition.
 //!
 //! Both drive `target/release/editgate` (built first when `EDITGATE_BIN` does not name
 //! another binary). The Cedar comparison is a bench of this package:
@@ -30,6 +31,8 @@ enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Endurance run: steady load, reloads and a flaky live source (bounded in time).
     Soak(soak::SoakArgs),
+    /// Rewrite the man pages in docs/man/ from the CLI definition.
+    Man,
 }
 
 /// Exit codes: 0 success, 1 a failed run (failed requests, failed reloads), 2 a setup error.
@@ -47,8 +50,39 @@ fn main() -> std::process::ExitCode {
     let code = match &Cli::parse().command {
         Command::Loadgen(a) => loadgen::run(a),
         Command::Soak(a) => soak::run(a),
+        Command::Man => man(),
     };
     std::process::ExitCode::from(code as u8)
+}
+
+/// `cargo xtask man`: writes `docs/man/*.1` (and removes pages of subcommands that went).
+fn man() -> ExitCode {
+    use clap::CommandFactory as _;
+    let dir = workspace().join("docs/man");
+    let written = (|| -> std::io::Result<usize> {
+        std::fs::create_dir_all(&dir)?;
+        let pages = editgate_testkit::man::pages(editgate::cli::Cli::command())?;
+        for old in std::fs::read_dir(&dir)? {
+            let old = old?.path();
+            if old.extension().is_some_and(|e| e == "1") {
+                std::fs::remove_file(old)?;
+            }
+        }
+        for (name, text) in &pages {
+            std::fs::write(dir.join(name), text)?;
+        }
+        Ok(pages.len())
+    })();
+    match written {
+        Ok(n) => {
+            println!("{}: {n} man pages", dir.display());
+            ExitCode::Ok
+        }
+        Err(e) => {
+            eprintln!("cargo xtask man: {e}");
+            ExitCode::Failure
+        }
+    }
 }
 
 /// The workspace root (this crate lives in `xtask/`).

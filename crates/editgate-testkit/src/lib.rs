@@ -6,7 +6,9 @@
 //!   errors, garbage, hangs, truncated bodies).
 //! - [`synth`]: deterministic synthetic prefixes, addresses and policy directories.
 //! - [`fuzzing`]: the properties the fuzz targets check, replayed by `cargo test` too.
+//! - [`man`]: the man pages rendered from the CLI definition (for `cargo xtask man`).
 
 pub mod fuzzing;
+pub mod man;
 pub mod origin;
 pub mod synth;
