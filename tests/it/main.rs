@@ -1,8 +1,9 @@
 //! editgate's integration tests, one binary.
 //!
 //! - `sources`: the parsers on the real data in `tests/fixtures/` (Tor, X4BNet, MaxMind).
-//! - `policy`: checker errors with positions, lints, and the evaluation order through the
-//!   library API.
+//! - `policy`: checker errors with positions, lints, loading, the decision log settings.
+//! - `evaluation`: the evaluation order, `xff`, `unless`, the policy version, and the hot
+//!   path against the traced path, through the library API.
 //! - `index_prop`, `parsers_prop`: property tests: the index agrees with a linear scan;
 //!   parsers never panic, accepted lists round-trip.
 //! - `fuzz_regressions`: inputs the fuzz targets once found, replayed.
@@ -24,6 +25,7 @@ mod cli;
 mod common;
 mod console;
 mod decision_log;
+mod evaluation;
 mod fail_closed;
 mod fuzz_regressions;
 mod grpc;
