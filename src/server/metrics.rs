@@ -381,30 +381,20 @@ impl Metrics {
     /// Resolves the counters for a snapshot's rules.
     pub fn rule_counters(&self, snap: &Snapshot) -> RuleCounters {
         self.activity.retain(snap.rules().iter().map(|r| r.id.as_str()));
+        let total = |verdict: Verdict, rule: &str| {
+            self.decisions
+                .get_or_create(&DecisionLabels {
+                    verdict: verdict.as_str().to_owned(),
+                    rule: rule.to_owned(),
+                })
+                .clone()
+        };
         let decided = snap
             .rules()
             .iter()
-            .map(|r| {
-                let total = self
-                    .decisions
-                    .get_or_create(&DecisionLabels {
-                        verdict: r.verdict.as_str().to_owned(),
-                        rule: r.id.clone(),
-                    })
-                    .clone();
-                (total, self.activity.rule(&r.id))
-            })
+            .map(|r| (total(r.verdict, &r.id), self.activity.rule(&r.id)))
             .collect();
-        let defaults = Verdict::ALL.map(|v| {
-            let total = self
-                .decisions
-                .get_or_create(&DecisionLabels {
-                    verdict: v.as_str().to_owned(),
-                    rule: String::new(),
-                })
-                .clone();
-            (total, self.activity.defaults[v as usize].clone())
-        });
+        let defaults = Verdict::ALL.map(|v| (total(v, ""), self.activity.defaults[v as usize].clone()));
         let shadow = snap
             .rules()
             .iter()

@@ -46,7 +46,6 @@ pub const SERVE_LOOPBACK: [&str; 5] = ["serve", "--listen", "127.0.0.1:0", "--ht
 /// Starts the real `editgate serve --no-watch` on `policies` (stderr piped), with `env` set,
 /// and returns it with its first stdout line: `editgate serving gRPC on ADDR and HTTP on ADDR`.
 pub fn spawn_serve(policies: &Path, env: &[(&str, &Path)]) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("editgate"))
         .args(SERVE_LOOPBACK)
@@ -57,10 +56,29 @@ pub fn spawn_serve(policies: &Path, env: &[(&str, &Path)]) -> (std::process::Chi
         .stderr(Stdio::piped())
         .spawn()
         .expect("editgate serve starts");
+    let line = serving_line(&mut child);
+    (child, line)
+}
+
+/// Reads the first stdout line of a spawned `editgate serve` (stdout piped):
+/// `editgate serving gRPC on ADDR and HTTP on ADDR`.
+pub fn serving_line(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("first line");
     assert!(line.starts_with("editgate serving gRPC on 127.0.0.1:"), "{line}");
-    (child, line)
+    line
+}
+
+/// The gRPC and HTTP addresses of a [`serving_line`].
+pub fn serving_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let addr = |i: usize| {
+        words[i]
+            .parse()
+            .unwrap_or_else(|_| panic!("no address at word {i}: {line}"))
+    };
+    (addr(4), addr(8))
 }

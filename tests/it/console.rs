@@ -8,7 +8,7 @@ use editgate::server::Config;
 use editgate::server::proto::AccountKind;
 use jiff::Timestamp;
 
-use crate::common::{policy_dir, shipped_policies, spawn_serve, write};
+use crate::common::{policy_dir, serving_addrs, shipped_policies, spawn_serve, write};
 use crate::server::{Running, check, http_post, http_request, metric, req};
 
 /// Rule ids and source names of the shipped policy, read through the library.
@@ -234,11 +234,6 @@ async fn the_console_can_be_turned_off() {
     assert_eq!(http_request(srv.http, "/healthz").await.status, 200);
 }
 
-/// The HTTP address in `editgate serve`'s first line.
-fn http_addr(line: &str) -> String {
-    line.split_whitespace().nth(8).unwrap().to_owned()
-}
-
 #[test]
 fn the_real_binary_serves_the_console_unless_told_not_to_and_logs_no_address() {
     use std::process::Command;
@@ -247,7 +242,7 @@ fn the_real_binary_serves_the_console_unless_told_not_to_and_logs_no_address() {
         .build()
         .unwrap();
     let (mut child, line) = spawn_serve(&shipped_policies(), &[]);
-    let addr = http_addr(&line).parse().unwrap();
+    let (_, addr) = serving_addrs(&line);
     let r = rt.block_on(http_request(addr, "/explain?ip=198.51.100.77&wiki=enwiki"));
     assert_eq!(r.status, 200);
     assert!(
@@ -267,7 +262,7 @@ fn the_real_binary_serves_the_console_unless_told_not_to_and_logs_no_address() {
     assert!(!err.contains("198.51.100.77"), "{err}");
 
     let (mut child, line) = spawn_serve(&shipped_policies(), &[("EDITGATE_NO_CONSOLE", Path::new("1"))]);
-    let addr = http_addr(&line).parse().unwrap();
+    let (_, addr) = serving_addrs(&line);
     assert_eq!(rt.block_on(http_request(addr, "/")).status, 404);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -337,7 +332,7 @@ fn the_console_in_a_real_browser() {
         return;
     };
     let (mut child, line) = spawn_serve(&shipped_policies(), &[]);
-    let base = format!("http://{}", http_addr(&line));
+    let base = format!("http://{}", serving_addrs(&line).1);
     let (rules, sources) = shipped_names();
 
     let (dom, log) = browse(&browser, &["--dump-dom"], &format!("{base}/"));
@@ -367,7 +362,7 @@ fn the_console_in_a_real_browser() {
             .enable_all()
             .build()
             .unwrap();
-        let addr = http_addr(&line).parse().unwrap();
+        let (_, addr) = serving_addrs(&line);
         for (n, body) in [
             (
                 20,

@@ -156,7 +156,7 @@ fn real_binary_serves_reloads_and_shuts_down() {
 
     let dir = policy_dir(&[("global.toml", RELOAD_V1)]);
     let (mut child, line) = crate::common::spawn_serve(dir.path(), &[]);
-    let grpc = line.split_whitespace().nth(4).unwrap().to_owned();
+    let (grpc, _) = crate::common::serving_addrs(&line);
     let pid = child.id().to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

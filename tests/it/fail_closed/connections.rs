@@ -19,7 +19,6 @@ async fn serve_with_open_stream(
     tokio::sync::mpsc::Sender<editgate::server::proto::CheckRequest>,
     tonic::Streaming<editgate::server::proto::CheckResponse>,
 ) {
-    use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
         .args(crate::common::SERVE_LOOPBACK)
         .args(["--no-watch", "--policies"])
@@ -29,11 +28,7 @@ async fn serve_with_open_stream(
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let grpc = line.split_whitespace().nth(4).unwrap().to_owned();
+    let (grpc, _) = crate::common::serving_addrs(&crate::common::serving_line(&mut child));
     let mut c = editgate::server::proto::edit_gate_client::EditGateClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
@@ -94,7 +89,6 @@ async fn a_second_signal_stops_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_neither_exhaust_descriptors_nor_starve_health_and_grpc() {
-    use std::io::{BufRead, BufReader};
     // The test opens 1,200 sockets of its own.
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     rlimit::setrlimit(rlimit::Resource::NOFILE, 4096.min(hard), hard).unwrap();
@@ -109,13 +103,7 @@ async fn idle_connections_neither_exhaust_descriptors_nor_starve_health_and_grpc
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (grpc, http): (std::net::SocketAddr, std::net::SocketAddr) =
-        (words[4].parse().unwrap(), words[8].parse().unwrap());
+    let (grpc, http) = crate::common::serving_addrs(&crate::common::serving_line(&mut child));
     let mut idle = Vec::new();
     for addr in [http, grpc] {
         for _ in 0..600 {
