@@ -338,7 +338,20 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 
 async fn serve(r: Resolved) -> ExitCode {
     if let Some(files) = &r.config.tls {
-        // Refuse to start on unusable certificate files, naming them.
+        // Refuse to start on unusable certificate files, naming them, and on a private key
+        // others can read.
+        match crate::server::tls::key_exposure(files) {
+            Ok(None) => {}
+            Ok(Some((refused, why))) if refused || r.config.deny_warnings => {
+                eprintln!("error: {why}");
+                return ExitCode::Usage;
+            }
+            Ok(Some((_, why))) => tracing::warn!(lint = "secret-file-mode", "{why}"),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::Usage;
+            }
+        }
         if let Err(e) = crate::server::tls::rustls_config(files) {
             eprintln!("error: {e:#}");
             return ExitCode::Usage;

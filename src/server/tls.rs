@@ -36,6 +36,22 @@ fn content<'a, E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// What is wrong with who can read the private key, if anything: `Some((true, why))` when
+/// every user on the host can (`serve` refuses to start), `Some((false, why))` when a group
+/// other than the service's can (a warning, an error under `--deny-warnings`).
+pub fn key_exposure(files: &TlsFiles) -> Result<Option<(bool, String)>, TlsError> {
+    let access = editgate_core::files::secret_access(&files.key).map_err(|source| TlsError::Read {
+        what: "key",
+        path: files.key.clone(),
+        source,
+    })?;
+    Ok(access.problem(
+        "the TLS private key",
+        &files.key,
+        "impersonate this service to the wikis and read their requests",
+    ))
+}
+
 /// tonic's TLS configuration for the gRPC port.
 pub fn grpc_config(files: &TlsFiles) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
     let identity = tonic::transport::Identity::from_pem(read(&files.cert, "certificate")?, read(&files.key, "key")?);

@@ -370,26 +370,12 @@ fn serve_settings_come_from_env_and_config_file() {
         );
 }
 
-/// Copies a directory tree.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn replay_counts_add_up_and_transitions_follow_the_change() {
     use editgate_testkit::synth::Rng;
     // NEW: tor-anon blocks instead of requiring login; vpn-anon is gone.
     let new = tempfile::tempdir().unwrap();
-    copy_tree(&shipped_policies(), new.path());
+    crate::common::copy_dir(&shipped_policies(), new.path());
     let global = std::fs::read_to_string(new.path().join("global.toml")).unwrap();
     let global = global.replacen(
         "verdict = \"require-login\"\nmessage = \"editgate-tor-login\"",

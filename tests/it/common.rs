@@ -1,43 +1,12 @@
 //! Helpers shared by the integration tests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use editgate_testkit::dirs::{copy_dir, fixture, policy_dir, shipped_copy, shipped_policies, shipped_with, write};
 
 /// The real `editgate` binary, to run with arguments.
 pub fn editgate() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("editgate").expect("binary")
-}
-
-/// `tests/fixtures/<rel>`.
-pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
-}
-
-/// The shipped `policies/` directory.
-pub fn shipped_policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
-}
-
-/// A temporary policy directory holding `files` (relative path, content).
-pub fn policy_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (rel, text) in files {
-        write(dir.path(), rel, text);
-    }
-    dir
-}
-
-/// Writes `text` to `dir/rel`, creating parent directories.
-pub fn write(dir: &Path, rel: &str, text: &str) {
-    let path = dir.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
-/// Copies a fixture into a policy directory.
-pub fn copy_fixture(dir: &Path, fixture_rel: &str, to: &str) {
-    let path = dir.join(to);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::copy(fixture(fixture_rel), path).expect("copy fixture");
 }
 
 /// `editgate serve` on loopback ports chosen by the OS; append `--policies DIR` and flags.

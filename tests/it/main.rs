@@ -1,11 +1,9 @@
 //! editgate's integration tests, one binary.
 //!
-//! - `sources`: the parsers on the real data in `tests/fixtures/` (Tor, X4BNet, MaxMind).
-//! - `policy`: checker errors with positions, lints, loading, the decision log settings.
-//! - `evaluation`: the evaluation order, `xff`, `unless`, the policy version, and the hot
-//!   path against the traced path, through the library API.
-//! - `index_prop`, `parsers_prop`: property tests: the index agrees with a linear scan;
-//!   parsers never panic, accepted lists round-trip.
+//! The core's own tests (the policy language, evaluation, parsers, the index) live in
+//! `crates/editgate-core/tests/`; these drive the service and the CLI around it.
+//!
+//! - `request_prop`: any text in a JSON request's fields: refused naming a field, or normalized.
 //! - `fuzz_regressions`: inputs the fuzz targets once found, replayed.
 //! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
 //! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
@@ -15,6 +13,7 @@
 //! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
 //! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
 //! - `production`: the production example: files, and its live sources awaiting a fetch.
+//! - `forwarded_for`: the forwarded-for attacks through the CLI, gRPC, HTTP and the console.
 //! - `fail_closed`: issue 12, one test per way the service once failed open (see its index).
 //! - `common`: temporary policy directories, fixture paths, the binary;
 //!   `server`: an in-process server on `127.0.0.1:0` and loopback clients for it.
@@ -25,16 +24,13 @@ mod cli;
 mod common;
 mod console;
 mod decision_log;
-mod evaluation;
 mod fail_closed;
+mod forwarded_for;
 mod fuzz_regressions;
 mod grpc;
-mod index_prop;
 mod lifecycle;
 mod live;
 mod ops;
-mod parsers_prop;
-mod policy;
 mod production;
+mod request_prop;
 mod server;
-mod sources;

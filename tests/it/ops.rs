@@ -299,3 +299,71 @@ async fn oversized_messages_and_forwarded_for_chains_are_refused_by_limit() {
     let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
     assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
 }
+
+/// The TLS private key lets whoever reads it impersonate the service: `serve` refuses a key
+/// every user can read, and warns about one a foreign group can read (refused under
+/// `--deny-warnings`), as it does for the decision log's key.
+#[test]
+fn serve_refuses_a_tls_key_others_can_read() {
+    use predicates::prelude::*;
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = pki();
+    let dir = policy_dir(&[
+        ("global.toml", ""),
+        ("cert.pem", &p.server_cert),
+        ("key.pem", &p.server_key),
+    ]);
+    let key = dir.path().join("key.pem");
+    let serve = |extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::cargo_bin("editgate").unwrap();
+        cmd.args(crate::common::SERVE_LOOPBACK)
+            .args(["--no-watch", "--policies"])
+            .arg(dir.path())
+            .arg("--tls-cert")
+            .arg(dir.path().join("cert.pem"))
+            .arg("--tls-key")
+            .arg(&key)
+            .args(extra)
+            .timeout(Duration::from_secs(30));
+        cmd
+    };
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    serve(&[]).assert().code(2).stderr(
+        predicates::str::contains("the TLS private key")
+            .and(predicates::str::contains(
+                "can be read by every user on this host (mode 0644)",
+            ))
+            .and(predicates::str::contains("chmod 600")),
+    );
+    // A group the service is not in: a warning, or with --deny-warnings a refusal.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if std::os::unix::fs::chown(&key, None, Some(65_534)).is_err() {
+        eprintln!("skipped the foreign-group case: only root can give a file a group it is not in");
+        return;
+    }
+    serve(&["--deny-warnings"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("can be read by group 65534"));
+    // Without it the service starts (and says why it should not have to).
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--policies"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(dir.path().join("cert.pem"))
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::common::serving_line(&mut child);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("secret-file-mode") && stderr.contains("group 65534"),
+        "{stderr}"
+    );
+}

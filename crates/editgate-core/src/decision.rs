@@ -98,6 +98,16 @@ impl CondKey {
 pub enum Outcome {
     /// The rule matched and decided.
     Matched,
+    /// An `xff` rule's `when` held for a forwarded-for address (not for the client address)
+    /// and it decided: the client address alone gets no stricter verdict.
+    ForwardedMatched,
+    /// An `xff` rule's `when` held for a forwarded-for address, but the client address alone
+    /// gets a stricter verdict, which decides: a forwarded-for address never makes a
+    /// decision less strict.
+    ForwardedOutranked,
+    /// The rule matched the client address after a forwarded-for match, and its verdict is
+    /// not stricter than that match's, so the forwarded-for match decides.
+    NotStricter,
     /// A shadow rule matched; it is reported and evaluation went on.
     ShadowMatched,
     /// `when` failed on this key.
@@ -110,10 +120,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// A machine name: `matched`, `shadow-matched`, `when-failed`, `unless-held`, `expired`.
+    /// A machine name: `matched`, `forwarded-matched`, `forwarded-outranked`,
+    /// `not-stricter`, `shadow-matched`, `when-failed`, `unless-held`, `expired`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Matched => "matched",
+            Self::ForwardedMatched => "forwarded-matched",
+            Self::ForwardedOutranked => "forwarded-outranked",
+            Self::NotStricter => "not-stricter",
             Self::ShadowMatched => "shadow-matched",
             Self::WhenFailed(_) => "when-failed",
             Self::Unless(_) => "unless-held",
@@ -134,6 +148,18 @@ impl Outcome {
     pub fn describe(self) -> String {
         match self {
             Self::Matched => "matched: decides".to_owned(),
+            Self::ForwardedMatched => {
+                "matched through a forwarded-for address: decides (the client address alone gets no stricter verdict)"
+                    .to_owned()
+            }
+            Self::ForwardedOutranked => {
+                "matched through a forwarded-for address, but the client address alone gets a stricter verdict, which decides"
+                    .to_owned()
+            }
+            Self::NotStricter => {
+                "matches the client address, but is not stricter than the forwarded-for match before it, which decides"
+                    .to_owned()
+            }
             Self::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
             Self::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
             Self::Unless(Some(k)) => format!("skipped: exempted by `unless` (`unless.{}` holds)", k.as_str()),

@@ -56,3 +56,163 @@ fn too_large(len: u64, max: u64) -> std::io::Error {
         format!("{len} bytes or more, larger than the {max} bytes allowed"),
     )
 }
+
+/// Who besides its owner can reach a file holding a secret (the decision log's HMAC key,
+/// the TLS private key), judged the way OpenSSH judges private keys, with room for the
+/// usual service layout: a key owned by root and readable by the service's own group
+/// (`root:editgate`, mode 0640) is private.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretAccess {
+    /// Only its owner and a group this process runs in can reach it.
+    Private,
+    /// A group this process does not run in can reach it (a warning: its members can read
+    /// the secret).
+    Group {
+        /// The permission bits.
+        mode: u32,
+        /// The file's group.
+        gid: u32,
+    },
+    /// Every user on the host can reach it (an error: the secret is public).
+    World {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
+impl SecretAccess {
+    /// What is wrong, in words, for the secret `what` at `path`, whose exposure lets a reader
+    /// do `risk`: `None` when private; `Some((true, ..))` when the file must be refused.
+    pub fn problem(self, what: &str, path: &Path, risk: &str) -> Option<(bool, String)> {
+        let path = path.display();
+        match self {
+            Self::Private => None,
+            Self::World { mode } => Some((
+                true,
+                format!(
+                    "{what} `{path}` can be read by every user on this host (mode {mode:04o}), who could {risk}; make it readable by editgate only: `chmod 600 {path}`, or `chmod 640` with the service's group"
+                ),
+            )),
+            Self::Group { mode, gid } => Some((
+                false,
+                format!(
+                    "{what} `{path}` can be read by group {gid}, which this process does not run in (mode {mode:04o}); its members could {risk}: `chmod 600 {path}`, or give it the service's own group (`chgrp editgate`)"
+                ),
+            )),
+        }
+    }
+}
+
+/// How exposed the secret file at `path` is (symbolic links followed). Not a regular file
+/// is an error, as for [`read_regular`].
+pub fn secret_access(path: &Path) -> std::io::Result<SecretAccess> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    Ok(if mode & 0o007 != 0 {
+        SecretAccess::World { mode }
+    } else if mode & 0o070 != 0 && !process_groups().contains(&meta.gid()) {
+        SecretAccess::Group { mode, gid: meta.gid() }
+    } else {
+        SecretAccess::Private
+    })
+}
+
+/// The effective and supplementary groups of this process, from `/proc/self/status` (std
+/// has no `getgroups`, and the project forbids the `unsafe` a libc call needs). Empty when
+/// it cannot be read, so that a group-readable secret is then reported.
+fn process_groups() -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let ids = |line: &str| {
+        line.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect::<Vec<u32>>()
+    };
+    let mut out = Vec::new();
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("Gid:") {
+            // real, effective, saved, filesystem: the effective one decides access.
+            out.extend(ids(rest).get(1));
+        } else if let Some(rest) = line.strip_prefix("Groups:") {
+            out.extend(ids(rest));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn key_with_mode(mode: u32) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), "0123456789abcdef0123").unwrap();
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_key_readable_by_everyone_is_refused_and_one_for_its_owner_is_private() {
+        for mode in [0o644, 0o604, 0o602, 0o666, 0o601] {
+            let f = key_with_mode(mode);
+            assert_eq!(secret_access(f.path()).unwrap(), SecretAccess::World { mode });
+            let (refused, why) = secret_access(f.path())
+                .unwrap()
+                .problem("the key", f.path(), "read it")
+                .unwrap();
+            assert!(refused, "{why}");
+            assert!(why.contains(&format!("mode {mode:04o}")), "{why}");
+        }
+        for mode in [0o600, 0o400] {
+            let f = key_with_mode(mode);
+            assert_eq!(secret_access(f.path()).unwrap(), SecretAccess::Private);
+        }
+        // The file's group is this process's own (a temporary file takes it): 0640 is the
+        // `root:editgate` layout.
+        let f = key_with_mode(0o640);
+        assert_eq!(secret_access(f.path()).unwrap(), SecretAccess::Private);
+    }
+
+    #[test]
+    fn a_key_readable_by_a_foreign_group_is_reported() {
+        use std::os::unix::fs::MetadataExt as _;
+        let f = key_with_mode(0o640);
+        // Only root may give a file a group it is not in; elsewhere this case cannot be set up.
+        let foreign = 65_534;
+        if std::os::unix::fs::chown(f.path(), None, Some(foreign)).is_err() || process_groups().contains(&foreign) {
+            eprintln!("skipped: cannot give a file a group this process is not in");
+            return;
+        }
+        assert_eq!(std::fs::metadata(f.path()).unwrap().gid(), foreign);
+        let access = secret_access(f.path()).unwrap();
+        assert_eq!(
+            access,
+            SecretAccess::Group {
+                mode: 0o640,
+                gid: foreign
+            }
+        );
+        let (refused, why) = access.problem("the key", f.path(), "read it").unwrap();
+        assert!(!refused && why.contains("group 65534"), "{why}");
+    }
+
+    #[test]
+    fn this_process_has_groups() {
+        assert!(!process_groups().is_empty());
+    }
+
+    #[test]
+    fn a_directory_is_not_a_key() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(secret_access(d.path()).is_err());
+    }
+}

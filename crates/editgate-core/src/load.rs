@@ -72,15 +72,36 @@ impl std::fmt::Debug for DecisionLogConfig {
 }
 
 /// Reads the decision log key: the file's bytes, surrounding whitespace trimmed; at least 16
-/// bytes, so that hashed addresses cannot be brute-forced from a guessable key.
-fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Result<DecisionLogConfig, PolicyError> {
+/// bytes, so that hashed addresses cannot be brute-forced from a guessable key. The key makes
+/// the hashed addresses reversible for whoever reads it (the IPv4 space is small enough to
+/// hash in minutes), so a key file every user can read is refused, and one a foreign group
+/// can read is a warning ([`crate::files::secret_access`]).
+fn decision_log_config(
+    dir: &Path,
+    s: &crate::policy::DecisionLogSettings,
+) -> Result<(DecisionLogConfig, Option<Warning>), PolicyError> {
     let key_path = dir.join(&s.key_file);
-    let key = read_regular(&key_path, MAX_KEY_BYTES).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         PolicyError::new(
             s.location.clone(),
             format!("decision_log: cannot read key file `{}`: {e}", s.key_file),
         )
-    })?;
+    };
+    let exposure = crate::files::secret_access(&key_path).map_err(cannot_read)?.problem(
+        "decision_log: the key file",
+        &key_path,
+        "turn the decision log's hashed addresses back into addresses",
+    );
+    let warning = match exposure {
+        Some((true, why)) => return Err(PolicyError::new(s.location.clone(), why)),
+        Some((false, why)) => Some(Warning {
+            lint: crate::policy::Lint::SecretFileMode,
+            location: s.location.clone(),
+            message: why,
+        }),
+        None => None,
+    };
+    let key = read_regular(&key_path, MAX_KEY_BYTES).map_err(cannot_read)?;
     let key = key.trim_ascii().to_vec();
     if key.len() < 16 {
         return Err(PolicyError::new(
@@ -92,12 +113,13 @@ fn decision_log_config(dir: &Path, s: &crate::policy::DecisionLogSettings) -> Re
             ),
         ));
     }
-    Ok(DecisionLogConfig {
+    let config = DecisionLogConfig {
         path: dir.join(&s.path),
         key,
         sample_rate: s.sample_rate,
         max_bytes: s.max_bytes,
-    })
+    };
+    Ok((config, warning))
 }
 
 /// Reads `global.toml` and `wikis/<wiki id>.toml` (sorted by name). Any other entry of
@@ -401,9 +423,13 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
             )),
         }
     }
+    let mut warnings = warnings;
     let decision_log = match &policy.settings.decision_log {
         Some(s) => match decision_log_config(dir, s).inspect(|_| inputs.push(dir.join(&s.key_file))) {
-            Ok(c) => Some(c),
+            Ok((c, warning)) => {
+                warnings.extend(warning);
+                Some(c)
+            }
             Err(e) => {
                 errors.push(e);
                 None
@@ -414,7 +440,6 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
     if !errors.is_empty() {
         return Err(LoadError::Invalid(PolicyErrors(errors)));
     }
-    let mut warnings = warnings;
     warnings.extend(crate::policy::lint::redundant_ip_in(&policy, |name| {
         let i = policy.sources.iter().position(|s| s.name == name)?;
         match &data.get(i)?.content {

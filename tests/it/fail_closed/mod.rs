@@ -19,27 +19,8 @@ mod requests;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{editgate, shipped_policies};
-
-/// A copy of the shipped policy directory.
-pub(super) fn shipped_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&shipped_policies(), dir.path());
-    dir
-}
-
-pub(super) fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
+use crate::common::editgate;
+pub(super) use crate::common::{copy_dir, shipped_copy};
 
 pub(super) fn validate(dir: &Path) -> (i32, String) {
     let out = editgate()

@@ -32,6 +32,10 @@ pub(super) struct CompiledRule {
     pub(super) when: CompiledCond,
     pub(super) unless: Option<CompiledCond>,
     pub(super) appeal: String,
+    /// Forwarded-for addresses may satisfy `when`: `xff = true` on a refusing rule (the
+    /// checker refuses it on an `allow` rule; this keeps a hand-built policy from loosening
+    /// anything either).
+    pub(super) xff: bool,
 }
 
 /// Evaluation order and default for one wiki (or for every wiki without a file).
@@ -168,6 +172,7 @@ impl Snapshot {
                 when: compile(&r.when, i),
                 unless: r.unless.as_ref().map(|u| compile(u, i)),
                 appeal,
+                xff: r.xff && r.verdict != Verdict::Allow,
             });
         }
 
@@ -226,7 +231,7 @@ impl Snapshot {
                         HotRule {
                             rule: i,
                             expires: r.expires.unwrap_or(Timestamp::MAX),
-                            xff: r.xff,
+                            xff: compiled[i as usize].xff,
                             ip_in: c.ip_in.as_ref().map(|(labels, anon)| (LabelMask::new(labels), *anon)),
                             ip: c.ip.map(|l| LabelMask::new(&[l])),
                             edits: (c.cond.min_edits.unwrap_or(0), c.cond.max_edits.unwrap_or(u64::MAX)),
@@ -235,7 +240,7 @@ impl Snapshot {
                                 .cond
                                 .asn
                                 .as_ref()
-                                .filter(|_| !r.xff)
+                                .filter(|_| !compiled[i as usize].xff)
                                 .map(|a| a.clone().into_boxed_slice()),
                         }
                     })
@@ -254,7 +259,7 @@ impl Snapshot {
         };
         let plans = policy.wikis.keys().map(|w| (w.clone(), plan(Some(w)))).collect();
         let fallback = plan(None);
-        let has_xff = policy.rules.iter().any(|r| r.xff);
+        let has_xff = compiled.iter().any(|c| c.xff);
         Self {
             index: builder.build_paced(pacer),
             policy,

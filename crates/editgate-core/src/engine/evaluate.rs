@@ -35,16 +35,18 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Evaluates a condition table; `Err` names the first key that failed.
+    /// Evaluates a condition table; `Err` names the first key that failed. With `forwarded`,
+    /// the IP keys may also hold for one forwarded-for address of `xf` (all of them for the
+    /// same address); `Ok(true)` says they held for a forwarded-for address only.
     pub(super) fn holds(
         &self,
         c: &CompiledCond,
-        xff: bool,
+        forwarded: bool,
         a: &Attempt,
         f: &Facts,
         xf: &[Facts],
         age: i64,
-    ) -> Result<(), CondKey> {
+    ) -> Result<bool, CondKey> {
         let k = &c.cond;
         let acct = a.account();
         let any = |want: &Option<Vec<String>>, have: &[String]| {
@@ -81,14 +83,10 @@ impl Snapshot {
         if !any(&k.rights, &acct.rights) {
             return Err(CondKey::Rights);
         }
-        let first = self.ip_keys(c, f);
-        if first.is_ok() || !xff {
-            return first;
-        }
-        if xf.iter().any(|x| self.ip_keys(c, x).is_ok()) {
-            Ok(())
-        } else {
-            first
+        match self.ip_keys(c, f) {
+            Ok(()) => Ok(false),
+            Err(_) if forwarded && xf.iter().any(|x| self.ip_keys(c, x).is_ok()) => Ok(true),
+            Err(key) => Err(key),
         }
     }
 }
@@ -96,6 +94,14 @@ impl Snapshot {
 impl Snapshot {
     /// What rule `i` does with an attempt: the one evaluation both decision paths share
     /// (the hot path only calls it for rules its packed pre-checks did not reject).
+    ///
+    /// Forwarded-for addresses (`xff`) are written by the client, so they may only make a
+    /// decision stricter: with `forwarded`, they may satisfy the `when` of a refusing rule
+    /// with `xff = true` ([`Outcome::ForwardedMatched`]); they never satisfy an `unless`
+    /// (it tests the client address only) and never an `allow` rule (the checker refuses
+    /// `xff` there; [`super::compile`] ignores it too). The caller passes `forwarded = false`
+    /// once a forwarded-for match was found, to find the client address's own decision.
+    #[allow(clippy::too_many_arguments)] // the attempt, its facts and the clock, as in `decide_with_facts`
     pub(super) fn evaluate(
         &self,
         i: u32,
@@ -104,19 +110,22 @@ impl Snapshot {
         xff: &[Facts],
         age: i64,
         now: Timestamp,
+        forwarded: bool,
     ) -> Outcome {
         let rule = &self.policy.rules[i as usize];
         let c = &self.compiled[i as usize];
         if rule.expires.is_some_and(|t| t <= now) {
             return Outcome::Expired;
         }
-        match self.holds(&c.when, rule.xff, attempt, facts, xff, age) {
+        let forwarded = forwarded && c.xff;
+        match self.holds(&c.when, forwarded, attempt, facts, xff, age) {
             Err(key) => Outcome::WhenFailed(key),
-            Ok(()) => match &c.unless {
-                Some(u) if self.holds(u, rule.xff, attempt, facts, xff, age).is_ok() => {
+            Ok(through_forwarded) => match &c.unless {
+                Some(u) if self.holds(u, false, attempt, facts, &[], age).is_ok() => {
                     Outcome::Unless(first_key(&u.cond))
                 }
                 _ if rule.mode == Mode::Shadow => Outcome::ShadowMatched,
+                _ if through_forwarded => Outcome::ForwardedMatched,
                 _ => Outcome::Matched,
             },
         }

@@ -3,11 +3,12 @@
 
 use jiff::Timestamp;
 
+use super::Snapshot;
 use super::compile::{CompiledRule, WikiPlan};
 use super::facts::Facts;
-use super::{Snapshot, default_decision, rule_decision};
+use super::resolve::Resolver;
 use crate::attempt::Attempt;
-use crate::decision::{Decision, Outcome};
+use crate::decision::Decision;
 use crate::index::{Label, LabelMask};
 
 /// The hot-path view of one rule: the few fields that reject most requests, packed together
@@ -18,6 +19,7 @@ pub(super) struct HotRule {
     pub(super) rule: u32,
     /// Skipped from this time on (`Timestamp::MAX`: never).
     pub(super) expires: Timestamp,
+    /// Forwarded-for addresses may satisfy `when` (see [`super::resolve`]).
     pub(super) xff: bool,
     /// `when.ip_in`: list labels and anonymous-source bits.
     pub(super) ip_in: Option<(LabelMask, u64)>,
@@ -113,9 +115,10 @@ pub(super) fn decide_hot<'s>(
             && h.ip.as_ref().is_none_or(|m| index.intersects(f.set, m))
     };
     let hot = &plan.hot[attempt.account().kind as usize];
-    let mut shadow = Vec::new();
+    let mut walk = Resolver::new(snapshot, false);
     let edits = attempt.account().edit_count;
-    let visit = |h: &HotRule, shadow: &mut Vec<&'s str>| -> Option<u32> {
+    let visit = |h: &HotRule, walk: &mut Resolver<'s>| -> Option<Decision<'s>> {
+        let forwarded = walk.forwarded();
         // Cheap rejections first, from the packed record; survivors are checked in full.
         if edits < h.edits.0
             || edits > h.edits.1
@@ -125,37 +128,31 @@ pub(super) fn decide_hot<'s>(
                 .as_ref()
                 .is_some_and(|a| !facts.asn.is_some_and(|x| a.contains(&x)))
             || h.expires <= now
-            || !(ip_ok(h, facts) || h.xff && xff_facts.iter().any(|x| ip_ok(h, x)))
+            || !(ip_ok(h, facts) || forwarded && h.xff && xff_facts.iter().any(|x| ip_ok(h, x)))
         {
             return None;
         }
-        match snapshot.evaluate(h.rule, attempt, facts, xff_facts, age, now) {
-            Outcome::Matched => Some(h.rule),
-            Outcome::ShadowMatched => {
-                shadow.push(snapshot.policy.rules[h.rule as usize].id.as_str());
-                None
-            }
-            _ => None,
-        }
+        let outcome = snapshot.evaluate(h.rule, attempt, facts, xff_facts, age, now, forwarded);
+        walk.visit(h.rule, outcome)
     };
     if hot.rules.len() < INVERTED_MIN_RULES {
         for h in &hot.rules {
-            if let Some(i) = visit(h, &mut shadow) {
-                return rule_decision(snapshot, i, shadow, Vec::new());
+            if let Some(d) = visit(h, &mut walk) {
+                return d;
             }
         }
-        return default_decision(snapshot, plan, shadow, Vec::new());
+        return walk.finish(plan);
     }
     // Candidates in evaluation order: the rules without an IP requirement, plus those keyed
     // by a label the address carries (or by an anonymous source it is in).
     let labels = index.labels_of(facts.set);
     if labels.is_empty() && facts.anon == 0 {
         for &pos in &hot.always {
-            if let Some(i) = visit(&hot.rules[pos as usize], &mut shadow) {
-                return rule_decision(snapshot, i, shadow, Vec::new());
+            if let Some(d) = visit(&hot.rules[pos as usize], &mut walk) {
+                return d;
             }
         }
-        return default_decision(snapshot, plan, shadow, Vec::new());
+        return walk.finish(plan);
     }
     // The candidate lists (each sorted by position) are merged on the fly, smallest head
     // first, so nothing is copied or sorted and the first match stops the walk. Copying
@@ -171,7 +168,7 @@ pub(super) fn decide_hot<'s>(
         .filter(|l| !l.is_empty());
     for l in extra.by_ref() {
         if k == MAX_LISTS {
-            return decide_from_buffer(snapshot, plan, hot, labels, facts, shadow, visit);
+            return decide_from_buffer(plan, hot, labels, facts, walk, visit);
         }
         lists[k] = l;
         k += 1;
@@ -193,23 +190,22 @@ pub(super) fn decide_hot<'s>(
             continue;
         }
         last = pos;
-        if let Some(i) = visit(&hot.rules[pos as usize], &mut shadow) {
-            return rule_decision(snapshot, i, shadow, Vec::new());
+        if let Some(d) = visit(&hot.rules[pos as usize], &mut walk) {
+            return d;
         }
     }
-    default_decision(snapshot, plan, shadow, Vec::new())
+    walk.finish(plan)
 }
 
 /// [`decide_hot`] for an address in more candidate lists than its merge holds: the lists are
 /// concatenated in a per-thread buffer, sorted and deduplicated.
 fn decide_from_buffer<'s>(
-    snapshot: &'s Snapshot,
     plan: &'s WikiPlan,
     hot: &HotPlan,
     labels: &[Label],
     facts: &Facts,
-    mut shadow: Vec<&'s str>,
-    visit: impl Fn(&HotRule, &mut Vec<&'s str>) -> Option<u32>,
+    mut walk: Resolver<'s>,
+    visit: impl Fn(&HotRule, &mut Resolver<'s>) -> Option<Decision<'s>>,
 ) -> Decision<'s> {
     thread_local! {
         static CANDIDATES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -228,10 +224,7 @@ fn decide_from_buffer<'s>(
         candidates.dedup();
         candidates
             .iter()
-            .find_map(|&pos| visit(&hot.rules[pos as usize], &mut shadow))
+            .find_map(|&pos| visit(&hot.rules[pos as usize], &mut walk))
     });
-    match decided {
-        Some(i) => rule_decision(snapshot, i, shadow, Vec::new()),
-        None => default_decision(snapshot, plan, shadow, Vec::new()),
-    }
+    decided.unwrap_or_else(|| walk.finish(plan))
 }

@@ -9,18 +9,21 @@
 //! - [`compile`](self): building a snapshot (the module `compile`);
 //! - `evaluate`: one rule against one attempt, the evaluation both decision paths share;
 //! - `hot`: the untraced path over packed per-wiki, per-account-kind rule records;
+//! - `resolve`: which rule decides, first match with the forwarded-for rule (a
+//!   forwarded-for address only ever makes a decision stricter), for both paths;
 //! - `facts`: what a snapshot knows about an address ([`Facts`], [`IpFacts`]).
 
 mod compile;
 mod evaluate;
 mod facts;
 mod hot;
+mod resolve;
 
 use ipnet::IpNet;
 use jiff::Timestamp;
 
 use crate::attempt::Attempt;
-use crate::decision::{DecidedBy, Decision, Outcome, Step, Verdict};
+use crate::decision::{DecidedBy, Decision, Step, Verdict};
 use crate::index::Index;
 use crate::policy::{Policy, Rule};
 use crate::sources::SourceKind;
@@ -30,6 +33,7 @@ pub use facts::{Facts, IpFacts};
 
 use compile::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
 use hot::decide_hot;
+use resolve::Resolver;
 
 /// The parsed content of one source, ready to compile.
 #[derive(Debug)]
@@ -275,18 +279,14 @@ pub fn decide_with_facts<'s>(
     if !trace {
         return decide_hot(snapshot, plan, attempt, facts, xff_facts, now, age);
     }
-    let mut steps = Vec::new();
-    let mut shadow = Vec::new();
+    let mut walk = Resolver::new(snapshot, true);
     for &i in &plan.order {
-        let outcome = snapshot.evaluate(i, attempt, facts, xff_facts, age, now);
-        steps.push(Step { rule: i, outcome });
-        match outcome {
-            Outcome::ShadowMatched => shadow.push(snapshot.policy.rules[i as usize].id.as_str()),
-            Outcome::Matched => return rule_decision(snapshot, i, shadow, steps),
-            _ => {}
+        let outcome = snapshot.evaluate(i, attempt, facts, xff_facts, age, now, walk.forwarded());
+        if let Some(d) = walk.visit(i, outcome) {
+            return d;
         }
     }
-    default_decision(snapshot, plan, shadow, steps)
+    walk.finish(plan)
 }
 
 fn default_decision<'s>(

@@ -321,6 +321,16 @@ impl<'a> Cx<'a> {
             None => Some(None),
         };
         let verdict = verdict?;
+        let xff = r.xff.as_ref().is_some_and(|x| *x.get_ref());
+        if let Some(x) = r.xff.as_ref().filter(|_| xff && verdict == Verdict::Allow) {
+            self.err(
+                x.span(),
+                format!(
+                    "`xff = true` on the `allow` rule `{id}`: the client writes X-Forwarded-For, so a forwarded-for address may only make a decision stricter and never lets an edit through; remove `xff` (the rule then tests the client address)"
+                ),
+            );
+            ok = false;
+        }
         if !ok {
             return None;
         }
@@ -337,7 +347,7 @@ impl<'a> Cx<'a> {
             appeal: r.appeal.clone().unwrap_or_default(),
             mode,
             stage,
-            xff: r.xff.unwrap_or(false),
+            xff,
             expires: if r.expires.is_some() { Some(expires?) } else { None },
             when: when?,
             unless: unless?,

@@ -38,6 +38,23 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 ),
             ));
         }
+        if let Some(keys) = rule
+            .unless
+            .as_ref()
+            .filter(|_| rule.xff)
+            .map(ip_keys)
+            .filter(|k| !k.is_empty())
+        {
+            out.push(warn(
+                Lint::XffUnless,
+                rule,
+                format!(
+                    "rule `{}` sets `xff = true`, but its `unless` ({}) tests the client address only: the client writes X-Forwarded-For, so a forwarded-for address never exempts from a rule; a request is exempted only when its client address (after the wiki's trusted proxies) holds",
+                    rule.id,
+                    keys.iter().map(|k| format!("`unless.{k}`")).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
         let anon_only = rule
             .when
             .account
@@ -120,6 +137,20 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         }
     }
     out
+}
+
+/// The IP keys a table tests.
+fn ip_keys(c: &Cond) -> Vec<&'static str> {
+    [
+        (c.ip_in.is_some(), "ip_in"),
+        (c.ip.is_some(), "ip"),
+        (c.asn.is_some(), "asn"),
+        (c.country.is_some(), "country"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| *present)
+    .map(|(_, k)| k)
+    .collect()
 }
 
 fn warn(lint: Lint, rule: &Rule, message: String) -> Warning {

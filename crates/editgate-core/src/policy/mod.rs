@@ -125,6 +125,9 @@ pub enum Lint {
     UnreachableRule,
     /// `xff = true` on a rule without IP conditions.
     UselessXff,
+    /// `xff = true` on a rule whose `unless` tests the IP: it tests the client address only,
+    /// never a forwarded-for address.
+    XffUnless,
     /// A condition that can never hold (`min_edits` above `max_edits`, ...).
     ImpossibleCondition,
     /// `ip` networks that all lie inside a source the same table tests with `ip_in`.
@@ -133,6 +136,8 @@ pub enum Lint {
     AnonymousBlock,
     /// A list source without `min_entries`: only an empty or badly shrunk copy is caught.
     MissingMinEntries,
+    /// A secret file (the decision log key) a group other than the service's can read.
+    SecretFileMode,
 }
 
 impl Lint {
@@ -143,10 +148,12 @@ impl Lint {
             Self::UnusedSource => "unused-source",
             Self::UnreachableRule => "unreachable-rule",
             Self::UselessXff => "useless-xff",
+            Self::XffUnless => "xff-unless",
             Self::ImpossibleCondition => "impossible-condition",
             Self::RedundantIpIn => "redundant-ip-in",
             Self::AnonymousBlock => "anonymous-block",
             Self::MissingMinEntries => "missing-min-entries",
+            Self::SecretFileMode => "secret-file-mode",
         }
     }
 }
@@ -364,7 +371,8 @@ pub struct Rule {
     pub mode: Mode,
     /// Where it sits in the evaluation order.
     pub stage: Stage,
-    /// Also test forwarded-for addresses.
+    /// Forwarded-for addresses may also satisfy `when` (never on an `allow` rule, never
+    /// `unless`; see `engine::resolve`).
     pub xff: bool,
     /// Skipped from this time on.
     pub expires: Option<Timestamp>,

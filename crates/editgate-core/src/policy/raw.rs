@@ -231,8 +231,10 @@ pub struct RawRule {
     /// Global file only: evaluated before every wiki's rules.
     #[schemars(with = "Option<bool>")]
     pub locked: Option<Spanned<bool>>,
-    /// Also test forwarded-for addresses.
-    pub xff: Option<bool>,
+    /// Also test forwarded-for addresses in `when` (refusing rules only: they may only
+    /// make a decision stricter).
+    #[schemars(with = "Option<bool>")]
+    pub xff: Option<Spanned<bool>>,
 }
 
 /// A `when` / `unless` condition table.

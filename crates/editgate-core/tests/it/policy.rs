@@ -1,47 +1,9 @@
 //! The policy checker and the evaluation order, through the library API.
 
-use editgate_core::attempt::{AccountKind, Attempt, AttemptBuilder, parse_ip};
-use editgate_core::load::{LoadError, Loaded, load_dir};
+use editgate_core::load::{LoadError, load_dir};
 use editgate_core::policy::Lint;
-use jiff::Timestamp;
 
-use crate::common::{copy_fixture, policy_dir, shipped_policies};
-
-pub(crate) fn now() -> Timestamp {
-    "2026-11-25T12:00:00Z".parse().unwrap()
-}
-
-pub(crate) fn load(files: &[(&str, &str)]) -> Result<Loaded, LoadError> {
-    let dir = policy_dir(files);
-    load_dir(dir.path(), now())
-}
-
-pub(crate) fn errors(files: &[(&str, &str)]) -> Vec<String> {
-    match load(files) {
-        Err(LoadError::Invalid(e)) => e.0.iter().map(ToString::to_string).collect(),
-        Err(e) => panic!("unexpected {e}"),
-        Ok(_) => panic!("expected errors"),
-    }
-}
-
-/// The parts of an `edit` attempt, to adjust before [`built`].
-pub(crate) fn parts(ip: &str, wiki: &str, kind: AccountKind) -> AttemptBuilder {
-    Attempt::builder(parse_ip("ip", ip).unwrap()).wiki(wiki).kind(kind)
-}
-
-pub(crate) fn built(parts: &AttemptBuilder) -> Attempt {
-    parts.clone().build().unwrap()
-}
-
-pub(crate) fn attempt(ip: &str, wiki: &str, kind: AccountKind) -> Attempt {
-    built(&parts(ip, wiki, kind))
-}
-
-pub(crate) const LISTS: &str = r#"
-[sources.bad]
-kind = "ip-list"
-path = "bad.txt"
-"#;
+use crate::common::{LISTS, copy_fixture, errors, load, now, policy_dir, shipped_policies};
 
 #[test]
 fn misspelt_key_names_file_line_column_and_suggests() {
@@ -211,9 +173,17 @@ when.ip_in = ["used"]
 
 [[rule]]
 id = "pointless-xff"
-verdict = "allow"
+verdict = "block"
 xff = true
 when.rights = ["x"]
+
+[[rule]]
+id = "campus-exempt"
+verdict = "block"
+xff = true
+when.ip_in = ["used"]
+unless.ip = ["198.51.100.0/24"]
+unless.rights = ["x"]
 
 [[rule]]
 id = "never"
@@ -248,6 +218,14 @@ when.account = ["temporary"]
         "{w:?}"
     );
     assert!(has(Lint::UselessXff, "rule `pointless-xff`"), "{w:?}");
+    assert!(
+        has(
+            Lint::XffUnless,
+            "rule `campus-exempt` sets `xff = true`, but its `unless` (`unless.ip`) tests the client address only"
+        ),
+        "{w:?}"
+    );
+    assert!(!has(Lint::XffUnless, "pointless-xff"), "{w:?}");
     assert!(has(Lint::ImpossibleCondition, "rule `never` can never match"), "{w:?}");
     assert!(
         has(
@@ -335,6 +313,52 @@ fn decision_log_settings_are_checked() {
         key,
     ]);
     assert!(e[0].contains("unknown key `sample`"), "{e:?}");
+}
+
+/// The decision log key makes its hashed addresses reversible: a key file every user can
+/// read is refused; one a foreign group can read is a `secret-file-mode` warning.
+#[test]
+fn a_decision_log_key_others_can_read_is_refused_or_flagged() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let global = "[settings.decision_log]\npath = \"d.jsonl\"\nkey_file = \"log.key\"\n";
+    let dir = policy_dir(&[("global.toml", global), ("log.key", "0123456789abcdef0123456789abcdef")]);
+    let key = dir.path().join("log.key");
+    for mode in [0o644, 0o604] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let Err(LoadError::Invalid(e)) = load_dir(dir.path(), now()) else {
+            panic!("a key readable by everyone must be refused")
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("global.toml:1:1: decision_log: the key file")
+                && text.contains(&format!("can be read by every user on this host (mode {mode:04o})")),
+            "{text}"
+        );
+    }
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let loaded = load_dir(dir.path(), now()).unwrap();
+        assert!(loaded.warnings.is_empty(), "{mode:o}: {:?}", loaded.warnings);
+    }
+    // A symbolic link to a directory (or anything not a regular file) is no key.
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink(dir.path(), &key).unwrap();
+    assert!(matches!(load_dir(dir.path(), now()), Err(LoadError::Invalid(_))));
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    if std::os::unix::fs::chown(&key, None, Some(65_534)).is_err() {
+        eprintln!("skipped the foreign-group case: only root can give a file a group it is not in");
+        return;
+    }
+    let loaded = load_dir(dir.path(), now()).unwrap();
+    let w: Vec<_> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(loaded.warnings.len(), 1, "{w:?}");
+    assert_eq!(loaded.warnings[0].lint, Lint::SecretFileMode);
+    assert!(
+        w[0].contains("warning[secret-file-mode]") && w[0].contains("group 65534"),
+        "{w:?}"
+    );
 }
 
 /// Pacing changes when a build runs, never what it builds: the shipped policy (60,000 list

@@ -6,8 +6,7 @@ use editgate_core::decision::{Outcome, Verdict};
 use editgate_core::engine::decide;
 use editgate_core::load::load_dir;
 
-use crate::common::{policy_dir, shipped_policies};
-use crate::policy::{LISTS, attempt, built, load, now, parts};
+use crate::common::{LISTS, attempt, built, fixtures, load, now, parts, policy_dir, shipped_policies};
 
 const ORDER: &str = r#"
 [settings]
@@ -201,8 +200,7 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
     use editgate_core::engine::decide_with_facts;
     use editgate_testkit::synth::{Rng, write_policy};
     let dir = tempfile::tempdir().unwrap();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    write_policy(dir.path(), &fixtures, 4_000, 120, 9).unwrap();
+    write_policy(dir.path(), &fixtures(), 4_000, 120, 9).unwrap();
     // Add xff and shadow rules so every candidate list is exercised.
     let mut global = std::fs::read_to_string(dir.path().join("global.toml")).unwrap();
     global += "\n[[rule]]\nid = \"xff-10\"\nverdict = \"block\"\nxff = true\nwhen.ip = [\"10.200.0.0/16\"]\n";
