@@ -32,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve decisions over gRPC and HTTP/JSON, with health, metrics and the admin console,
     /// reloading on change.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Decide one edit attempt described by flags.
     Check(check::CheckArgs),
     /// Show the facts about the IP and every rule visited, with why it matched or not.

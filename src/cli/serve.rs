@@ -54,9 +54,25 @@ pub struct ServeArgs {
     /// Lint warnings count as errors, at start and on every reload.
     #[arg(long, env = "EDITGATE_DENY_WARNINGS", value_parser = BoolishValueParser::new())]
     pub deny_warnings: bool,
-    /// Do not serve the admin console at / on the HTTP port.
+    /// Do not serve the admin console.
     #[arg(long, env = "EDITGATE_NO_CONSOLE", value_parser = BoolishValueParser::new())]
     pub no_console: bool,
+    /// Serve the admin console on this address instead of the HTTP port (its own connections
+    /// and threads) [default: on the HTTP port].
+    #[arg(long, env = "EDITGATE_CONSOLE_LISTEN", value_name = "ADDR")]
+    pub console_listen: Option<SocketAddr>,
+    /// Console pages rendered at once, off the request threads [default: 1].
+    #[arg(long, env = "EDITGATE_CONSOLE_CONCURRENCY", value_name = "N")]
+    pub console_concurrency: Option<usize>,
+    /// A `Host` name the JSON API and the console answer; repeat for several, `*` for any
+    /// [default: localhost, 127.0.0.1, ::1 and the listen addresses].
+    #[arg(
+        long = "allowed-host",
+        env = "EDITGATE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub allowed_hosts: Vec<String>,
     /// Quiet period before a watched change is reloaded, like 1s [default: 1s].
     #[arg(long, env = "EDITGATE_RELOAD_DEBOUNCE", value_name = "DURATION")]
     pub reload_debounce: Option<String>,
@@ -115,6 +131,12 @@ pub struct ConfigFile {
     pub deny_warnings: Option<bool>,
     /// Serve the admin console (default true).
     pub console: Option<bool>,
+    /// The console's own listen address.
+    pub console_listen: Option<SocketAddr>,
+    /// Console pages rendered at once.
+    pub console_concurrency: Option<usize>,
+    /// `Host` names the API and the console answer.
+    pub allowed_hosts: Option<Vec<String>>,
     /// Quiet period before a watched change is reloaded.
     pub reload_debounce: Option<String>,
     /// Drain deadline after SIGTERM.
@@ -144,6 +166,8 @@ pub struct Resolved {
     pub listen: SocketAddr,
     /// HTTP address.
     pub http_listen: SocketAddr,
+    /// The console's own address, when it has one.
+    pub console_listen: Option<SocketAddr>,
     /// Log format.
     pub json_logs: bool,
 }
@@ -241,6 +265,21 @@ impl ServeArgs {
         config.watch = !self.no_watch && cfg.watch.unwrap_or(true);
         config.deny_warnings = self.deny_warnings || cfg.deny_warnings.unwrap_or(false);
         config.console = !self.no_console && cfg.console.unwrap_or(true);
+        if let Some(n) = self.console_concurrency.or(cfg.console_concurrency) {
+            config.console_concurrency = number_setting("console_concurrency", n, 1, 64)?;
+        }
+        let hosts = if self.allowed_hosts.is_empty() {
+            cfg.allowed_hosts
+        } else {
+            Some(self.allowed_hosts.clone())
+        };
+        if let Some(bad) = hosts.iter().flatten().find(|h| h.trim().is_empty() || h.contains('/')) {
+            return Err(format!(
+                "allowed_hosts: `{bad}` is not a host name; give names or addresses (like `editgate.internal`), or `*`"
+            ));
+        }
+        config.allowed_hosts = hosts;
+        let console_listen = self.console_listen.or(cfg.console_listen);
         if let Some(t) = self.reload_debounce.clone().or(cfg.reload_debounce) {
             config.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
         }
@@ -277,6 +316,7 @@ impl ServeArgs {
         if log_format != "text" && log_format != "json" {
             return Err(format!("log_format: `{log_format}`, expected `text` or `json`"));
         }
+        let config_console = config.console;
         Ok(Resolved {
             config,
             listen: self
@@ -287,6 +327,7 @@ impl ServeArgs {
                 .http_listen
                 .or(cfg.http_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            console_listen: console_listen.filter(|_| config_console),
             json_logs: log_format == "json",
         })
     }
@@ -379,8 +420,16 @@ async fn serve(r: Resolved) -> ExitCode {
         (Ok(g), Ok(h)) => (g, h),
         _ => return ExitCode::Usage,
     };
+    let console = match r.console_listen {
+        Some(addr) => match bind(addr).await {
+            Ok(l) => Some(l),
+            Err(()) => return ExitCode::Usage,
+        },
+        None => None,
+    };
     let shutdown = shutdown_signal();
     let (ga, ha) = (grpc.local_addr().ok(), http.local_addr().ok());
+    let ca = console.as_ref().and_then(|l| l.local_addr().ok());
     let live = state.current();
     tracing::info!(
         policies = %policies.display(),
@@ -391,13 +440,14 @@ async fn serve(r: Resolved) -> ExitCode {
     // One line on stdout with the bound addresses, so scripts (and tests using port 0) can
     // find the service.
     println!(
-        "editgate serving gRPC on {} and HTTP on {}",
+        "editgate serving gRPC on {} and HTTP on {}{}",
         ga.map_or_else(|| r.listen.to_string(), |a| a.to_string()),
-        ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string())
+        ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string()),
+        ca.map(|a| format!(" and the console on {a}")).unwrap_or_default()
     );
     if state.config.console {
         let scheme = if state.config.tls.is_some() { "https" } else { "http" };
-        let at = ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string());
+        let at = ca.or(ha).map_or_else(|| r.http_listen.to_string(), |a| a.to_string());
         tracing::info!("admin console on {scheme}://{at}/ (read-only; --no-console turns it off)");
     }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
@@ -420,7 +470,7 @@ async fn serve(r: Resolved) -> ExitCode {
             std::process::exit(0);
         });
     };
-    match server::run(state, grpc, http, stopping).await {
+    match server::run_with(state, server::Listeners { grpc, http, console }, stopping).await {
         Ok(()) => ExitCode::Ok,
         Err(e) => {
             tracing::error!("server error: {e}");

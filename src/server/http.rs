@@ -5,7 +5,8 @@
 //!
 //! Served by hyper directly (not `axum::serve`) for its HTTP/1 header read timeout: a client
 //! that trickles its headers, or keeps an idle connection open, is cut after
-//! `header_timeout`.
+//! `header_timeout`. The API and the console answer only the accepted `Host` names
+//! ([`AllowedHosts`]), and API `POST`s only `application/json` bodies.
 
 use std::sync::Arc;
 
@@ -20,11 +21,12 @@ use jiff::Timestamp;
 
 use super::{State, proto};
 
-/// Serves the HTTP port on the connections `conns` admits (see [`super::conn::accept`]),
-/// with TLS when configured, until `stop`; then stops taking connections and waits for those
-/// in flight (the caller bounds the wait with `drain_timeout`).
+/// Serves `routes` on the connections `conns` admits (see [`super::conn::accept`]), with TLS
+/// when configured, until `stop`; then stops taking connections and waits for those in
+/// flight (the caller bounds the wait with `drain_timeout`).
 pub async fn serve(
     state: Arc<State>,
+    routes: Router,
     mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<tokio::net::TcpStream>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), super::TlsError> {
@@ -34,7 +36,7 @@ pub async fn serve(
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::rustls_config(files)?)),
         None => None,
     };
-    let service = TowerToHyperService::new(router(state.clone()));
+    let service = TowerToHyperService::new(routes);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -76,25 +78,151 @@ pub async fn serve(
     Ok(())
 }
 
-/// The HTTP routes.
-pub fn router(state: Arc<State>) -> Router {
+/// What an HTTP listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// The HTTP port: the JSON API, `/metrics`, `/healthz`, and the console unless it has a
+    /// listener of its own (or is off).
+    Api {
+        /// Whether the console is served here too.
+        console: bool,
+    },
+    /// A listener of the console's own (`console_listen`), with `/healthz` and `/metrics`.
+    Console,
+}
+
+/// The routes of one HTTP listener, behind the `Host` check ([`AllowedHosts`]).
+pub fn router(state: Arc<State>, serves: Serves, hosts: Arc<AllowedHosts>) -> Router {
     let limit = state.config.max_message_bytes;
-    let console = if state.config.console {
-        super::console::router()
-    } else {
-        Router::new()
+    let base = match serves {
+        Serves::Api { console: true } | Serves::Console => super::console::router(),
+        Serves::Api { console: false } => Router::new(),
     };
-    console
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/v1/check", post(check))
-        .route("/v1/explain", post(explain))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            super::admission::http_limit,
-        ))
+    let base = base.route("/metrics", get(metrics)).route("/healthz", get(healthz));
+    let routes = match serves {
+        Serves::Api { .. } => base
+            .route("/v1/check", post(check))
+            .route("/v1/explain", post(explain))
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                super::admission::http_limit,
+            )),
+        Serves::Console => base,
+    };
+    routes
+        .layer(axum::middleware::from_fn_with_state(hosts, guard))
         .with_state(state)
+}
+
+/// The `Host` values the HTTP port answers on its API and console, against DNS rebinding: a
+/// web page on `attacker.example` that re-resolves its name to `127.0.0.1` is same-origin
+/// with editgate in the browser, but its requests still carry `Host: attacker.example`.
+/// `/healthz` and `/metrics` answer any host (load balancers and scrapers name the port by
+/// whatever address they reach it at, and neither shows a request or an address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHosts {
+    any: bool,
+    names: Vec<String>,
+}
+
+impl AllowedHosts {
+    /// The configured names (`*` accepts any host), or by default the loopback names and the
+    /// specific addresses in `listening` (not `0.0.0.0` or `::`, which no client names).
+    pub fn new(configured: Option<&[String]>, listening: &[std::net::SocketAddr]) -> Self {
+        let names: Vec<String> = match configured {
+            Some(list) => list.iter().filter_map(|h| host_name(h)).collect(),
+            None => ["localhost", "127.0.0.1", "::1"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(
+                    listening
+                        .iter()
+                        .filter(|a| !a.ip().is_unspecified())
+                        .map(|a| a.ip().to_string()),
+                )
+                .collect(),
+        };
+        Self {
+            any: configured.is_some_and(|l| l.iter().any(|h| h.trim() == "*")),
+            names,
+        }
+    }
+
+    /// Whether a request with this `Host` header (with or without a port) is answered.
+    pub fn allows(&self, host: &str) -> bool {
+        self.any || host_name(host).is_some_and(|h| self.names.contains(&h))
+    }
+
+    /// The accepted names, for error messages and logs.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+/// The host of a `Host` value: without its port or IPv6 brackets, lower-cased, without a
+/// trailing dot; `None` when empty.
+fn host_name(value: &str) -> Option<String> {
+    let v = value.trim();
+    let host = match v.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        // One colon: a name or IPv4 address with a port. More: a bare IPv6 address.
+        None if v.matches(':').count() == 1 => v.split(':').next().unwrap_or_default(),
+        None => v,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Refuses a request for the API or the console whose `Host` is not accepted (403), and a
+/// `POST` to the API whose body is not declared `application/json` (415): a cross-site form
+/// can send `text/plain` without a CORS preflight, a JSON body cannot.
+async fn guard(
+    AxState(hosts): AxState<Arc<AllowedHosts>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/metrics" {
+        return next.run(req).await;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if !host.as_deref().is_some_and(|h| hosts.allows(h)) {
+        let shown: String = host.unwrap_or_default().chars().take(64).collect();
+        return json_response(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "code": "PermissionDenied",
+                "message": format!(
+                    "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
+                    hosts.names().join(", ")
+                ),
+            }),
+        );
+    }
+    if req.method() == axum::http::Method::POST && path.starts_with("/v1/") {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                serde_json::json!({
+                    "code": "InvalidArgument",
+                    "message": "Content-Type: send the request as `application/json`",
+                }),
+            );
+        }
+    }
+    next.run(req).await
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {

@@ -171,6 +171,8 @@ pub struct Metrics {
     pub latency: LatencyHistogram,
     /// Requests rejected as malformed, by method.
     invalid: Family<MethodLabel, Counter>,
+    /// Probes decided (views and permission tests, not attempts).
+    pub probes: Counter,
     cache_hits: Gauge<u64, AtomicU64>,
     cache_misses: Gauge<u64, AtomicU64>,
     cache_entries: Gauge<u64, AtomicU64>,
@@ -223,6 +225,7 @@ impl Metrics {
             shadow: Family::default(),
             latency: LatencyHistogram::new(),
             invalid: Family::default(),
+            probes: Counter::default(),
             cache_hits: Gauge::default(),
             cache_misses: Gauge::default(),
             cache_entries: Gauge::default(),
@@ -257,6 +260,11 @@ impl Metrics {
             "shadow_matches",
             "Shadow-mode rules that matched, by rule",
             m.shadow.clone(),
+        );
+        registry.register(
+            "probes",
+            "Probes decided: an edit form shown or a permission test, nothing saved; not in editgate_decisions_total",
+            m.probes.clone(),
         );
         registry.register(
             "decision_duration_seconds",

@@ -29,7 +29,7 @@ pub mod watch;
 
 pub use error::{ReloadError, ServeError, TlsError};
 pub use reload::{ReloadOutcome, ReloadRecord, Trigger};
-pub use serve::run;
+pub use serve::{Listeners, run, run_with};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,8 +80,14 @@ pub struct Config {
     pub max_connections: usize,
     /// TLS for both ports, when set.
     pub tls: Option<TlsFiles>,
-    /// Serve the admin console at `/` on the HTTP port.
+    /// Serve the admin console (at `/` on the HTTP port, or on its own listener).
     pub console: bool,
+    /// The `Host` names the API and the console answer (`*`: any); `None`: the loopback names
+    /// and the listen addresses (see [`http::AllowedHosts`]).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Console pages rendered at once (on the blocking pool, off the request threads); more
+    /// wait briefly, then get 503.
+    pub console_concurrency: usize,
 }
 
 /// Certificate files for TLS (PEM).
@@ -114,6 +120,8 @@ impl Config {
             max_connections: 0,
             tls: None,
             console: true,
+            allowed_hosts: None,
+            console_concurrency: 1,
         }
     }
 }
@@ -163,6 +171,8 @@ pub struct State {
     /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
     reload_requests: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Trigger>>>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Console pages being rendered (see `console`).
+    console_renders: Arc<tokio::sync::Semaphore>,
 }
 
 impl State {
@@ -190,6 +200,7 @@ impl State {
         if let Some(why) = &live.starting {
             tracing::warn!("not answering yet: {why}");
         }
+        let console_renders = Arc::new(tokio::sync::Semaphore::new(config.console_concurrency.max(1)));
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
             admission: admission::Admission::new(config.max_concurrent_requests),
@@ -204,6 +215,7 @@ impl State {
             health: Default::default(),
             reload_requests: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
+            console_renders,
         }))
     }
 
@@ -323,8 +335,12 @@ impl State {
             Vec::new()
         };
         let d = decide_with_facts(snap, &attempt, &facts, &xff, now, false);
-        live.counters.record(&d, activity::minute_of(now));
-        self.decision_log.record(&d, &attempt, now);
+        if req.probe {
+            self.metrics.probes.inc();
+        } else {
+            live.counters.record(&d, activity::minute_of(now));
+            self.decision_log.record(&d, &attempt, now);
+        }
         let resp = proto::to_response(&d, std::mem::take(&mut req.request_id));
         if let Some(t) = started {
             self.metrics.latency.observe(t.elapsed());

@@ -98,6 +98,10 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits)
         return Err(Status::invalid_argument("ip: required"));
     }
     let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
+    if req.probe {
+        // A probe decides on the client address alone (see `CheckRequest.probe`).
+        req.forwarded_for.clear();
+    }
     if req.forwarded_for.len() > limits.max_forwarded_for {
         return Err(Status::invalid_argument(format!(
             "forwarded_for: {} entries, at most {} are accepted",
@@ -279,6 +283,8 @@ struct JsonRequest {
     account: Option<JsonAccount>,
     #[serde(default, alias = "request_id", rename = "requestId")]
     request_id: String,
+    #[serde(default)]
+    probe: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +348,7 @@ pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
         action: j.action,
         account,
         request_id: j.request_id,
+        probe: j.probe,
     })
 }
 

@@ -11,16 +11,55 @@ use tokio_stream::StreamExt as _;
 use super::error::{ServeError, TlsError};
 use super::{State, admission, conn, fetcher, http, proto, service, tls, watch};
 
-/// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health) on `http` until
-/// `shutdown` completes; then stops accepting and lets the requests and streams in flight
-/// finish for at most [`Config::drain_timeout`] before cutting them, and returns. With
-/// [`Config::watch`], a file watcher reloads on change.
+/// The listeners the service answers on.
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// HTTP: the JSON API, `/metrics`, `/healthz`, and the console unless it has its own.
+    pub http: TcpListener,
+    /// The console's own listener (`console_listen`), so that people reading it never share
+    /// a port, threads or connection slots with the wikis' requests.
+    pub console: Option<TcpListener>,
+}
+
+/// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health, console) on
+/// `http` until `shutdown` completes (see [`run_with`]).
 pub async fn run(
     state: Arc<State>,
     grpc: TcpListener,
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    run_with(
+        state,
+        Listeners {
+            grpc,
+            http,
+            console: None,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Runs every listener until `shutdown` completes; then stops accepting and lets the
+/// requests and streams in flight finish for at most [`Config::drain_timeout`] before cutting
+/// them, and returns. With [`Config::watch`], a file watcher reloads on change.
+pub async fn run_with(
+    state: Arc<State>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let Listeners { grpc, http, console } = listeners;
+    let listening: Vec<std::net::SocketAddr> = [Some(&http), console.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let hosts = Arc::new(http::AllowedHosts::new(
+        state.config.allowed_hosts.as_deref(),
+        &listening,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -48,6 +87,7 @@ pub async fn run(
 
     let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
     let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
+    let console_conns = console.map(|l| conn::accept(l, "console", &state, stop_rx.clone()));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
     let mut grpc_stop = stop_rx.clone();
     let mut builder = tonic::transport::Server::builder()
@@ -66,11 +106,33 @@ pub async fn run(
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         });
-    let http_server = http::serve(state.clone(), http_conns, stop_rx.clone());
+    let api = http::Serves::Api {
+        console: state.config.console && console_conns.is_none(),
+    };
+    let http_server = http::serve(
+        state.clone(),
+        http::router(state.clone(), api, hosts.clone()),
+        http_conns,
+        stop_rx.clone(),
+    );
+    let (console_conns, console_accept) = match console_conns {
+        Some((conns, accepting)) => (Some(conns), Some(accepting)),
+        None => (None, None),
+    };
+    let console_server = async {
+        match console_conns {
+            Some(conns) => {
+                let routes = http::router(state.clone(), http::Serves::Console, hosts.clone());
+                http::serve(state.clone(), routes, conns, stop_rx.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
     let servers = async {
-        let (g, h) = tokio::join!(grpc_server, http_server);
+        let (g, h, c) = tokio::join!(grpc_server, http_server, console_server);
         g?;
         h?;
+        c?;
         Ok::<_, ServeError>(())
     };
     tokio::pin!(servers);
@@ -96,6 +158,9 @@ pub async fn run(
     // Both listeners are closed when this returns.
     grpc_accept.close().await;
     http_accept.close().await;
+    if let Some(c) = console_accept {
+        c.close().await;
+    }
     drop(watcher);
     drop(fetcher);
     tracing::info!("servers stopped");

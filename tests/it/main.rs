@@ -7,6 +7,7 @@
 //! - `fuzz_regressions`: inputs the fuzz targets once found, replayed.
 //! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
 //! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
+//! - `http_port`: `Host` names, JSON bodies, probes, and a large policy's console beside the API.
 //! - `lifecycle`: reloads, shutdown, and the real `editgate serve` binary under signals.
 //! - `console`: the admin console over HTTP, and in headless Chromium.
 //! - `decision_log`: hashes and prefixes, never a raw address; sampling and rotation.
@@ -28,6 +29,7 @@ mod fail_closed;
 mod forwarded_for;
 mod fuzz_regressions;
 mod grpc;
+mod http_port;
 mod lifecycle;
 mod live;
 mod ops;

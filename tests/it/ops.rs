@@ -94,7 +94,7 @@ async fn a_request_slower_than_the_deadline_gets_a_clear_error() {
     // Promise a body and send only part of it: the deadline ends the wait.
     let mut conn = tokio::net::TcpStream::connect(r.http).await.unwrap();
     conn.write_all(
-        b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ip\":",
+        b"POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ip\":",
     )
     .await
     .unwrap();

@@ -159,6 +159,7 @@ impl Mix {
                 email_confirmed: false,
             }),
             request_id: String::new(),
+            ..CheckRequest::default()
         }
     }
 }

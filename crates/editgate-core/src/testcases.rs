@@ -119,7 +119,8 @@ pub fn parse_cases(files: &[PolicyFile], snapshot: &Snapshot, now: Timestamp) ->
                 continue;
             }
         };
-        let at = |span: std::ops::Range<usize>| Location::at(&file.path, &file.text, span.start);
+        let lines = crate::policy::LineIndex::new(&file.text);
+        let at = |span: std::ops::Range<usize>| Location::in_lines(&file.path, &lines, span.start);
         for rc in &raw.cases {
             let location = at(rc.span());
             let c = rc.get_ref();

@@ -4,9 +4,9 @@
 //!
 //! - `/`: status and problems, the serving version, the last reload, every source with its
 //!   entries, data age (and where the age comes from) and last fetch;
-//! - `/rules?wiki=W`: a wiki's rules in evaluation order, each with its decisions since
-//!   start and over the last hour, minute by minute ([`super::activity`]), shadow matches
-//!   beside them;
+//! - `/rules?wiki=W&page=N`: a wiki's rules in evaluation order, 100 a page, each with its
+//!   decisions since start and over the last hour, minute by minute ([`super::activity`]),
+//!   shadow matches beside them;
 //! - `/explain?ip=…&wiki=…`: the same trace as `POST /v1/explain` (the query becomes a
 //!   `CheckRequest` and goes through [`State::explain`]); the inputs are in the URL, so a
 //!   result can be linked from an appeal discussion;
@@ -19,6 +19,10 @@
 //! with a strict Content-Security-Policy, `Referrer-Policy: no-referrer` (an explain URL
 //! holds an address, and must not leak to an appeal link's site) and `Cache-Control:
 //! no-store`. Nothing here logs a request or its address. Off with `serve --no-console`.
+//!
+//! The console never competes with the wikis' requests for their threads: pages render on
+//! the blocking pool, `console_concurrency` at a time (1 by default), and long lists are
+//! paged; `console_listen` gives it a listener of its own, with its own connection slots.
 
 mod pages;
 
@@ -92,33 +96,68 @@ fn secure(h: &mut axum::http::HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
+/// How long a console request waits for its turn to render before it gets 503.
+const RENDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Renders a page on the blocking pool, at most `console_concurrency` at once: the pages of
+/// a large policy take milliseconds of CPU each, and rendering them on the request threads
+/// once pushed `/v1/check` past the wikis' timeout (48 parallel reads of a 20,000-rule
+/// policy: 0.5 ms became 150–390 ms). Past the wait, 503 says the console is busy.
+async fn rendered(state: Arc<State>, render: impl FnOnce(&State) -> Response + Send + 'static) -> Response {
+    let Ok(Ok(permit)) = tokio::time::timeout(RENDER_WAIT, state.console_renders.clone().acquire_owned()).await else {
+        let mut resp = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console is busy rendering other pages; try again shortly",
+        )
+            .into_response();
+        secure(resp.headers_mut());
+        return resp;
+    };
+    let page = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        render(&state)
+    })
+    .await;
+    page.unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response())
+}
+
 async fn overview(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
-    let now = Timestamp::now();
-    let health = state.health(now);
-    let live = state.current();
-    html(
-        StatusCode::OK,
-        pages::overview(&health, &live, now, refresh(&pairs(q.as_deref()))),
-    )
+    rendered(state, move |state| {
+        let now = Timestamp::now();
+        let health = state.health(now);
+        let live = state.current();
+        html(
+            StatusCode::OK,
+            pages::overview(&health, &live, now, refresh(&pairs(q.as_deref()))),
+        )
+    })
+    .await
 }
 
 async fn rules(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
-    let pairs = pairs(q.as_deref());
-    let now = super::coarse_now();
-    let live = state.current();
-    let wiki = first(&pairs, "wiki").unwrap_or_default().to_ascii_lowercase();
-    html(
-        StatusCode::OK,
-        pages::rules(&live, &wiki, super::activity::minute_of(now), refresh(&pairs)),
-    )
+    rendered(state, move |state| {
+        let pairs = pairs(q.as_deref());
+        let now = super::coarse_now();
+        let live = state.current();
+        let wiki = first(&pairs, "wiki").unwrap_or_default().to_ascii_lowercase();
+        let page = first(&pairs, "page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        html(
+            StatusCode::OK,
+            pages::rules(&live, &wiki, page, super::activity::minute_of(now), refresh(&pairs)),
+        )
+    })
+    .await
 }
 
 async fn reloads(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
-    let history = state.reload_history();
-    html(
-        StatusCode::OK,
-        pages::reloads(&history, Timestamp::now(), refresh(&pairs(q.as_deref()))),
-    )
+    rendered(state, move |state| {
+        let history = state.reload_history();
+        html(
+            StatusCode::OK,
+            pages::reloads(&history, Timestamp::now(), refresh(&pairs(q.as_deref()))),
+        )
+    })
+    .await
 }
 
 async fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -237,7 +276,7 @@ impl ExplainForm {
                 registered_at,
                 email_confirmed: self.email,
             }),
-            request_id: String::new(),
+            ..CheckRequest::default()
         })
     }
 }
@@ -289,10 +328,14 @@ impl FormError {
 }
 
 async fn explain(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
-    let form = ExplainForm::from_query(q.as_deref());
-    let wikis: Vec<String> = state.current().snapshot.policy.wikis.keys().cloned().collect();
+    rendered(state, move |state| explain_page(state, q.as_deref())).await
+}
+
+fn explain_page(state: &State, q: Option<&str>) -> Response {
+    let form = ExplainForm::from_query(q);
+    let live = state.current();
     if form == ExplainForm::default() {
-        return html(StatusCode::OK, pages::explain(&form, &wikis, None));
+        return html(StatusCode::OK, pages::explain(&form, &live.snapshot, None));
     }
     let result = form.request(Timestamp::now()).and_then(|mut req| {
         state.explain(&mut req).map_err(|s| {
@@ -309,7 +352,7 @@ async fn explain(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> 
         Err(e) if e.field.is_empty() => StatusCode::SERVICE_UNAVAILABLE,
         Err(_) => StatusCode::BAD_REQUEST,
     };
-    html(status, pages::explain(&form, &wikis, Some(&result)))
+    html(status, pages::explain(&form, &live.snapshot, Some(&result)))
 }
 
 #[cfg(test)]

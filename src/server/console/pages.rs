@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::super::activity::MINUTES;
 use super::super::health::{Health, human_secs};
-use super::super::proto::{ExplainResponse, Verdict as WireVerdict};
+use super::super::proto::{ExplainResponse, RuleStep, Verdict as WireVerdict};
 use super::super::{Live, ReloadRecord};
 use super::{ExplainForm, FormError};
 use editgate_core::decision::{DecidedBy, Verdict};
@@ -216,10 +216,10 @@ pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u3
             table.rules {
                 thead { tr { th { "Rule" } th { "Verdict" } th { "Stage" } th.num { "Decisions" } th { "Last hour" } } }
                 tbody {
-                    @for (r, (total, activity)) in live.snapshot.rules().iter().zip(&live.counters.decided) {
+                    @for (i, (r, (total, activity))) in live.snapshot.rules().iter().zip(&live.counters.decided).enumerate().take(PAGE_RULES) {
                         tr class=[(r.mode == Mode::Shadow).then_some("shadow")] {
                             td {
-                                a href={ (rules_url(&r.stage)) "#rule-" (r.id) } { code { (r.id) } }
+                                a href=(rule_url(&live.snapshot, None, i)) { code { (r.id) } }
                             }
                             td { (verdict_badge(r.verdict.as_str())) }
                             td { (stage_tags(r)) }
@@ -228,6 +228,11 @@ pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u3
                         }
                     }
                 }
+            }
+        }
+        @if live.snapshot.rules().len() > PAGE_RULES {
+            p.note {
+                "The first " (PAGE_RULES) " of " (live.snapshot.rules().len()) " rules, in definition order; every rule is on the rules pages above."
             }
         }
         p.cta { a href="/explain" { "Explain an address →" } }
@@ -254,24 +259,53 @@ fn stage_tags(r: &Rule) -> Markup {
     }
 }
 
-/// The rules page that lists a rule: its wiki's for a wiki rule, else any wiki's.
-fn rules_url(stage: &Stage) -> String {
-    match stage {
-        Stage::Wiki(w) => format!("/rules?wiki={}", encode(w)),
-        _ => "/rules".to_owned(),
+/// Rules shown on one page of `/rules` (and on the overview): a policy of 20,000 rules made
+/// an 11.6 MB page, rendered while the wikis waited.
+pub const PAGE_RULES: usize = 100;
+
+/// `/rules` for `wiki` (empty: any wiki without its own file), page `page` (1-based).
+fn rules_page_url(wiki: &str, page: usize) -> String {
+    let mut url = "/rules".to_owned();
+    let mut sep = '?';
+    if !wiki.is_empty() {
+        url += &format!("?wiki={}", encode(wiki));
+        sep = '&';
     }
+    if page > 1 {
+        url += &format!("{sep}page={page}");
+    }
+    url
+}
+
+/// The rules page that lists rule `i` in `wiki`'s evaluation order (`None`: the rule's own
+/// wiki for a wiki rule, else any wiki's), at its anchor, on the page its place falls on.
+fn rule_url(snap: &editgate_core::engine::Snapshot, wiki: Option<&str>, i: usize) -> String {
+    let r = &snap.rules()[i];
+    let wiki = wiki.unwrap_or(match &r.stage {
+        Stage::Wiki(w) => w.as_str(),
+        _ => "",
+    });
+    let wiki = if snap.policy.wikis.contains_key(wiki) { wiki } else { "" };
+    let pos = snap
+        .evaluation_order(wiki)
+        .rules
+        .iter()
+        .position(|&j| j == i)
+        .unwrap_or(0);
+    format!("{}#rule-{}", rules_page_url(wiki, pos / PAGE_RULES + 1), r.id)
 }
 
 /// `/rules?wiki=W`: the rules in evaluation order, with their activity.
-pub fn rules(live: &Live, wiki: &str, minute: u32, refresh: Option<u32>) -> Markup {
+pub fn rules(live: &Live, wiki: &str, page: usize, minute: u32, refresh: Option<u32>) -> Markup {
     let snap = &live.snapshot;
     let order = snap.evaluation_order(wiki);
     let known = snap.policy.wikis.contains_key(wiki);
-    let here = if wiki.is_empty() {
-        "/rules".to_owned()
-    } else {
-        format!("/rules?wiki={}", encode(wiki))
-    };
+    let pages = order.rules.len().div_ceil(PAGE_RULES).max(1);
+    let page = page.clamp(1, pages);
+    let first = (page - 1) * PAGE_RULES;
+    let shown = &order.rules[first..(first + PAGE_RULES).min(order.rules.len())];
+    let page_url = |p: usize| rules_page_url(wiki, p);
+    let here = page_url(page);
     let title = if known {
         format!("Rules for {wiki}")
     } else {
@@ -293,6 +327,14 @@ pub fn rules(live: &Live, wiki: &str, minute: u32, refresh: Option<u32>) -> Mark
             p.note { "No file " code { "wikis/" (wiki) ".toml" } ": this wiki gets the locked and global rules and the global default." }
         }
         p.note { "Evaluation order: locked rules of global.toml, the wiki's own file, the other global rules, then the default; the first rule that matches decides. Counts are over every wiki since start; the chart is the last hour, a bar per minute, newest on the right." }
+        @if pages > 1 {
+            nav.pager aria-label="pages" {
+                "Rules " (first + 1) "–" (first + shown.len()) " of " (order.rules.len()) " · "
+                @if page > 1 { a href=(page_url(page - 1)) rel="prev" { "← previous" } " · " }
+                "page " (page) " of " (pages)
+                @if page < pages { " · " a href=(page_url(page + 1)) rel="next" { "next →" } }
+            }
+        }
         div.scroll {
             table.rules {
                 thead { tr {
@@ -300,7 +342,8 @@ pub fn rules(live: &Live, wiki: &str, minute: u32, refresh: Option<u32>) -> Mark
                     th { "Defined at" } th.num { "Decisions" } th { "Last hour" } th { "Shadow matches" }
                 } }
                 tbody {
-                    @for (pos, &i) in order.rules.iter().enumerate() {
+                    @for (pos, &i) in shown.iter().enumerate() {
+                        @let pos = first + pos;
                         @let r = &snap.rules()[i];
                         @let (total, activity) = &live.counters.decided[i];
                         @let shadow = live.counters.shadow.get(&r.id);
@@ -321,7 +364,7 @@ pub fn rules(live: &Live, wiki: &str, minute: u32, refresh: Option<u32>) -> Mark
                             }
                         }
                     }
-                    tr.default {
+                    @if page == pages { tr.default {
                         td.num { (order.rules.len() + 1) }
                         td { "default" }
                         td { (verdict_badge(order.default.as_str())) }
@@ -335,7 +378,7 @@ pub fn rules(live: &Live, wiki: &str, minute: u32, refresh: Option<u32>) -> Mark
                         td.num title="decisions by any default with this verdict, over every wiki" { (default_total.get()) }
                         td { (hour(&default_ring.last_hour(minute), "decisions by a default")) }
                         td {}
-                    }
+                    } }
                 }
             }
         }
@@ -421,7 +464,13 @@ fn encode(s: &str) -> String {
 }
 
 /// `/explain`: the form, then the decision, the facts and every rule visited.
-pub fn explain(form: &ExplainForm, wikis: &[String], result: Option<&Result<ExplainResponse, FormError>>) -> Markup {
+pub fn explain(
+    form: &ExplainForm,
+    snap: &editgate_core::engine::Snapshot,
+    result: Option<&Result<ExplainResponse, FormError>>,
+) -> Markup {
+    let wikis: Vec<String> = snap.policy.wikis.keys().cloned().collect();
+    let wikis = &wikis[..];
     let error = result.and_then(|r| r.as_ref().err());
     let body = html! {
         (explain_form(form, wikis, error))
@@ -432,29 +481,29 @@ pub fn explain(form: &ExplainForm, wikis: &[String], result: Option<&Result<Expl
             }
         }
         @if let Some(Ok(r)) = result {
-            (explanation(form, r))
+            (explanation(form, snap, r))
         }
     };
     layout("Explain", Nav::Explain, "/explain", None, body)
 }
 
-fn explanation(form: &ExplainForm, r: &ExplainResponse) -> Markup {
+fn explanation(form: &ExplainForm, snap: &editgate_core::engine::Snapshot, r: &ExplainResponse) -> Markup {
     let d = r.decision.clone().unwrap_or_default();
     let verdict = wire_verdict(d.verdict());
     let url = explain_url(form);
-    let rules_url = if form.wiki.is_empty() {
-        "/rules".to_owned()
-    } else {
-        format!("/rules?wiki={}", encode(&form.wiki.to_ascii_lowercase()))
-    };
+    let decided_by = snap.rules().iter().position(|rule| rule.id == d.rule_id);
     html! {
         section.card.decision {
             p.big { "Verdict: " (verdict_badge(verdict)) }
             dl {
                 dt { "Decided by" }
                 dd {
-                    @if d.rule_id.is_empty() { "the default" }
-                    @else { "rule " a href={ (rules_url) "#rule-" (d.rule_id) } { code { (d.rule_id) } } }
+                    @match decided_by {
+                        Some(i) => { "rule " a href=(rule_url(snap, Some(&form.wiki.to_ascii_lowercase()), i)) { code { (d.rule_id) } } },
+                        // A rule a reload removed since the decision: named, without a link.
+                        None if !d.rule_id.is_empty() => { "rule " code { (d.rule_id) } },
+                        None => "the default",
+                    }
                 }
                 dt { "Reason" } dd { (d.reason) }
                 @if !d.message.is_empty() { dt { "Message" } dd { code { (d.message) } } }
@@ -506,21 +555,53 @@ fn explanation(form: &ExplainForm, r: &ExplainResponse) -> Markup {
             table {
                 thead { tr { th.num { "#" } th { "Rule" } th { "Defined at" } th { "Verdict" } th { "Outcome" } th { "Deciding key" } th { "Detail" } } }
                 tbody {
-                    @for (i, s) in r.steps.iter().enumerate() {
-                        tr class={ "o-" (s.outcome) } {
-                            td.num { (i + 1) }
-                            td { code { (s.rule_id) } }
-                            td { code { (s.origin) } }
-                            td { (verdict_badge(wire_verdict(s.verdict()))) }
-                            td { (s.outcome) }
-                            td { @if !s.key.is_empty() { code { (s.key) } } }
-                            td { (s.detail) }
+                    @for row in step_rows(&r.steps) {
+                        @match row {
+                            StepRow::One(i, s) => tr class={ "o-" (s.outcome) } {
+                                td.num { (i + 1) }
+                                td { code { (s.rule_id) } }
+                                td { code { (s.origin) } }
+                                td { (verdict_badge(wire_verdict(s.verdict()))) }
+                                td { (s.outcome) }
+                                td { @if !s.key.is_empty() { code { (s.key) } } }
+                                td { (s.detail) }
+                            },
+                            StepRow::Skipped(first, n) => tr.o-skipped {
+                                td.num { (first + 1) "–" (first + n) }
+                                td colspan="6" { (n) " rules whose " code { "when" } " does not hold (" code { "POST /v1/explain" } " lists each)" }
+                            },
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// A row of the explain trace: one step, or a long run of rules whose `when` failed, shown as
+/// one line so that a policy of thousands of rules gives a page of the steps that matter.
+enum StepRow<'a> {
+    One(usize, &'a RuleStep),
+    Skipped(usize, usize),
+}
+
+/// Runs of at least this many `when-failed` steps are shown as one row.
+const COLLAPSE_RUN: usize = 20;
+
+fn step_rows(steps: &[RuleStep]) -> Vec<StepRow<'_>> {
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while i < steps.len() {
+        let run = steps[i..].iter().take_while(|s| s.outcome == "when-failed").count();
+        if run >= COLLAPSE_RUN {
+            rows.push(StepRow::Skipped(i, run));
+            i += run;
+        } else {
+            rows.push(StepRow::One(i, &steps[i]));
+            i += 1;
+        }
+    }
+    rows
 }
 
 fn wire_verdict(v: WireVerdict) -> &'static str {
@@ -562,6 +643,16 @@ pub fn reloads(history: &[ReloadRecord], now: Timestamp, refresh: Option<u32>) -
 mod tests {
     use super::*;
 
+    /// A snapshot of `global` alone (inline networks only, no data files).
+    fn snapshot(global: &str) -> editgate_core::engine::Snapshot {
+        let files = [editgate_core::policy::PolicyFile {
+            path: "global.toml".into(),
+            text: global.into(),
+        }];
+        let (policy, _) = editgate_core::policy::check(&files, Timestamp::now()).unwrap();
+        editgate_core::engine::Snapshot::build(policy, Vec::new(), "test".into())
+    }
+
     #[test]
     fn operator_text_and_input_are_escaped() {
         let form = ExplainForm {
@@ -573,11 +664,10 @@ mod tests {
             field: "ip",
             message: "`<img src=x onerror=alert(1)>` is not an IP address".into(),
         };
-        let page = explain(&form, &["<i>w</i>".into()], Some(&Err(err))).into_string();
+        let page = explain(&form, &snapshot(""), Some(&Err(err))).into_string();
         assert!(!page.contains("<script>alert(1)"), "{page}");
         assert!(!page.contains("<img src=x"), "{page}");
         assert!(!page.contains("<b>enwiki"), "{page}");
-        assert!(!page.contains("<i>w</i>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
         assert!(page.contains("&quot;&gt;"), "{page}");
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "{page}");
@@ -596,11 +686,41 @@ mod tests {
             }),
             ..Default::default()
         };
-        let page = explanation(&ExplainForm::default(), &r).into_string();
+        let page = explanation(&ExplainForm::default(), &snapshot(""), &r).into_string();
         assert!(page.contains("&lt;em&gt;why&lt;/em&gt; &amp; how"), "{page}");
         assert!(page.contains("&lt;blink&gt;"), "{page}");
         assert!(!page.contains("href=\"javascript:"), "{page}");
         assert!(page.contains("r&lt;1&gt;"), "{page}");
+    }
+
+    #[test]
+    fn long_traces_collapse_and_rule_links_find_their_page() {
+        let mut global = String::new();
+        for i in 0..250 {
+            global += &format!(
+                "[[rule]]\nid = \"r{i}\"\nverdict = \"block\"\nwhen.ip = [\"10.{}.{}.0/24\"]\n\n",
+                i / 256,
+                i % 256
+            );
+        }
+        let snap = snapshot(&global);
+        assert_eq!(rule_url(&snap, None, 0), "/rules#rule-r0");
+        assert_eq!(rule_url(&snap, None, 99), "/rules#rule-r99");
+        assert_eq!(rule_url(&snap, None, 100), "/rules?page=2#rule-r100");
+        assert_eq!(rule_url(&snap, Some("nowiki"), 249), "/rules?page=3#rule-r249");
+        let step = |id: &str, outcome: &str| RuleStep {
+            rule_id: id.into(),
+            outcome: outcome.into(),
+            ..Default::default()
+        };
+        let mut steps: Vec<RuleStep> = (0..30).map(|i| step(&format!("r{i}"), "when-failed")).collect();
+        steps.push(step("r30", "unless-held"));
+        steps.extend((31..35).map(|i| step(&format!("r{i}"), "when-failed")));
+        steps.push(step("r35", "matched"));
+        let rows = step_rows(&steps);
+        assert!(matches!(rows[0], StepRow::Skipped(0, 30)));
+        assert!(matches!(rows[1], StepRow::One(30, _)));
+        assert_eq!(rows.len(), 1 + 1 + 4 + 1, "short runs stay visible");
     }
 
     #[test]

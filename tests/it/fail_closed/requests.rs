@@ -236,7 +236,7 @@ async fn http_errors_are_json_and_malformed_protobuf_is_invalid_argument() {
     );
 
     let mut conn = tokio::net::TcpStream::connect(srv.http).await.unwrap();
-    conn.write_all(b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    conn.write_all(b"POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
         .await
         .unwrap();
     let mut out = String::new();

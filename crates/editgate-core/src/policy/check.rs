@@ -15,8 +15,9 @@ pub use toml_errors::{describe_serde_message, toml_error};
 
 use super::raw::{RawCond, RawRule, RawSettings, SpannedList};
 use super::{
-    Cond, DecisionLogSettings, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Rule, Settings,
-    SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration, parse_verdict,
+    Cond, DecisionLogSettings, LineIndex, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Rule,
+    Settings, SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration,
+    parse_verdict,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
@@ -177,16 +178,21 @@ impl Known<'_> {
 /// Checking context for one file.
 struct Cx<'a> {
     file: &'a PolicyFile,
+    lines: LineIndex<'a>,
     errors: &'a mut Vec<PolicyError>,
 }
 
 impl<'a> Cx<'a> {
     fn new(file: &'a PolicyFile, errors: &'a mut Vec<PolicyError>) -> Self {
-        Self { file, errors }
+        Self {
+            file,
+            lines: LineIndex::new(&file.text),
+            errors,
+        }
     }
 
     fn location(&self, span: Range<usize>) -> Location {
-        Location::at(&self.file.path, &self.file.text, span.start)
+        Location::in_lines(&self.file.path, &self.lines, span.start)
     }
 
     fn err(&mut self, span: Range<usize>, msg: impl Into<String>) {

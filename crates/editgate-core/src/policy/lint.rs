@@ -1,6 +1,8 @@
 //! Warnings: the policy loads, but something in it is probably a mistake.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use ipnet::IpNet;
 
 use jiff::Timestamp;
 
@@ -84,11 +86,9 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
             ));
         }
     }
+    let preempting = Preempting::new(&policy.rules);
     for (i, rule) in policy.rules.iter().enumerate() {
-        if let Some(earlier) = policy.rules[..i]
-            .iter()
-            .find(|e| e.stage == rule.stage && always_preempts(e, rule))
-        {
+        if let Some(earlier) = preempting.first_before(i, &policy.rules) {
             out.push(warn(
                 Lint::UnreachableRule,
                 rule,
@@ -190,12 +190,67 @@ fn impossible(c: &Cond) -> Option<String> {
     None
 }
 
-/// Whether enforced rule `e` matches every request `r` matches, so `r` (later in the same
-/// stage) never gets to decide or report. Conservative: `false` when unsure.
-fn always_preempts(e: &Rule, r: &Rule) -> bool {
-    if e.mode != Mode::Enforce || e.expires.is_some() || e.unless.is_some() {
-        return false;
+/// The rules that can pre-empt a later one (enforced, never expiring, no `unless`), indexed
+/// so that finding the one that pre-empts a rule does not compare it with every earlier rule:
+/// a rule with `ip` networks can only be pre-empted by a rule whose networks contain them,
+/// found by looking up the supernets of its first network. Comparing every pair made
+/// validating (and reloading) a policy of 20,000 rules take 17 s.
+struct Preempting {
+    /// Network → the candidates listing it, in rule order.
+    by_net: HashMap<IpNet, Vec<usize>>,
+    /// Candidates without `ip`, in rule order.
+    without_ip: Vec<usize>,
+}
+
+impl Preempting {
+    fn new(rules: &[Rule]) -> Self {
+        let mut by_net: HashMap<IpNet, Vec<usize>> = HashMap::new();
+        let mut without_ip = Vec::new();
+        for (i, e) in rules.iter().enumerate() {
+            if e.mode != Mode::Enforce || e.expires.is_some() || e.unless.is_some() {
+                continue;
+            }
+            match &e.when.ip {
+                Some(nets) => {
+                    for n in nets {
+                        by_net.entry(n.trunc()).or_default().push(i);
+                    }
+                }
+                None => without_ip.push(i),
+            }
+        }
+        Self { by_net, without_ip }
     }
+
+    /// The first rule before `i`, in its stage, that matches every request rule `i` matches.
+    fn first_before<'r>(&self, i: usize, rules: &'r [Rule]) -> Option<&'r Rule> {
+        let r = &rules[i];
+        let earlier = |&&e: &&usize| e < i && rules[e].stage == r.stage && always_preempts(&rules[e], r);
+        let mut found = self.without_ip.iter().take_while(|&&e| e < i).find(earlier).copied();
+        // A candidate with `ip` pre-empts only a rule with `ip`, all of whose networks lie in
+        // its own; it is enough to look among the candidates listing a supernet of the first.
+        if let Some(first) = r.when.ip.as_ref().and_then(|n| n.first()) {
+            for len in 0..=first.prefix_len() {
+                let Ok(sup) = IpNet::new(first.addr(), len) else {
+                    continue;
+                };
+                let hit = self
+                    .by_net
+                    .get(&sup.trunc())
+                    .and_then(|es| es.iter().take_while(|&&e| e < i).find(earlier));
+                if let Some(&e) = hit {
+                    found = Some(found.map_or(e, |f| f.min(e)));
+                }
+            }
+        }
+        found.map(|e| &rules[e])
+    }
+}
+
+/// Whether enforced rule `e` matches every request `r` matches, so `r` (later in the same
+/// stage) never gets to decide or report. Conservative: `false` when unsure. The caller
+/// passes only enforced, never-expiring rules without `unless` as `e`.
+fn always_preempts(e: &Rule, r: &Rule) -> bool {
     // With xff, `r` can match through a forwarded address that `e` does not test.
     if r.xff && !e.xff && e.when.tests_ip() {
         return false;
@@ -266,4 +321,72 @@ pub fn redundant_ip_in<'a>(policy: &Policy, networks: impl Fn(&str) -> Option<&'
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyFile, check};
+
+    /// The indexed search finds the same pre-empting rule as comparing every earlier rule.
+    #[test]
+    fn the_index_finds_what_comparing_every_pair_finds() {
+        let nets = [
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "10.1.2.0/24",
+            "10.2.0.0/16",
+            "2001:db8::/32",
+            "2001:db8:1::/48",
+        ];
+        let mut text = String::new();
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for i in 0..300 {
+            text += &format!("[[rule]]\nid = \"r{i}\"\nverdict = \"block\"\n");
+            if next(5) == 0 {
+                text += "mode = \"shadow\"\n";
+            }
+            if next(6) == 0 {
+                text += "unless.rights = [\"x\"]\n";
+            }
+            match next(4) {
+                0 => {}
+                k => {
+                    let picks: Vec<String> = (0..k).map(|_| format!("\"{}\"", nets[next(6) as usize])).collect();
+                    text += &format!("when.ip = [{}]\n", picks.join(", "));
+                }
+            }
+            if next(3) == 0 {
+                text += &format!(
+                    "when.account = [\"{}\"]\n",
+                    ["anonymous", "registered"][next(2) as usize]
+                );
+            }
+            text += "\n";
+        }
+        let files = [PolicyFile {
+            path: "global.toml".into(),
+            text,
+        }];
+        let (policy, _) = check(&files, Timestamp::UNIX_EPOCH).unwrap();
+        let index = Preempting::new(&policy.rules);
+        let mut found = 0;
+        for (i, r) in policy.rules.iter().enumerate() {
+            let brute = policy.rules[..i].iter().find(|e| {
+                e.stage == r.stage
+                    && e.mode == Mode::Enforce
+                    && e.expires.is_none()
+                    && e.unless.is_none()
+                    && always_preempts(e, r)
+            });
+            let indexed = index.first_before(i, &policy.rules);
+            assert_eq!(brute.map(|e| &e.id), indexed.map(|e| &e.id), "rule {i}");
+            found += usize::from(brute.is_some());
+        }
+        assert!(found > 50, "the sample has pre-empted rules: {found}");
+    }
 }

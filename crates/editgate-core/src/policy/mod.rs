@@ -56,6 +56,25 @@ impl Location {
         }
     }
 
+    /// The position of byte `offset` of a file whose line starts are `lines`: what
+    /// [`Location::at`] gives, without scanning the text before the offset (a file of
+    /// 20,000 rules asks for 40,000 positions).
+    pub fn in_lines(file: &str, lines: &LineIndex<'_>, offset: usize) -> Self {
+        let text = lines.text;
+        let offset = offset.min(text.len());
+        let line = lines.starts.partition_point(|&start| start <= offset);
+        let line_start = lines.starts[line - 1];
+        let column = String::from_utf8_lossy(&text.as_bytes()[line_start..offset])
+            .chars()
+            .count()
+            + 1;
+        Self {
+            file: file.to_owned(),
+            line,
+            column,
+        }
+    }
+
     /// A whole-file position (no line).
     pub fn file(file: &str) -> Self {
         Self {
@@ -63,6 +82,24 @@ impl Location {
             line: 0,
             column: 0,
         }
+    }
+}
+
+/// Where each line of a text starts, for [`Location::in_lines`].
+#[derive(Debug, Clone)]
+pub struct LineIndex<'t> {
+    text: &'t str,
+    /// Byte offsets of line starts; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    /// Indexes `text`.
+    pub fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        Self { text, starts }
     }
 }
 
@@ -517,6 +554,16 @@ mod tests {
         assert_eq!((o.line, o.column), (1, 3));
         let o = Location::at("f", text, text.rfind('=').unwrap());
         assert_eq!((o.line, o.column), (2, 4));
+        let lines = LineIndex::new(text);
+        for offset in 0..=text.len() + 3 {
+            if text.is_char_boundary(offset.min(text.len())) {
+                assert_eq!(
+                    Location::in_lines("f", &lines, offset),
+                    Location::at("f", text, offset),
+                    "{offset}"
+                );
+            }
+        }
     }
 
     #[test]

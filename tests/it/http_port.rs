@@ -1,0 +1,264 @@
+//! The HTTP port against what a browser, a misconfiguration or a busy admin can do to it:
+//! `Host` names it does not answer (DNS rebinding), bodies that are not declared JSON
+//! (cross-site forms), probes that must not count as attempts, and console pages of a large
+//! policy that must not starve `/v1/check`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use editgate::server::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{policy_dir, shipped_policies};
+use crate::server::{Running, http_get, metric, until};
+
+/// Sends `head` (request line and headers, without the blank line) and `body`; returns the
+/// status and the body.
+async fn raw(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let text = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(text.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        code,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+const TOR_ANON: &str = r#"{"ip":"162.247.74.201","wiki":"enwiki","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
+
+fn settings() -> Config {
+    let mut c = Config::new(shipped_policies());
+    c.watch = false;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_accepted_host_names_reach_the_api_and_the_console() {
+    let srv = Running::start_with(settings()).await;
+    let post = |host: &str| format!("POST /v1/check HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json");
+    for host in ["localhost", "LOCALHOST.", "127.0.0.1:9090", "[::1]:9090", "::1"] {
+        let (code, body) = raw(srv.http, &post(host), TOR_ANON).await;
+        assert_eq!(code, 200, "{host}: {body}");
+    }
+    // A rebinding page: its name resolves to loopback, its requests carry that name.
+    for host in [
+        "attacker.example",
+        "attacker.example:9090",
+        "127.0.0.1.attacker.example",
+        "",
+    ] {
+        let (code, body) = raw(srv.http, &post(host), TOR_ANON).await;
+        assert_eq!(code, 403, "{host}: {body}");
+        assert!(body.contains("allowed_hosts"), "{body}");
+        let (code, _) = raw(
+            srv.http,
+            &format!("GET /explain?ip=1.2.3.4 HTTP/1.1\r\nHost: {host}"),
+            "",
+        )
+        .await;
+        assert_eq!(code, 403, "console for {host}");
+    }
+    // Health and metrics answer any name: load balancers reach the port by address.
+    let (code, _) = raw(srv.http, "GET /healthz HTTP/1.1\r\nHost: 10.1.2.3:9090", "").await;
+    assert_eq!(code, 200);
+    let (code, _) = raw(srv.http, "GET /metrics HTTP/1.1\r\nHost: scraper.internal", "").await;
+    assert_eq!(code, 200);
+    drop(srv);
+
+    // Configured names replace the defaults; `*` accepts any.
+    let mut c = settings();
+    c.allowed_hosts = Some(vec!["editgate.internal".into()]);
+    let srv = Running::start_with(c).await;
+    assert_eq!(raw(srv.http, &post("editgate.internal:9090"), TOR_ANON).await.0, 200);
+    assert_eq!(raw(srv.http, &post("localhost"), TOR_ANON).await.0, 403);
+    drop(srv);
+    let mut c = settings();
+    c.allowed_hosts = Some(vec!["*".into()]);
+    let srv = Running::start_with(c).await;
+    assert_eq!(raw(srv.http, &post("anything.example"), TOR_ANON).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_posts_must_be_declared_json() {
+    let srv = Running::start_with(settings()).await;
+    for (ctype, want) in [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("multipart/form-data; boundary=x", 415),
+        ("application/json", 200),
+        ("Application/JSON; charset=utf-8", 200),
+    ] {
+        let head = format!("POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: {ctype}");
+        let (code, body) = raw(srv.http, &head, TOR_ANON).await;
+        assert_eq!(code, want, "{ctype}: {body}");
+    }
+    let (code, body) = raw(srv.http, "POST /v1/explain HTTP/1.1\r\nHost: localhost", TOR_ANON).await;
+    assert_eq!(code, 415, "{body}");
+    assert!(body.contains("application/json"), "{body}");
+    // Nothing refused here was decided or counted as one.
+    let m = http_get(srv.http, "/metrics").await;
+    assert_eq!(
+        metric(
+            &m,
+            "editgate_decisions_total{verdict=\"require-login\",rule=\"tor-anon\"}"
+        ),
+        2.0
+    );
+}
+
+/// A probe (an edit form shown, a permission test) is decided on the client address alone and
+/// leaves no trace in the decision metrics, the per-rule counts or the decision log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_decided_but_not_counted_and_ignore_forwarded_for() {
+    let global = "[settings]\ndefault = \"allow\"\n\n[settings.decision_log]\npath = \"decisions.jsonl\"\nkey_file = \"log.key\"\n\n[[rule]]\nid = \"range\"\nverdict = \"block\"\nxff = true\nwhen.ip = [\"192.0.2.0/24\"]\n";
+    let dir = policy_dir(&[("global.toml", global), ("log.key", "0123456789abcdef0123456789abcdef")]);
+    let mut c = Config::new(dir.path().to_owned());
+    c.watch = false;
+    let srv = Running::start_with(c).await;
+    let head = "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json";
+    let probe = |ip: &str, xff: &str| {
+        format!(
+            r#"{{"ip":"{ip}","forwardedFor":["{xff}"],"probe":true,"account":{{"kind":"ACCOUNT_KIND_ANONYMOUS"}}}}"#
+        )
+    };
+    // The client address decides a probe as it would an attempt.
+    let (code, body) = raw(srv.http, head, &probe("192.0.2.1", "8.8.8.8")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"ruleId\":\"range\""), "{body}");
+    // A made-up forwarded-for address does not: a probe cannot test editgate's lists.
+    let (_, body) = raw(srv.http, head, &probe("8.8.8.8", "192.0.2.1")).await;
+    assert!(body.contains("VERDICT_ALLOW"), "{body}");
+    // The same as an attempt is decided, counted and logged.
+    let attempt = r#"{"ip":"8.8.8.8","forwardedFor":["192.0.2.1"],"account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
+    let (_, body) = raw(srv.http, head, attempt).await;
+    assert!(body.contains("\"ruleId\":\"range\""), "{body}");
+    let m = http_get(srv.http, "/metrics").await;
+    assert_eq!(metric(&m, "editgate_probes_total"), 2.0);
+    assert_eq!(
+        metric(&m, "editgate_decisions_total{verdict=\"block\",rule=\"range\"}"),
+        1.0
+    );
+    let log = dir.path().join("decisions.jsonl");
+    until("the attempt is in the decision log", async || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        1,
+        "probes are not logged"
+    );
+    let rules = http_get(srv.http, "/rules?refresh=0").await;
+    let row = rules.split("id=\"rule-range\"").nth(1).unwrap();
+    let decisions = row.split("<td class=\"num\">").nth(1).unwrap();
+    assert!(decisions.starts_with("1<"), "per-rule count: {decisions}");
+}
+
+/// A policy of 20,000 rules: the console pages are paged and bounded, rendered off the request
+/// threads, and `/v1/check` keeps answering while many people read them; the console can also
+/// have a listener of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_policys_console_is_paged_and_never_starves_the_api() {
+    let mut global = String::from("[settings]\ndefault = \"allow\"\n\n");
+    for i in 0..20_000u32 {
+        global += &format!(
+            "[[rule]]\nid = \"r{i}\"\ndescription = \"range {i}\"\nverdict = \"block\"\nwhen.ip = [\"10.{}.{}.0/24\"]\n\n",
+            i / 256,
+            i % 256
+        );
+    }
+    let dir = policy_dir(&[("global.toml", &global)]);
+    let mut c = Config::new(dir.path().to_owned());
+    c.watch = false;
+    let srv = Running::start_with(c).await;
+    let rules = http_get(srv.http, "/rules?refresh=0").await;
+    assert!(rules.contains("Rules 1–100 of 20000"), "a pager");
+    assert!(rules.contains("id=\"rule-r99\"") && !rules.contains("id=\"rule-r100\""));
+    assert!(rules.len() < 400_000, "one page: {} bytes", rules.len());
+    let last = http_get(srv.http, "/rules?page=200&refresh=0").await;
+    assert!(last.contains("id=\"rule-r19999\"") && last.contains("no rule matched"));
+    let overview = http_get(srv.http, "/?refresh=0").await;
+    assert!(overview.len() < 400_000, "overview: {} bytes", overview.len());
+    assert!(overview.contains("href=\"/rules?page=2#rule-r150\"") || !overview.contains("rule-r150"));
+    let explain = http_get(srv.http, "/explain?ip=10.78.31.1").await;
+    assert!(explain.contains("<code>r19999</code>"), "the deciding rule is shown");
+    assert!(explain.len() < 200_000, "explain: {} bytes", explain.len());
+
+    // 48 readers at once, and the wikis' requests beside them: every check is answered.
+    let readers: Vec<_> = (0..48)
+        .map(|i| {
+            let addr = srv.http;
+            tokio::spawn(async move {
+                let path = format!("/rules?page={}&refresh=0", i % 200 + 1);
+                raw(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost"), "")
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    let head = "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json";
+    for i in 0..50u32 {
+        let body = format!(
+            r#"{{"ip":"10.{}.{}.9","account":{{"kind":"ACCOUNT_KIND_ANONYMOUS"}}}}"#,
+            i / 256,
+            i % 256
+        );
+        let (code, answer) = raw(srv.http, head, &body).await;
+        assert_eq!(code, 200, "{answer}");
+        assert!(answer.contains(&format!("\"ruleId\":\"r{i}\"")), "{answer}");
+    }
+    for r in readers {
+        let code = r.await.unwrap();
+        assert!(code == 200 || code == 503, "a reader got {code}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_can_have_a_listener_of_its_own() {
+    let state = editgate::server::State::load(settings()).unwrap();
+    let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+    let (grpc, http, console) = (bind().await, bind().await, bind().await);
+    let (h, c) = (http.local_addr().unwrap(), console.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(editgate::server::run_with(
+        state,
+        editgate::server::Listeners {
+            grpc,
+            http,
+            console: Some(console),
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    until("the console listener answers", async || {
+        tokio::net::TcpStream::connect(c).await.is_ok()
+    })
+    .await;
+    let get = |addr, path: &str| {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: localhost");
+        async move { raw(addr, &head, "").await.0 }
+    };
+    assert_eq!(get(c, "/").await, 200, "the console on its own port");
+    assert_eq!(get(c, "/healthz").await, 200);
+    assert_eq!(get(h, "/").await, 404, "not on the API port");
+    assert_eq!(get(h, "/healthz").await, 200);
+    let (code, _) = raw(
+        c,
+        "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json",
+        TOR_ANON,
+    )
+    .await;
+    assert_eq!(code, 404, "no API on the console's port");
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+}
