@@ -69,14 +69,17 @@ class Decision {
 	 * @param string $body The response body
 	 * @return self
 	 * @throws UnexpectedValueException When the body is not a CheckResponse: editgate's
-	 *   answer must never be guessed at, so the caller treats this as an outage.
+	 *   answer must never be guessed at, so the caller refuses (a fault, not an outage).
 	 */
 	public static function fromJson( string $body ): self {
 		$json = json_decode( $body, true );
 		if ( !is_array( $json ) ) {
 			throw new UnexpectedValueException( 'editgate answered something that is not a JSON object' );
 		}
-		$verdict = self::VERDICTS[ $json['verdict'] ?? '' ] ?? null;
+		$wire = $json['verdict'] ?? null;
+		// Only a string can name a verdict: an array or a number here is no answer (and as an
+		// array key it would throw a TypeError).
+		$verdict = is_string( $wire ) ? ( self::VERDICTS[$wire] ?? null ) : null;
 		if ( $verdict === null ) {
 			throw new UnexpectedValueException(
 				'editgate answered an unknown verdict: ' . substr( var_export( $json['verdict'] ?? null, true ), 0, 64 )

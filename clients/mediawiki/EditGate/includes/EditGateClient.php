@@ -6,108 +6,143 @@
 
 namespace MediaWiki\Extension\EditGate;
 
-use MediaWiki\Http\HttpRequestFactory;
-use MultiHttpClient;
+use JsonException;
 use Psr\Log\LoggerInterface;
 use UnexpectedValueException;
 
 /**
- * One call to editgate's `POST /v1/check`, with the outcome sorted into what the wiki
- * should do about it.
+ * One call to editgate's `POST /v1/check`, with the outcome sorted into what the wiki should
+ * do about it (an {@see Outcome}):
  *
- * - 200 with a CheckResponse: a Decision.
- * - No answer in time, a refused connection, a 5xx, or a body that is not a CheckResponse:
- *   null (editgate is unavailable), logged as a warning, or as an error for a bad body.
- * - A 4xx: null too, logged at error level. editgate refuses a request as malformed only
- *   when this extension sent a bad one, so it is a bug to fix, not an outage.
+ * - 200 with a CheckResponse: decided.
+ * - No connection, no complete answer in time, or a 5xx: an outage. Only an outage follows
+ *   $wgEditGateFailOpen.
+ * - Anything else (a 4xx, a redirect, a 200 that is no CheckResponse, an unknown verdict, a
+ *   wrong JSON type, an answer over the size cap, a request that cannot be encoded): a fault,
+ *   logged at error level; the wiki refuses. editgate refuses a request only when this
+ *   extension or its configuration is wrong, and a fault must not be something a client can
+ *   trigger to get an edit through fail-open (an `X-Request-Id` of invalid UTF-8 once made the
+ *   body empty, editgate answered 400, and the edit was saved).
  *
  * Never logs the address being checked.
  */
 class EditGateClient {
 
-	/** @var MultiHttpClient */
-	private $http;
+	/** Seconds, when $wgEditGateTimeout is not a positive number. */
+	public const DEFAULT_TIMEOUT = 0.25;
+	/** Bounds of $wgEditGateTimeout: 0 would mean "no timeout" to curl. */
+	public const MIN_TIMEOUT = 0.02;
+	public const MAX_TIMEOUT = 10.0;
+
+	/** @var callable(string,string,float):array */
+	private $transport;
 	/** @var string */
 	private $url;
+	/** @var float */
+	private $timeout;
 	/** @var LoggerInterface */
 	private $logger;
 
 	/**
-	 * @param HttpRequestFactory $httpRequestFactory
 	 * @param string $baseUrl editgate's HTTP port, like http://127.0.0.1:9090
-	 * @param float $timeout Seconds for the whole call; the connection gets half of it
+	 * @param mixed $timeout Seconds for the whole call (clamped to 0.02–10; not a positive
+	 *   number: 0.25); the connection gets half of it
 	 * @param LoggerInterface $logger The EditGate channel
+	 * @param callable|null $transport `( url, body, timeout ) => [ 'code' => int, 'body' =>
+	 *   string, 'error' => string, 'tooLarge' => bool ]`; default {@see CurlTransport::post}
 	 */
 	public function __construct(
-		HttpRequestFactory $httpRequestFactory,
 		string $baseUrl,
-		float $timeout,
-		LoggerInterface $logger
+		$timeout,
+		LoggerInterface $logger,
+		?callable $transport = null
 	) {
-		// MultiHttpClient (plain curl) rather than HttpRequestFactory::create() (Guzzle):
-		// measured over 200 edits in a real wiki with opcache, a call through Guzzle took
-		// 0.99 ms at the median, one through MultiHttpClient 0.53 ms (BENCHMARKS.md). It
-		// also uses no proxy unless told to: editgate runs beside the wiki, and its calls
-		// must not go through $wgHTTPProxy.
-		$this->http = $httpRequestFactory->createMultiClient( [
-			'reqTimeout' => $timeout,
-			'connTimeout' => $timeout / 2,
-			'userAgent' => 'MediaWiki-EditGate/' . MW_VERSION,
-		] );
 		$this->url = rtrim( $baseUrl, '/' ) . '/v1/check';
+		$this->timeout = self::clampTimeout( $timeout );
 		$this->logger = $logger;
+		$this->transport = $transport ?? [ new CurlTransport(), 'post' ];
+	}
+
+	/**
+	 * $wgEditGateTimeout as used: within bounds, the default when not a positive number.
+	 *
+	 * @param mixed $timeout
+	 * @return float
+	 */
+	public static function clampTimeout( $timeout ): float {
+		if ( !is_numeric( $timeout ) || !is_finite( (float)$timeout ) || (float)$timeout <= 0 ) {
+			return self::DEFAULT_TIMEOUT;
+		}
+		return max( self::MIN_TIMEOUT, min( self::MAX_TIMEOUT, (float)$timeout ) );
 	}
 
 	/**
 	 * Asks editgate about one attempt.
 	 *
 	 * @param array $payload From CheckPayload::build()
-	 * @return Decision|null null when editgate could not decide (see the class comment)
+	 * @return Outcome
 	 */
-	public function check( array $payload ): ?Decision {
+	public function check( array $payload ): Outcome {
 		$context = [
-			'action' => $payload['action'],
-			'wiki' => $payload['wiki'],
-			'account' => strtolower( substr( $payload['account']['kind'], strlen( 'ACCOUNT_KIND_' ) ) ),
+			'action' => $payload['action'] ?? '',
+			'wiki' => $payload['wiki'] ?? '',
+			'account' => strtolower( substr( (string)( $payload['account']['kind'] ?? '' ), strlen( 'ACCOUNT_KIND_' ) ) ),
+			'probe' => !empty( $payload['probe'] ),
 		];
+		try {
+			// Invalid UTF-8 anywhere (a request id, a group name) is replaced, never a reason
+			// for an empty body.
+			$body = json_encode(
+				$payload,
+				JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR
+			);
+		} catch ( JsonException $e ) {
+			return $this->fault( 'the request could not be encoded: {error}', $context + [ 'error' => $e->getMessage() ] );
+		}
 		$started = hrtime( true );
-		$response = $this->http->run( [
-			'method' => 'POST',
-			'url' => $this->url,
-			'headers' => [ 'Content-Type' => 'application/json' ],
-			'body' => json_encode( $payload ),
-		] );
+		$response = ( $this->transport )( $this->url, $body, $this->timeout );
 		$context['elapsed_ms'] = round( ( hrtime( true ) - $started ) / 1e6, 3 );
-		$code = (int)$response['code'];
-		$body = is_string( $response['body'] ) ? $response['body'] : '';
+		$code = (int)( $response['code'] ?? 0 );
+		$text = (string)( $response['body'] ?? '' );
+		$error = (string)( $response['error'] ?? '' );
 
-		if ( $code === 0 ) {
+		if ( !empty( $response['tooLarge'] ) ) {
+			return $this->fault(
+				'editgate answered more than {cap} bytes (HTTP {status}): not an answer of editgate\'s',
+				$context + [ 'cap' => CurlTransport::MAX_RESPONSE_BYTES, 'status' => $code ]
+			);
+		}
+		if ( $code === 0 || $error !== '' ) {
+			// No connection, or no complete answer in time (a body cut by the timeout is a
+			// timeout, whatever arrived of it).
 			$this->logger->warning(
 				'editgate unavailable after {elapsed_ms} ms: {error}',
-				$context + [ 'error' => $response['error'] ?: 'no answer' ]
+				$context + [ 'error' => $error ?: 'no answer' ]
 			);
-			return null;
+			return Outcome::outage( $error ?: 'no answer' );
 		}
-		if ( $code >= 400 && $code < 500 ) {
-			$this->logger->error(
-				'editgate refused the request as malformed (HTTP {status}: {error}); ' .
-					'this is a bug in the EditGate extension or a version mismatch with editgate',
-				$context + [ 'status' => $code, 'error' => substr( $body, 0, 500 ) ]
-			);
-			return null;
-		}
-		if ( $code !== 200 ) {
+		if ( $code >= 500 ) {
 			$this->logger->warning(
 				'editgate unavailable: HTTP {status} after {elapsed_ms} ms: {error}',
-				$context + [ 'status' => $code, 'error' => substr( $body, 0, 500 ) ]
+				$context + [ 'status' => $code, 'error' => substr( $text, 0, 500 ) ]
 			);
-			return null;
+			return Outcome::outage( "HTTP $code" );
+		}
+		if ( $code !== 200 ) {
+			return $this->fault(
+				'editgate refused the request (HTTP {status}: {error}); a wrong $wgEditGateUrl, ' .
+					'a redirect, a misconfiguration or a bug in the EditGate extension: refusing',
+				$context + [ 'status' => $code, 'error' => substr( $text, 0, 500 ) ]
+			);
 		}
 		try {
-			$decision = Decision::fromJson( $body );
+			$decision = Decision::fromJson( $text );
 		} catch ( UnexpectedValueException $e ) {
-			$this->logger->error( 'editgate unavailable: {error}', $context + [ 'error' => $e->getMessage() ] );
-			return null;
+			return $this->fault(
+				'editgate answered HTTP 200 with something that is not a CheckResponse ({error}); ' .
+					'is $wgEditGateUrl editgate\'s HTTP port? Refusing',
+				$context + [ 'error' => $e->getMessage() ]
+			);
 		}
 		$this->logger->debug(
 			'editgate answered {verdict} ({rule}) for {action} by {account} in {elapsed_ms} ms',
@@ -117,6 +152,16 @@ class EditGateClient {
 				'policy_version' => $decision->policyVersion,
 			]
 		);
-		return $decision;
+		return Outcome::decided( $decision );
+	}
+
+	/**
+	 * @param string $message
+	 * @param array $context
+	 * @return Outcome
+	 */
+	private function fault( string $message, array $context ): Outcome {
+		$this->logger->error( $message, $context );
+		return Outcome::fault( $message );
 	}
 }

@@ -6,11 +6,6 @@
 
 namespace MediaWiki\Extension\EditGate;
 
-use ApiMessage;
-use IApiMessage;
-use Message;
-use RawMessage;
-use Title;
 
 /**
  * The permission error shown for a refused action: what the editor reads on the page and
@@ -28,7 +23,11 @@ class Refusal {
 	 * Keys that wrap a refusal: each is also the API error code, and its text is `$1`, the
 	 * reason with its links. They can never be the reason itself.
 	 */
-	private const WRAPPERS = [ 'editgate-require-login', 'editgate-blocked', 'editgate-unavailable' ];
+	private const WRAPPERS = [ 'editgate-require-login', 'editgate-blocked', 'editgate-unavailable', 'editgate-error' ];
+
+	/** A web address in policy text, shown as a link (the characters wikitext gives no
+	 * meaning to inside an external link's target, and no trailing punctuation). */
+	private const TEXT_URL_PATTERN = '/https?:\/\/[A-Za-z0-9\-._~:\/?#@!$&()*+,;=%]*[A-Za-z0-9\-_~\/#=&%+]/';
 
 	/**
 	 * The error for a refusal.
@@ -46,20 +45,21 @@ class Refusal {
 	 *
 	 * @param Decision $decision A refusal
 	 * @param bool $loggedOut Anonymous or temporary account
-	 * @param Title|null $title The page acted on, for the login link's return
-	 * @return IApiMessage
+	 * @param \Title|\MediaWiki\Title\Title|null $title The page acted on, for the login
+	 *   link's return
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
 	 */
-	public static function fromDecision( Decision $decision, bool $loggedOut, ?Title $title ): IApiMessage {
+	public static function fromDecision( Decision $decision, bool $loggedOut, $title ) {
 		$parts = [ self::body( $decision->message, $decision->fallbackMessageKey() ) ];
 		if ( $decision->appeal !== '' ) {
 			$appeal = preg_match( self::URL_PATTERN, $decision->appeal )
 				? $decision->appeal
 				: wfEscapeWikiText( $decision->appeal );
-			$parts[] = new Message( 'editgate-appeal', [ $appeal ] );
+			$parts[] = self::message( 'editgate-appeal', [ $appeal ] );
 		}
 		if ( $loggedOut && $decision->verdict === Decision::REQUIRE_LOGIN ) {
 			$returnTo = $title ? $title->getPrefixedDBkey() : 'Special:UserLogin';
-			$parts[] = new Message( 'editgate-login-hint', [ wfUrlencode( $returnTo ) ] );
+			$parts[] = self::message( 'editgate-login-hint', [ wfUrlencode( $returnTo ) ] );
 		}
 		// The parts joined as paragraphs: `$1\n\n$2...`, one placeholder per part.
 		$layout = implode( "\n\n", array_map(
@@ -68,35 +68,103 @@ class Refusal {
 			},
 			array_keys( $parts )
 		) );
-		return ApiMessage::create(
-			new Message( $decision->apiCode(), [ new RawMessage( $layout, $parts ) ] ),
+		$raw = self::className( 'MediaWiki\Language\RawMessage', 'RawMessage' );
+		return self::apiMessage(
+			self::message( $decision->apiCode(), [ new $raw( $layout, $parts ) ] ),
 			$decision->apiCode(),
 			[ 'editgate' => $decision->toApiData() ]
 		);
 	}
 
 	/**
-	 * The error when editgate could not decide and the wiki fails closed.
+	 * The error when editgate could not be reached or answer in time and the wiki fails
+	 * closed.
 	 *
-	 * @return IApiMessage
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
 	 */
-	public static function unavailable(): IApiMessage {
-		return ApiMessage::create( 'editgate-unavailable', 'editgate-unavailable' );
+	public static function unavailable() {
+		return self::apiMessage( 'editgate-unavailable', 'editgate-unavailable' );
+	}
+
+	/**
+	 * The error when editgate's answer could not be used (a misconfiguration or a bug, never
+	 * an outage): refused whatever $wgEditGateFailOpen says.
+	 *
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
+	 */
+	public static function error() {
+		return self::apiMessage( 'editgate-error', 'editgate-error' );
+	}
+
+	/**
+	 * The class that has moved under a namespace in a later MediaWiki, by its new name where
+	 * it exists: MediaWiki 1.43 deprecates the old names, and later releases drop them.
+	 *
+	 * @param string $new
+	 * @param string $old
+	 * @return string
+	 */
+	private static function className( string $new, string $old ): string {
+		return class_exists( $new ) ? $new : $old;
+	}
+
+	/**
+	 * @param string $key
+	 * @param array $params
+	 * @return \Message|\MediaWiki\Message\Message
+	 */
+	private static function message( string $key, array $params = [] ) {
+		$class = self::className( 'MediaWiki\Message\Message', 'Message' );
+		return new $class( $key, $params );
+	}
+
+	/**
+	 * @param \Message|\MediaWiki\Message\Message|string $msg
+	 * @param string $code
+	 * @param array|null $data
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
+	 */
+	private static function apiMessage( $msg, string $code, ?array $data = null ) {
+		$class = self::className( 'MediaWiki\Api\ApiMessage', 'ApiMessage' );
+		return $class::create( $msg, $code, $data );
 	}
 
 	/**
 	 * @param string $message The policy's message: a key, text, or ''
 	 * @param string $fallbackKey editgate's default message for the verdict
-	 * @return Message|string A message, or escaped wikitext
+	 * @return \Message|\MediaWiki\Message\Message|string A message, or escaped wikitext
 	 */
 	private static function body( string $message, string $fallbackKey ) {
 		if ( $message === '' || in_array( $message, self::WRAPPERS, true ) ) {
-			return new Message( $fallbackKey );
+			return self::message( $fallbackKey );
 		}
 		if ( preg_match( self::KEY_PATTERN, $message ) ) {
-			$msg = new Message( $message );
-			return $msg->exists() ? $msg : new Message( $fallbackKey );
+			$msg = self::message( $message );
+			return $msg->exists() ? $msg : self::message( $fallbackKey );
 		}
-		return wfEscapeWikiText( $message );
+		return self::escapeKeepingLinks( $message );
+	}
+
+	/**
+	 * Policy text as wikitext that shows as written, its web addresses as links. Everything
+	 * but the addresses goes through wfEscapeWikiText (which also turns `://` into
+	 * `&#58;//`, so an address left in it would be dead text); each address becomes an
+	 * external link whose target holds none of the characters wikitext reads inside one, and
+	 * whose label is escaped.
+	 *
+	 * @param string $text
+	 * @return string
+	 */
+	public static function escapeKeepingLinks( string $text ): string {
+		$out = '';
+		$at = 0;
+		if ( preg_match_all( self::TEXT_URL_PATTERN, $text, $m, PREG_OFFSET_CAPTURE ) ) {
+			foreach ( $m[0] as [ $url, $offset ] ) {
+				$out .= wfEscapeWikiText( substr( $text, $at, $offset - $at ) );
+				$out .= '[' . $url . ' ' . wfEscapeWikiText( $url ) . ']';
+				$at = $offset + strlen( $url );
+			}
+		}
+		return $out . wfEscapeWikiText( substr( $text, $at ) );
 	}
 }

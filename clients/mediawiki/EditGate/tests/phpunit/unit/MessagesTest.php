@@ -12,7 +12,7 @@ use PHPUnit\Framework\TestCase;
 class MessagesTest extends TestCase {
 
 	private static function messages( string $lang ): array {
-		$json = json_decode( file_get_contents( __DIR__ . "/../../EditGate/i18n/$lang.json" ), true );
+		$json = json_decode( file_get_contents( __DIR__ . "/../../../i18n/$lang.json" ), true );
 		unset( $json['@metadata'] );
 		return $json;
 	}
@@ -22,7 +22,7 @@ class MessagesTest extends TestCase {
 	 * values that look like keys (policy text has spaces).
 	 */
 	private static function policyKeys(): array {
-		$dir = __DIR__ . '/../../../../policies';
+		$dir = __DIR__ . '/../../../../../../policies';
 		$files = array_merge( glob( "$dir/*.toml" ), glob( "$dir/wikis/*.toml" ) );
 		$keys = [];
 		foreach ( $files as $file ) {
@@ -52,7 +52,7 @@ class MessagesTest extends TestCase {
 	public function testCodeUsesOnlyDefinedMessages() {
 		$en = self::messages( 'en' );
 		$code = '';
-		foreach ( glob( __DIR__ . '/../../EditGate/includes/*.php' ) as $file ) {
+		foreach ( glob( __DIR__ . '/../../../includes/*.php' ) as $file ) {
 			$code .= file_get_contents( $file );
 		}
 		preg_match_all( "/'(editgate-[a-z-]+)'/", $code, $m );
