@@ -35,8 +35,12 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         }
     };
     let d = decide(snap, &attempt, now);
+    let address = snap.address(&snap.facts(attempt.ip()));
     if args.json {
         let mut out = decision_json(&d);
+        out["tags"] = json!(address.tags);
+        out["sources"] = json!(address.sources);
+        out["shared_address"] = json!(address.shared);
         if explain {
             out["facts"] = facts_json(snap, &snap.ip_facts(attempt.ip()), now);
             out["trace"] = trace_json(snap, &d.trace);
@@ -49,6 +53,9 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         );
     } else {
         print!("{}", render_decision(&d));
+        if !address.tags.is_empty() {
+            println!("tags: {}", address.tags.join(", "));
+        }
     }
     ExitCode::Ok
 }

@@ -341,7 +341,7 @@ impl State {
             live.counters.record(&d, activity::minute_of(now));
             self.decision_log.record(&d, &attempt, now);
         }
-        let resp = proto::to_response(&d, std::mem::take(&mut req.request_id));
+        let resp = proto::to_response(&d, &snap.address(&facts), std::mem::take(&mut req.request_id));
         if let Some(t) = started {
             self.metrics.latency.observe(t.elapsed());
         }
@@ -360,8 +360,9 @@ impl State {
         let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
         let d = editgate_core::engine::decide(snap, &attempt, now);
+        let address = snap.address(&snap.facts(attempt.ip()));
         Ok(proto::ExplainResponse {
-            decision: Some(proto::to_response(&d, std::mem::take(&mut req.request_id))),
+            decision: Some(proto::to_response(&d, &address, std::mem::take(&mut req.request_id))),
             facts: Some({
                 let facts = snap.ip_facts(attempt.ip());
                 let data = proto::source_data(&facts, snap, now, &|name| self.confirmed(name));

@@ -15,7 +15,7 @@ use tonic::Status;
 
 use editgate_core::attempt::{self, Attempt, parse_ip};
 use editgate_core::decision::{Decision, Step};
-use editgate_core::engine::{IpFacts as DomainFacts, Snapshot};
+use editgate_core::engine::{AddressFacts, IpFacts as DomainFacts, Snapshot};
 
 /// The gRPC codec: prost's, except that a message that does not decode is the sender's
 /// fault, `INVALID_ARGUMENT` naming what failed, where tonic-prost answers `INTERNAL` (which
@@ -188,9 +188,12 @@ pub fn verdict(v: editgate_core::decision::Verdict) -> Verdict {
     }
 }
 
-/// The wire response for a decision.
-pub fn to_response(d: &Decision<'_>, request_id: String) -> CheckResponse {
+/// The wire response for a decision about an address of which `address` is known.
+pub fn to_response(d: &Decision<'_>, address: &AddressFacts<'_>, request_id: String) -> CheckResponse {
     CheckResponse {
+        tags: address.tags.iter().map(|s| (*s).to_owned()).collect(),
+        sources: address.sources.iter().map(|s| (*s).to_owned()).collect(),
+        shared_address: address.shared,
         verdict: verdict(d.verdict) as i32,
         rule_id: d.rule_id.to_owned(),
         message: d.message.to_owned(),
@@ -371,6 +374,9 @@ pub fn response_json(r: &CheckResponse) -> Value {
         "policyVersion": r.policy_version,
         "requestId": r.request_id,
         "appeal": r.appeal,
+        "tags": r.tags,
+        "sources": r.sources,
+        "sharedAddress": r.shared_address,
     })
 }
 

@@ -262,3 +262,23 @@ async fn the_console_can_have_a_listener_of_its_own() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+/// Every answer carries the tags, sources and sharedness of the client address, also when it
+/// allows: an established account on Tor edits, and the wiki still tags the edit `tor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_the_tags_of_the_client_address_whatever_the_verdict() {
+    let srv = Running::start_with(settings()).await;
+    let head = "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json";
+    let body = r#"{"ip":"162.247.74.201","forwardedFor":["1.2.0.1"],"wiki":"enwiki","account":{"kind":"ACCOUNT_KIND_REGISTERED","editCount":"50","registeredAt":"2020-01-01T00:00:00Z"}}"#;
+    let (code, answer) = raw(srv.http, head, body).await;
+    assert_eq!(code, 200, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["verdict"], "VERDICT_ALLOW");
+    // The client address's, never a forwarded one's (a header cannot tag an edit).
+    assert_eq!(v["tags"], serde_json::json!(["tor"]));
+    assert_eq!(v["sources"], serde_json::json!(["tor"]));
+    assert_eq!(v["sharedAddress"], true);
+    let (_, answer) = raw(srv.http, head, r#"{"ip":"9.9.9.9","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#).await;
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!((v["tags"].clone(), v["sharedAddress"].clone()), (serde_json::json!([]), serde_json::json!(false)));
+}

@@ -92,6 +92,8 @@ impl Snapshot {
                 max_age_secs: def.max_age_secs,
                 remote: def.remote.is_some(),
                 database_type: None,
+                tag: def.tag.clone(),
+                shared: def.shared,
             };
             match (def.kind, d.content) {
                 (SourceKind::TorExits | SourceKind::IpList, SourceContent::Networks(nets)) => {

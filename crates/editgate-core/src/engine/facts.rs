@@ -39,7 +39,56 @@ pub struct IpFacts {
     pub maxmind_flags: Vec<(String, Vec<&'static str>)>,
 }
 
+/// What the sources say about an address, answered with every decision: the sources that
+/// hold it, the change tags they give attempts from it, and whether it is shared.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressFacts<'s> {
+    /// Sources holding the address (lists and MaxMind anonymous sources), in definition order.
+    pub sources: Vec<&'s str>,
+    /// Their change tags, in definition order, each once.
+    pub tags: Vec<&'s str>,
+    /// Whether any of them is `shared` (many people behind one address: no autoblocks).
+    pub shared: bool,
+}
+
 impl Snapshot {
+    /// What the sources say about the address whose facts are `f`: allocation-free for an
+    /// address in no source, which most are.
+    pub fn address(&self, f: &Facts) -> AddressFacts<'_> {
+        let labels = self.index.labels_of(f.set);
+        if labels.is_empty() && f.anon == 0 {
+            return AddressFacts::default();
+        }
+        let mut held: Vec<usize> = labels
+            .iter()
+            .filter_map(|&l| match self.label_owner.get(l as usize) {
+                Some(LabelOwner::Source(s)) => Some(*s),
+                _ => None,
+            })
+            .chain(
+                self.anon_owner
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| f.anon & (1 << bit) != 0)
+                    .map(|(_, &s)| s),
+            )
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        let mut out = AddressFacts::default();
+        for s in held {
+            let info = &self.sources[s];
+            out.sources.push(info.name.as_str());
+            if let Some(tag) = info.tag.as_deref()
+                && !out.tags.contains(&tag)
+            {
+                out.tags.push(tag);
+            }
+            out.shared |= info.shared;
+        }
+        out
+    }
+
     /// The facts about `ip` (normalized by the caller, see [`crate::attempt::normalize_ip`]).
     pub fn facts(&self, ip: IpAddr) -> Facts {
         let mut anon = 0u64;

@@ -29,7 +29,7 @@ use crate::policy::{Policy, Rule};
 use crate::sources::SourceKind;
 use crate::sources::maxmind::MaxmindDb;
 
-pub use facts::{Facts, IpFacts};
+pub use facts::{AddressFacts, Facts, IpFacts};
 
 use compile::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
 use hot::decide_hot;
@@ -114,6 +114,10 @@ pub struct SourceInfo {
     pub remote: bool,
     /// MaxMind `database_type`, for databases.
     pub database_type: Option<String>,
+    /// The change tag for attempts from an address in this source.
+    pub tag: Option<String>,
+    /// Many people share its addresses (autoblocks skip them).
+    pub shared: bool,
 }
 
 impl SourceInfo {

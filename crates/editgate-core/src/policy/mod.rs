@@ -275,6 +275,10 @@ pub struct SourceDef {
     pub max_age_secs: Option<i64>,
     /// For `maxmind-anonymous`: the flags that put an IP in the source.
     pub flags: Vec<AnonFlag>,
+    /// The change tag for attempts from an address in this source.
+    pub tag: Option<String>,
+    /// Many people share its addresses: autoblocks skip them.
+    pub shared: bool,
     /// Where it is defined.
     pub location: Location,
 }

@@ -198,6 +198,13 @@ pub struct RawSource {
     /// For `maxmind-anonymous`: the flags that put an IP in this source.
     #[schemars(with = "Option<Vec<FlagName>>")]
     pub flags: Option<SpannedList<String>>,
+    /// A change tag for every attempt whose client address is in this source, answered with
+    /// every decision (the wiki tags the edit, as TorBlock tags Tor edits `tor`).
+    #[schemars(with = "Option<String>")]
+    pub tag: Option<Spanned<String>>,
+    /// Many people share these addresses (Tor exits, VPN egresses): the wiki skips
+    /// autoblocks on them.
+    pub shared: Option<bool>,
 }
 
 /// `[[rule]]`

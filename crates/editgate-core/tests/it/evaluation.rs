@@ -336,3 +336,34 @@ fn snapshot_evaluation_order_lists_what_decisions_visit() {
         .collect();
     assert_eq!(visited, ids("xwiki"));
 }
+
+/// What the sources say about an address comes with every decision: the sources that hold
+/// it, their change tags (once each) and whether one is shared, whatever the verdict.
+#[test]
+fn sources_tags_and_shared_addresses() {
+    let loaded = load_dir(&shipped_policies(), now()).unwrap();
+    let s = &loaded.snapshot;
+    let at = |ip: &str| s.address(&s.facts(ip.parse().unwrap()));
+    let tor = at("162.247.74.201");
+    assert_eq!((tor.sources, tor.tags, tor.shared), (vec!["tor"], vec!["tor"], true));
+    // In MaxMind's test database as a VPN: tagged like the VPN list, once.
+    let vpn = at("1.2.0.1");
+    assert_eq!((vpn.sources, vpn.tags, vpn.shared), (vec!["anonymizers"], vec!["vpn"], true));
+    let hard = at("192.0.2.1");
+    assert_eq!((hard.sources, hard.tags, hard.shared), (vec!["hard-blocks"], vec![], false));
+    assert_eq!(at("9.9.9.9"), editgate_core::engine::AddressFacts::default());
+}
+
+#[test]
+fn tags_and_shared_are_checked() {
+    let e = crate::common::errors(&[
+        (
+            "global.toml",
+            "[sources.a]\nkind = \"ip-list\"\npath = \"a.txt\"\ntag = \"Tor Exits\"\n\n[sources.asn]\nkind = \"maxmind-asn\"\npath = \"asn.mmdb\"\ntag = \"x\"\nshared = true\n",
+        ),
+        ("a.txt", "192.0.2.0/24\n"),
+    ]);
+    assert!(e.iter().any(|l| l.starts_with("global.toml:4:7: `tag = \"Tor Exits\"`: a change tag is")), "{e:?}");
+    assert!(e.iter().any(|l| l.contains("`tag` only applies to sources that hold addresses")), "{e:?}");
+    assert!(e.iter().any(|l| l.contains("`shared` only applies to sources that hold addresses")), "{e:?}");
+}

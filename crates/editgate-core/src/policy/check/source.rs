@@ -196,8 +196,32 @@ impl Cx<'_> {
             ),
             (_, _) => {}
         }
+        let holds_addresses = kind.is_some_and(|k| !matches!(k, SourceKind::MaxmindAsn | SourceKind::MaxmindCountry));
+        let tag = s.tag.as_ref().and_then(|t| {
+            let v = t.get_ref();
+            if !holds_addresses {
+                self.err(t.span(), "`tag` only applies to sources that hold addresses (lists and `maxmind-anonymous`)");
+                return None;
+            }
+            if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+                self.err(
+                    t.span(),
+                    format!(
+                        "`tag = \"{}\"`: a change tag is 1 to 64 lower-case letters, digits, `-` and `_` (like `tor`): the wiki names its messages after it",
+                        crate::sources::snippet(v)
+                    ),
+                );
+                return None;
+            }
+            Some(v.clone())
+        });
+        if s.shared == Some(true) && !holds_addresses {
+            self.err(src.span(), "`shared` only applies to sources that hold addresses (lists and `maxmind-anonymous`)");
+        }
         Some(SourceDef {
             name: n.clone(),
+            tag,
+            shared: s.shared.unwrap_or(false),
             kind: kind?,
             path: path?,
             remote: remote.unwrap_or(None),
