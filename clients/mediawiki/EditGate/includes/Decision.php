@@ -40,6 +40,12 @@ class Decision {
 	public $policyVersion;
 	/** @var string The request id sent, echoed */
 	public $requestId;
+	/** @var string[] Change tags of the sources holding the client address */
+	public $tags = [];
+	/** @var string[] The sources holding the client address */
+	public $sources = [];
+	/** @var bool One of them is shared (no autoblocks) */
+	public $sharedAddress = false;
 
 	/**
 	 * @param string $verdict
@@ -89,7 +95,7 @@ class Decision {
 			$v = $json[$field] ?? '';
 			return is_string( $v ) ? $v : '';
 		};
-		return new self(
+		$decision = new self(
 			$verdict,
 			$text( 'ruleId' ),
 			$text( 'reason' ),
@@ -98,6 +104,32 @@ class Decision {
 			$text( 'policyVersion' ),
 			$text( 'requestId' )
 		);
+		$decision->tags = self::strings( $json, 'tags' );
+		$decision->sources = self::strings( $json, 'sources' );
+		$shared = $json['sharedAddress'] ?? false;
+		if ( !is_bool( $shared ) ) {
+			throw new UnexpectedValueException( 'editgate answered a sharedAddress that is not a boolean' );
+		}
+		$decision->sharedAddress = $shared;
+		return $decision;
+	}
+
+	/**
+	 * A list of strings of the answer (absent: none, as from an editgate before it had them).
+	 *
+	 * @param array $json
+	 * @param string $field
+	 * @return string[]
+	 * @throws UnexpectedValueException When it is anything else
+	 */
+	private static function strings( array $json, string $field ): array {
+		$v = $json[$field] ?? [];
+		if ( !is_array( $v ) || array_filter( $v, static function ( $x ) {
+			return !is_string( $x );
+		} ) ) {
+			throw new UnexpectedValueException( "editgate answered a $field that is not a list of strings" );
+		}
+		return array_values( $v );
 	}
 
 	/**

@@ -1,0 +1,28 @@
+<?php
+/**
+ * The EditGate extension's services.
+ *
+ * @license Apache-2.0
+ * @file
+ */
+
+use MediaWiki\Extension\EditGate\EditGateClient;
+use MediaWiki\Extension\EditGate\Gate;
+use MediaWiki\Logger\LoggerFactory;
+use MediaWiki\MediaWikiServices;
+
+return [
+	'EditGate.Gate' => static function ( MediaWikiServices $services ): Gate {
+		$config = $services->getMainConfig();
+		$logger = LoggerFactory::getInstance( 'EditGate' );
+		return new Gate(
+			$config,
+			$services->getProxyLookup(),
+			$services->getUserGroupManager(),
+			$services->getPermissionManager(),
+			$services->getGroupPermissionsLookup(),
+			new EditGateClient( (string)$config->get( 'EditGateUrl' ), $config->get( 'EditGateTimeout' ), $logger ),
+			$logger
+		);
+	},
+];

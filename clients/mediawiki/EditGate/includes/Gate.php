@@ -1,0 +1,211 @@
+<?php
+/**
+ * @license Apache-2.0
+ * @file
+ */
+
+namespace MediaWiki\Extension\EditGate;
+
+use Psr\Log\LoggerInterface;
+
+/**
+ * The extension's one way to ask editgate (the service `EditGate.Gate`): builds the request
+ * from MediaWiki's facts, asks once per (user, action, address, probe) in a request, and
+ * keeps the answers, so that every hook (permissions, change tags, AbuseFilter, e-mail,
+ * autopromotion) reads the answer of the same request instead of asking again.
+ */
+class Gate {
+
+	/** @var EditGateClient */
+	private $client;
+	/** @var \MediaWiki\User\UserGroupManager */
+	private $userGroupManager;
+	/** @var \MediaWiki\Permissions\PermissionManager */
+	private $permissionManager;
+	/** @var \MediaWiki\Permissions\GroupPermissionsLookup */
+	private $groupPermissions;
+	/** @var \ProxyLookup|\MediaWiki\Request\ProxyLookup */
+	private $proxyLookup;
+	/** @var LoggerInterface */
+	private $logger;
+	/** @var string */
+	private $wikiId;
+	/** @var int */
+	private $maxForwardedFor;
+	/** @var string[] */
+	private $proxyWhitelist;
+
+	/** @var array<string,Decision> Answers of this request */
+	private $answers = [];
+	/** @var Decision|null The latest answer about this request's own client */
+	private $latest;
+	/**
+	 * Why editgate could not decide in this request, once it could not: it is then not asked
+	 * again until the next request, so a frozen editgate costs one timeout per request.
+	 *
+	 * @var Outcome|null
+	 */
+	private $failed;
+
+	/**
+	 * @param \Config|\MediaWiki\Config\Config $config
+	 * @param \ProxyLookup|\MediaWiki\Request\ProxyLookup $proxyLookup
+	 * @param \MediaWiki\User\UserGroupManager $userGroupManager
+	 * @param \MediaWiki\Permissions\PermissionManager $permissionManager
+	 * @param \MediaWiki\Permissions\GroupPermissionsLookup $groupPermissions
+	 * @param EditGateClient $client
+	 * @param LoggerInterface $logger
+	 */
+	public function __construct(
+		$config,
+		$proxyLookup,
+		$userGroupManager,
+		$permissionManager,
+		$groupPermissions,
+		EditGateClient $client,
+		LoggerInterface $logger
+	) {
+		$this->groupPermissions = $groupPermissions;
+		$this->client = $client;
+		$this->logger = $logger;
+		$this->proxyLookup = $proxyLookup;
+		$this->userGroupManager = $userGroupManager;
+		$this->permissionManager = $permissionManager;
+		// The database name by default: what policy files are named after on Wikimedia's
+		// wikis. WikiMap's wiki id is `dbname-prefix` with a table prefix (and escapes `-`),
+		// which would find no policy file and get the global default.
+		$this->wikiId = (string)( $config->get( 'EditGateWikiId' ) ?? $config->get( 'DBname' ) );
+		$this->maxForwardedFor = (int)$config->get( 'EditGateMaxForwardedFor' );
+		$this->proxyWhitelist = (array)$config->get( 'ProxyWhitelist' );
+	}
+
+	/**
+	 * @return LoggerInterface The EditGate channel
+	 */
+	public function logger(): LoggerInterface {
+		return $this->logger;
+	}
+
+	/**
+	 * What editgate says about `$user` doing `$action` from this request's client address.
+	 * A request that is not a POST (or `$probe`) is a probe: decided alike, not counted as an
+	 * attempt, on the client address alone.
+	 *
+	 * @param \User|\MediaWiki\User\User $user
+	 * @param string $action
+	 * @param bool $probe Always a probe (autopromotion is checked on page views)
+	 * @param bool $explicitGroups Send the groups the account is a member of, and their
+	 *   rights, not its effective ones: asked while MediaWiki computes the effective groups
+	 *   (autopromotion), which asking for them would recurse into
+	 * @return Outcome
+	 */
+	public function ask( $user, string $action, bool $probe = false, bool $explicitGroups = false ): Outcome {
+		$request = $user->getRequest();
+		$ip = (string)$request->getIP();
+		$probe = $probe || !$request->wasPosted();
+		$key = implode( "\n", [ $user->getName(), $action, $ip, $probe ? 'probe' : 'attempt' ] );
+		if ( isset( $this->answers[$key] ) ) {
+			return Outcome::decided( $this->answers[$key] );
+		}
+		if ( $this->failed !== null ) {
+			return $this->failed;
+		}
+		$outcome = $this->client->check( $this->payload( $user, $action, $request, $ip, $probe, $explicitGroups ) );
+		if ( $outcome->decision !== null ) {
+			$this->answers[$key] = $this->latest = $outcome->decision;
+		} else {
+			$this->failed = $outcome;
+		}
+		return $outcome;
+	}
+
+	/**
+	 * What editgate says about an anonymous edit from `$ip`, for the admin tools (the block
+	 * form, contributions, the API module, autoblocks): always a probe, never counted.
+	 *
+	 * @param string $ip A single address
+	 * @return Outcome
+	 */
+	public function askAbout( string $ip ): Outcome {
+		$key = "\n$ip";
+		if ( isset( $this->answers[$key] ) ) {
+			return Outcome::decided( $this->answers[$key] );
+		}
+		$outcome = $this->client->check( CheckPayload::build( [
+			'ip' => $ip,
+			'wiki' => $this->wikiId,
+			'action' => 'edit',
+			'kind' => CheckPayload::KIND_ANONYMOUS,
+			'probe' => true,
+		] ) );
+		if ( $outcome->decision !== null ) {
+			$this->answers[$key] = $outcome->decision;
+		}
+		return $outcome;
+	}
+
+	/**
+	 * The latest answer about this request's own client, if editgate was asked: its tags and
+	 * sources describe the client address, whichever action was asked about.
+	 *
+	 * @return Decision|null
+	 */
+	public function latest(): ?Decision {
+		return $this->latest;
+	}
+
+	/**
+	 * What editgate is told about the attempt.
+	 *
+	 * @param \User|\MediaWiki\User\User $user
+	 * @param string $action
+	 * @param \WebRequest|\MediaWiki\Request\WebRequest $request
+	 * @param string $ip The client address, after MediaWiki's trusted-proxy rules
+	 * @param bool $probe Nothing is being saved
+	 * @param bool $explicitGroups See ask()
+	 * @return array
+	 */
+	private function payload( $user, string $action, $request, string $ip, bool $probe, bool $explicitGroups ): array {
+		// A temporary account is checked first: it is also "registered" to MediaWiki, and
+		// must never be sent as a registered account.
+		if ( $user->isTemp() ) {
+			$kind = CheckPayload::KIND_TEMPORARY;
+		} elseif ( $user->isRegistered() ) {
+			$kind = CheckPayload::KIND_REGISTERED;
+		} else {
+			$kind = CheckPayload::KIND_ANONYMOUS;
+		}
+		$registered = $kind !== CheckPayload::KIND_ANONYMOUS;
+		$xff = $request->getHeader( 'X-Forwarded-For' );
+		$proxyLookup = $this->proxyLookup;
+		if ( $explicitGroups ) {
+			$groups = array_merge( [ '*' ], $registered ? [ 'user' ] : [], $this->userGroupManager->getUserGroups( $user ) );
+			$rights = $this->groupPermissions->getGroupPermissions( $groups );
+		} else {
+			$groups = $this->userGroupManager->getUserEffectiveGroups( $user );
+			$rights = $this->permissionManager->getUserPermissions( $user );
+		}
+		return CheckPayload::build( [
+			'ip' => $ip,
+			'forwardedFor' => CheckPayload::untrustedForwardedFor(
+				$xff === false ? null : $xff,
+				$ip,
+				static function ( string $entry ) use ( $proxyLookup ): bool {
+					return $proxyLookup->isTrustedProxy( $entry );
+				},
+				$this->proxyWhitelist
+			),
+			'wiki' => $this->wikiId,
+			'action' => $action,
+			'kind' => $kind,
+			'groups' => $groups,
+			'rights' => $rights,
+			'editCount' => $registered ? $user->getEditCount() : 0,
+			'registration' => $registered ? $user->getRegistration() : null,
+			'emailConfirmed' => $registered && $user->isEmailConfirmed(),
+			'requestId' => $request::getRequestId(),
+			'probe' => $probe,
+			'maxForwardedFor' => $this->maxForwardedFor,
+		] );
+	}
+}
