@@ -3,34 +3,12 @@
 //! (cross-site forms), probes that must not count as attempts, and console pages of a large
 //! policy that must not starve `/v1/check`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use editgate::server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{policy_dir, shipped_policies};
-use crate::server::{Running, http_get, metric, until};
-
-/// Sends `head` (request line and headers, without the blank line) and `body`; returns the
-/// status and the body.
-async fn raw(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let text = format!(
-        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(text.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        code,
-        out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default(),
-    )
-}
+use crate::server::{Running, http_get, http_raw as raw, metric, until};
 
 const TOR_ANON: &str = r#"{"ip":"162.247.74.201","wiki":"enwiki","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
 
@@ -278,7 +256,15 @@ async fn answers_carry_the_tags_of_the_client_address_whatever_the_verdict() {
     assert_eq!(v["tags"], serde_json::json!(["tor"]));
     assert_eq!(v["sources"], serde_json::json!(["tor"]));
     assert_eq!(v["sharedAddress"], true);
-    let (_, answer) = raw(srv.http, head, r#"{"ip":"9.9.9.9","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#).await;
+    let (_, answer) = raw(
+        srv.http,
+        head,
+        r#"{"ip":"9.9.9.9","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#,
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!((v["tags"].clone(), v["sharedAddress"].clone()), (serde_json::json!([]), serde_json::json!(false)));
+    assert_eq!(
+        (v["tags"].clone(), v["sharedAddress"].clone()),
+        (serde_json::json!([]), serde_json::json!(false))
+    );
 }

@@ -158,13 +158,19 @@ pub(crate) fn metric(text: &str, line_prefix: &str) -> f64 {
 
 /// A plain HTTP POST on loopback; returns the status code and the body.
 pub(crate) async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let head = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json");
+    http_raw(addr, &head, body).await
+}
+
+/// Sends `head` (the request line and headers, without the blank line) and `body` on a new
+/// loopback connection; returns the status and the body.
+pub(crate) async fn http_raw(addr: SocketAddr, head: &str, body: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+    let text = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(body.as_bytes()).await.unwrap();
+    s.write_all(text.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

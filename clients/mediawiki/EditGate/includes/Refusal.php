@@ -68,7 +68,7 @@ class Refusal {
 			},
 			array_keys( $parts )
 		) );
-		$raw = self::className( 'MediaWiki\Language\RawMessage', 'RawMessage' );
+		$raw = Compat::className( 'MediaWiki\Language\RawMessage', 'RawMessage' );
 		return self::apiMessage(
 			self::message( $decision->apiCode(), [ new $raw( $layout, $parts ) ] ),
 			$decision->apiCode(),
@@ -97,24 +97,12 @@ class Refusal {
 	}
 
 	/**
-	 * The class that has moved under a namespace in a later MediaWiki, by its new name where
-	 * it exists: MediaWiki 1.43 deprecates the old names, and later releases drop them.
-	 *
-	 * @param string $new
-	 * @param string $old
-	 * @return string
-	 */
-	private static function className( string $new, string $old ): string {
-		return class_exists( $new ) ? $new : $old;
-	}
-
-	/**
 	 * @param string $key
 	 * @param array $params
 	 * @return \Message|\MediaWiki\Message\Message
 	 */
 	private static function message( string $key, array $params = [] ) {
-		$class = self::className( 'MediaWiki\Message\Message', 'Message' );
+		$class = Compat::className( 'MediaWiki\Message\Message', 'Message' );
 		return new $class( $key, $params );
 	}
 
@@ -125,7 +113,7 @@ class Refusal {
 	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
 	 */
 	private static function apiMessage( $msg, string $code, ?array $data = null ) {
-		$class = self::className( 'MediaWiki\Api\ApiMessage', 'ApiMessage' );
+		$class = Compat::className( 'MediaWiki\Api\ApiMessage', 'ApiMessage' );
 		return $class::create( $msg, $code, $data );
 	}
 

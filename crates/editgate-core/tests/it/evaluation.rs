@@ -348,9 +348,15 @@ fn sources_tags_and_shared_addresses() {
     assert_eq!((tor.sources, tor.tags, tor.shared), (vec!["tor"], vec!["tor"], true));
     // In MaxMind's test database as a VPN: tagged like the VPN list, once.
     let vpn = at("1.2.0.1");
-    assert_eq!((vpn.sources, vpn.tags, vpn.shared), (vec!["anonymizers"], vec!["vpn"], true));
+    assert_eq!(
+        (vpn.sources, vpn.tags, vpn.shared),
+        (vec!["anonymizers"], vec!["vpn"], true)
+    );
     let hard = at("192.0.2.1");
-    assert_eq!((hard.sources, hard.tags, hard.shared), (vec!["hard-blocks"], vec![], false));
+    assert_eq!(
+        (hard.sources, hard.tags, hard.shared),
+        (vec!["hard-blocks"], vec![], false)
+    );
     assert_eq!(at("9.9.9.9"), editgate_core::engine::AddressFacts::default());
 }
 
@@ -363,7 +369,19 @@ fn tags_and_shared_are_checked() {
         ),
         ("a.txt", "192.0.2.0/24\n"),
     ]);
-    assert!(e.iter().any(|l| l.starts_with("global.toml:4:7: `tag = \"Tor Exits\"`: a change tag is")), "{e:?}");
-    assert!(e.iter().any(|l| l.contains("`tag` only applies to sources that hold addresses")), "{e:?}");
-    assert!(e.iter().any(|l| l.contains("`shared` only applies to sources that hold addresses")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("global.toml:4:7: `tag = \"Tor Exits\"`: a change tag is")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("`tag` only applies to sources that hold addresses")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.contains("`shared` only applies to sources that hold addresses")),
+        "{e:?}"
+    );
 }

@@ -7,6 +7,7 @@
 namespace MediaWiki\Extension\EditGate\Hooks;
 
 use MediaWiki\Block\Hook\AbortAutoblockHook;
+use MediaWiki\Extension\EditGate\Compat;
 use MediaWiki\Extension\EditGate\Gate;
 use MediaWiki\Hook\OtherBlockLogLinkHook;
 use MediaWiki\Hook\SpecialContributionsBeforeMainOutputHook;
@@ -69,7 +70,7 @@ class BlockHooks implements AbortAutoblockHook, OtherBlockLogLinkHook, SpecialCo
 		}
 		$sources = $decision->sources ? implode( ', ', $decision->sources ) : '–';
 		$rule = $decision->ruleId !== '' ? $decision->ruleId : '–';
-		$class = self::className( 'MediaWiki\Html\Html', 'Html' );
+		$class = Compat::className( 'MediaWiki\Html\Html', 'Html' );
 		$msg[] = $class::rawElement(
 			'span',
 			[ 'class' => 'mw-editgate-address' ],
@@ -96,14 +97,5 @@ class BlockHooks implements AbortAutoblockHook, OtherBlockLogLinkHook, SpecialCo
 			$sp->getOutput()->addHTML( $line );
 		}
 		return true;
-	}
-
-	/**
-	 * @param string $new
-	 * @param string $old
-	 * @return string
-	 */
-	private static function className( string $new, string $old ): string {
-		return class_exists( $new ) ? $new : $old;
 	}
 }

@@ -216,7 +216,10 @@ impl Cx<'_> {
             Some(v.clone())
         });
         if s.shared == Some(true) && !holds_addresses {
-            self.err(src.span(), "`shared` only applies to sources that hold addresses (lists and `maxmind-anonymous`)");
+            self.err(
+                src.span(),
+                "`shared` only applies to sources that hold addresses (lists and `maxmind-anonymous`)",
+            );
         }
         Some(SourceDef {
             name: n.clone(),
