@@ -199,7 +199,7 @@ fn constant(request_id: String) -> CheckResponse {
         shadow_rule_ids: Vec::new(),
         policy_version: "0000000000000000".into(),
         request_id,
-        appeal: String::new(),
+        ..CheckResponse::default()
     }
 }
 
