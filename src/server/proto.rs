@@ -317,7 +317,13 @@ pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
         Some(a) => {
             let kind = match &a.kind {
                 None => AccountKind::Unspecified as i32,
-                Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(-1) as i32,
+                // A number must be one of the enum's own: `4294967299` once wrapped to 3 and
+                // was decided as a registered account.
+                Some(serde_json::Value::Number(n)) => n
+                    .as_i64()
+                    .and_then(|v| i32::try_from(v).ok())
+                    .filter(|&v| AccountKind::try_from(v).is_ok())
+                    .ok_or_else(|| format!("account.kind: {n} is not an account kind"))?,
                 Some(serde_json::Value::String(s)) => AccountKind::from_str_name(s)
                     .map(|k| k as i32)
                     .ok_or_else(|| format!("account.kind: unknown value `{s}`"))?,
@@ -453,6 +459,20 @@ mod tests {
             assert_eq!(err.code(), tonic::Code::InvalidArgument);
             assert_eq!(req.request_id, "r-1");
         }
+    }
+
+    #[test]
+    fn an_out_of_range_account_kind_is_refused_naming_the_field() {
+        for kind in ["4294967299", "-1", "4", "1.5", "9223372036854775808"] {
+            let text = format!(r#"{{"ip":"162.247.74.201","account":{{"kind":{kind}}}}}"#);
+            let err = request_from_json(&text).unwrap_err();
+            assert!(
+                err.starts_with("account.kind: ") && err.ends_with("is not an account kind"),
+                "{kind}: {err}"
+            );
+        }
+        let ok = request_from_json(r#"{"ip":"192.0.2.1","account":{"kind":3}}"#).unwrap();
+        assert_eq!(ok.account.unwrap().kind, AccountKind::Registered as i32);
     }
 
     /// Issue 12, item 13: a Timestamp's nanos must be in 0..=999,999,999.

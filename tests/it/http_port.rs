@@ -78,6 +78,17 @@ async fn api_posts_must_be_declared_json() {
         let (code, body) = raw(srv.http, &head, TOR_ANON).await;
         assert_eq!(code, want, "{ctype}: {body}");
     }
+    // An enum number out of range is refused naming the field (4294967299 once wrapped to 3,
+    // a registered account).
+    let head = "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json";
+    let (code, body) = raw(
+        srv.http,
+        head,
+        r#"{"ip":"162.247.74.201","wiki":"enwiki","account":{"kind":4294967299,"editCount":"5000"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("account.kind"), "{body}");
     let (code, body) = raw(srv.http, "POST /v1/explain HTTP/1.1\r\nHost: localhost", TOR_ANON).await;
     assert_eq!(code, 415, "{body}");
     assert!(body.contains("application/json"), "{body}");
