@@ -314,8 +314,9 @@ fn serve_refuses_a_tls_key_others_can_read() {
         ("key.pem", &p.server_key),
     ]);
     let key = dir.path().join("key.pem");
-    let serve = |extra: &[&str]| {
-        let mut cmd = assert_cmd::Command::cargo_bin("editgate").unwrap();
+    // `editgate serve` with the certificate and key, and `extra` flags.
+    let command = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"));
         cmd.args(crate::common::SERVE_LOOPBACK)
             .args(["--no-watch", "--policies"])
             .arg(dir.path())
@@ -323,8 +324,12 @@ fn serve_refuses_a_tls_key_others_can_read() {
             .arg(dir.path().join("cert.pem"))
             .arg("--tls-key")
             .arg(&key)
-            .args(extra)
-            .timeout(Duration::from_secs(30));
+            .args(extra);
+        cmd
+    };
+    let serve = |extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::from_std(command(extra));
+        cmd.timeout(Duration::from_secs(30));
         cmd
     };
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -346,14 +351,7 @@ fn serve_refuses_a_tls_key_others_can_read() {
         .code(2)
         .stderr(predicates::str::contains("can be read by group 65534"));
     // Without it the service starts (and says why it should not have to).
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--policies"])
-        .arg(dir.path())
-        .arg("--tls-cert")
-        .arg(dir.path().join("cert.pem"))
-        .arg("--tls-key")
-        .arg(&key)
+    let mut child = command(&[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
