@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`server`]: the gRPC service, the HTTP/JSON API, health, metrics, hot reload, live
 //!   sources, limits (the only async part).
+//! - [`proto`]: the wire (`editgate.v1`): the generated types, their one JSON mapping, and the
+//!   conversions to and from the domain types, shared by the server and the CLI.
 //! - [`fetch`]: one conditional fetch of a `url` source, validated as a reload would, saved
 //!   atomically.
 //! - [`cli`]: the `editgate` subcommands.
@@ -15,4 +17,5 @@
 mod cache;
 pub mod cli;
 pub mod fetch;
+pub mod proto;
 pub mod server;

@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use super::request::RequestArgs;
 use super::{ExitCode, load_or_report};
-use editgate_core::decision::{Decision, Step};
+use crate::proto::{self, ExplainResponse};
+use editgate_core::decision::Decision;
 use editgate_core::engine::{IpFacts, Snapshot, decide};
+use editgate_core::sources::human_secs;
 
 /// `editgate check`
 #[derive(Debug, Args)]
@@ -35,17 +37,11 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         }
     };
     let d = decide(snap, &attempt, now);
-    let address = snap.address(&snap.facts(attempt.ip()));
     if args.json {
-        let mut out = decision_json(&d);
-        out["tags"] = json!(address.tags);
-        out["sources"] = json!(address.sources);
-        out["shared_address"] = json!(address.shared);
-        if explain {
-            out["facts"] = facts_json(snap, &snap.ip_facts(attempt.ip()), now);
-            out["trace"] = trace_json(snap, &d.trace);
-        }
-        println!("{out}");
+        // The service's own answer (the CLI knows no later confirmation than the files say),
+        // printed in the CLI's documented shape.
+        let answer = proto::to_explain(snap, &attempt, &d, now, &|_| None, String::new());
+        println!("{}", check_json(&answer, explain));
     } else if explain {
         print!(
             "{}",
@@ -53,6 +49,7 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         );
     } else {
         print!("{}", render_decision(&d));
+        let address = snap.address(&snap.facts(attempt.ip()));
         if !address.tags.is_empty() {
             println!("tags: {}", address.tags.join(", "));
         }
@@ -60,55 +57,61 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
     ExitCode::Ok
 }
 
-/// The decision as the JSON object `check --json` prints.
-pub fn decision_json(d: &Decision<'_>) -> Value {
-    json!({
-        "verdict": d.verdict.as_str(),
+/// What `check --json` prints (`explain --json` with `explain`), from the same answer the
+/// service gives: proto field names, verdicts as policy files name them, `null` for facts
+/// that are unknown, and a trace without each rule's verdict. Admins' scripts read this
+/// shape (docs/cli.md); the service's proto3 JSON is the other one.
+pub fn check_json(r: &ExplainResponse, explain: bool) -> Value {
+    let verdict = |v: i32| {
+        proto::Verdict::try_from(v)
+            .ok()
+            .and_then(proto::domain_verdict)
+            .map(|v| v.as_str())
+    };
+    let known = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let d = r.decision.clone().unwrap_or_default();
+    let mut out = json!({
+        "verdict": verdict(d.verdict),
         "rule_id": d.rule_id,
         "message": d.message,
         "reason": d.reason,
         "appeal": d.appeal,
         "shadow_rule_ids": d.shadow_rule_ids,
         "policy_version": d.policy_version,
-    })
-}
-
-/// The IP facts as JSON.
-pub fn facts_json(snap: &Snapshot, f: &IpFacts, now: jiff::Timestamp) -> Value {
-    let data = source_data(snap, f, now);
-    json!({
-        "source_data": data.iter().map(|d| json!({
-            "source": d.source, "data_time": d.data_time, "age_seconds": d.age_seconds,
-            "from": d.from, "detail": d.detail, "stale": d.stale,
-        })).collect::<Vec<_>>(),
-        "ip": f.ip.map(|ip| ip.to_string()),
-        "sources": f.sources,
-        "inline_rules": f.inline_rules,
-        "asn": f.asn.as_ref().map(|(n, _)| n),
-        "asn_organization": f.asn.as_ref().and_then(|(_, o)| o.clone()),
-        "country": f.country,
-        "maxmind_flags": f.maxmind_flags.iter().map(|(s, fl)| json!({"source": s, "flags": fl})).collect::<Vec<_>>(),
-    })
-}
-
-/// The trace as JSON: one object per rule visited.
-pub fn trace_json(snap: &Snapshot, trace: &[Step]) -> Value {
-    Value::Array(
-        trace
+        "tags": d.tags,
+        "sources": d.sources,
+        "shared_address": d.shared_address,
+    });
+    if explain {
+        let f = r.facts.clone().unwrap_or_default();
+        out["facts"] = json!({
+            "source_data": f.source_data.iter().map(|d| json!({
+                "source": d.source, "data_time": d.data_time, "age_seconds": d.age_seconds,
+                "from": d.from, "detail": d.detail, "stale": d.stale,
+            })).collect::<Vec<_>>(),
+            "ip": known(&f.ip),
+            "sources": f.sources,
+            "inline_rules": f.inline_rules,
+            "asn": (f.asn != 0).then_some(f.asn),
+            "asn_organization": known(&f.asn_organization),
+            "country": known(&f.country),
+            "maxmind_flags": f.maxmind_flags.iter().map(|m| json!({"source": m.source, "flags": m.flags})).collect::<Vec<_>>(),
+        });
+        out["trace"] = r
+            .steps
             .iter()
             .map(|s| {
-                let r = &snap.rules()[s.rule as usize];
-                let (outcome, key) = (s.outcome.name(), s.outcome.key().map(|k| k.as_str()));
                 json!({
-                    "rule_id": r.id,
-                    "origin": r.location.to_string(),
-                    "outcome": outcome,
-                    "key": key,
-                    "detail": s.outcome.describe(),
+                    "rule_id": s.rule_id,
+                    "origin": s.origin,
+                    "outcome": s.outcome,
+                    "key": known(&s.key),
+                    "detail": s.detail,
                 })
             })
-            .collect(),
-    )
+            .collect();
+    }
+    out
 }
 
 /// The decision in words.
@@ -129,12 +132,6 @@ pub fn render_decision(d: &Decision<'_>) -> String {
     s
 }
 
-/// How current the data of each source holding the address is (the CLI knows no later
-/// confirmation than what the files say).
-fn source_data(snap: &Snapshot, f: &IpFacts, now: jiff::Timestamp) -> Vec<crate::server::proto::SourceData> {
-    crate::server::proto::source_data(f, snap, now, &|_| None)
-}
-
 /// The facts about the IP, then every rule visited, then the decision; `now` dates the data.
 pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>, now: jiff::Timestamp) -> String {
     let none = |v: &[String]| {
@@ -147,8 +144,9 @@ pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>
     let mut s = String::from("facts:\n");
     s += &format!("  ip: {}\n", f.ip.map(|ip| ip.to_string()).unwrap_or_default());
     s += &format!("  in sources: {}\n", none(&f.sources));
-    for data in source_data(snap, f, now) {
-        let age = crate::server::health::human_secs(data.age_seconds);
+    // The CLI knows no later confirmation than what the files say.
+    for data in proto::source_data(f, snap, now, &|_| None) {
+        let age = human_secs(data.age_seconds);
         let stale = if data.stale { "; stale" } else { "" };
         s += &format!(
             "    {}: data of {} ({age} old, by {}{stale})\n",

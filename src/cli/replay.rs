@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::{ExitCode, load_or_report};
-use crate::server::proto::{self, RequestLimits};
+use crate::proto::{self, RequestLimits};
 use editgate_core::decision::Verdict;
 use editgate_core::engine::decide_untraced;
 
@@ -92,7 +92,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         if r.lines % 250_000 == 0 {
             eprintln!("replay: {} lines…", r.lines);
         }
-        let attempt = proto::request_from_json(&line).and_then(|mut req| {
+        let attempt = proto::request_from_json(line.as_bytes()).and_then(|mut req| {
             proto::to_attempt(
                 &mut req,
                 now,
@@ -101,7 +101,6 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
                 },
             )
             .map(|at| (req.request_id, at))
-            .map_err(|s| s.message().to_owned())
         });
         let (request_id, attempt) = match attempt {
             Ok(x) => x,

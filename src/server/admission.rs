@@ -6,79 +6,69 @@
 //! default in microseconds instead of holding an edit while a queue drains. Health checks,
 //! reflection, `/metrics` and `/healthz` are never refused, so an overloaded instance still
 //! reports itself. A `CheckStream` holds one slot for its whole life.
+//!
+//! The slots are a [`Semaphore`], the primitive `conn` uses for connections, and the deadline
+//! is tokio's timer. tower's `ConcurrencyLimit` + `LoadShed` + `Timeout` would do the same, but
+//! they apply to a whole service, and this must spare health, reflection and `CheckStream`'s
+//! deadline; a path test in front of one semaphore is simpler than three layers per route.
+//! Admission costs about 0.1 µs of CPU per request (`cargo xtask cpu`, BENCHMARKS.md).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::{Request, State as AxState};
 use axum::middleware::Next;
-use axum::response::Response;
-use tonic::Status;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::State;
+use super::{RequestError, State};
 
-/// Counts requests in flight against a limit.
+/// Requests in flight against a limit.
 #[derive(Debug)]
 pub struct Admission {
-    inflight: AtomicUsize,
+    slots: Arc<Semaphore>,
     max: usize,
 }
 
+/// One admitted request; frees its slot when dropped.
+pub type Permit = OwnedSemaphorePermit;
+
 impl Admission {
     /// A limit of `max` concurrent requests (0 = no limit).
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            inflight: AtomicUsize::new(0),
-            max: if max == 0 { usize::MAX } else { max },
-        })
-    }
-
-    /// A slot, or `None` when `max` are in use.
-    pub fn try_enter(self: &Arc<Self>) -> Option<Permit> {
-        let mut n = self.inflight.load(Ordering::Relaxed);
-        loop {
-            if n >= self.max {
-                return None;
-            }
-            match self
-                .inflight
-                .compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return Some(Permit(self.clone())),
-                Err(now) => n = now,
-            }
+    pub fn new(max: usize) -> Self {
+        let max = if max == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            max.min(Semaphore::MAX_PERMITS)
+        };
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
         }
     }
 
     /// Requests in flight now.
     pub fn inflight(&self) -> usize {
-        self.inflight.load(Ordering::Relaxed)
+        self.max - self.slots.available_permits()
+    }
+
+    /// A slot, or [`RequestError::Overloaded`] when all are in use.
+    pub fn try_enter(&self) -> Result<Permit, RequestError> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RequestError::Overloaded)
     }
 }
 
-/// One admitted request; frees its slot when dropped.
-#[derive(Debug)]
-pub struct Permit(Arc<Admission>);
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The gRPC status for a refused request.
-pub fn overloaded() -> Status {
-    Status::resource_exhausted(
-        "editgate is at its concurrent request limit; retry shortly or fall back to your default",
-    )
-}
-
-fn deadline_exceeded(d: Duration) -> Status {
-    Status::deadline_exceeded(format!("request not answered within the {} ms deadline", d.as_millis()))
+/// Runs `fut` within the request deadline.
+async fn within<T>(state: &State, fut: impl Future<Output = T>) -> Result<T, RequestError> {
+    let deadline = state.config.request_timeout;
+    tokio::time::timeout(deadline, fut)
+        .await
+        .map_err(|_| RequestError::Deadline(deadline))
 }
 
 const SERVICE_PREFIX: &str = "/editgate.v1.EditGate/";
@@ -136,20 +126,19 @@ where
         if !path.starts_with(SERVICE_PREFIX) || path == STREAM_PATH {
             return Box::pin(self.inner.call(req));
         }
-        let Some(permit) = self.state.admission.try_enter() else {
-            self.state
-                .metrics
-                .shed(path.strip_prefix(SERVICE_PREFIX).unwrap_or(path));
-            return Box::pin(std::future::ready(Ok(overloaded().into_http())));
+        let method = path.strip_prefix(SERVICE_PREFIX).unwrap_or(path);
+        let permit = match self.state.admission.try_enter() {
+            Ok(p) => p,
+            Err(e) => {
+                self.state.metrics.refused(method, &e);
+                return Box::pin(std::future::ready(Ok(e.status().into_http())));
+            }
         };
-        let deadline = self.state.config.request_timeout;
+        let state = self.state.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let _permit = permit;
-            match tokio::time::timeout(deadline, fut).await {
-                Ok(r) => r,
-                Err(_) => Ok(deadline_exceeded(deadline).into_http()),
-            }
+            within(&state, fut).await.unwrap_or_else(|e| Ok(e.status().into_http()))
         })
     }
 }
@@ -157,18 +146,17 @@ where
 /// The same for the HTTP/JSON API (`/v1/...`): 503 when full, 503 past the deadline (which
 /// also bounds how long a client may take to send its body).
 pub async fn http_limit(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/v1/") {
-        return next.run(req).await;
-    }
-    let Some(_permit) = state.admission.try_enter() else {
-        state
-            .metrics
-            .shed(&format!("http{}", req.uri().path().trim_start_matches("/v1")));
-        return super::http::error_response(&overloaded());
+    let method = match req.uri().path() {
+        "/v1/check" => "http/check",
+        "/v1/explain" => "http/explain",
+        _ => return next.run(req).await,
     };
-    let deadline = state.config.request_timeout;
-    match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => super::http::error_response(&deadline_exceeded(deadline)),
-    }
+    let result = match state.admission.try_enter() {
+        Ok(_permit) => within(&state, next.run(req)).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| {
+        state.metrics.refused(method, &e);
+        e.into_response()
+    })
 }

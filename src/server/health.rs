@@ -8,6 +8,7 @@
 //!   decision log cannot write. Each problem is named in `problems`.
 //! - `serving`: none of that.
 
+use editgate_core::sources::human_secs;
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -203,37 +204,5 @@ impl State {
                 failing,
             },
         }
-    }
-}
-
-/// A duration in seconds, in words with two units at most: `4y 48d`, `3h 2m`, `45s`.
-pub fn human_secs(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    let units = [("y", 365 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
-    let mut out = Vec::new();
-    let mut rest = s;
-    for (name, size) in units {
-        if rest >= size || (out.is_empty() && size == 1) {
-            out.push(format!("{}{name}", rest / size));
-            rest %= size;
-        }
-        if out.len() == 2 || (!out.is_empty() && rest == 0) {
-            break;
-        }
-    }
-    out.join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_in_words() {
-        assert_eq!(human_secs(0.0), "0s");
-        assert_eq!(human_secs(45.4), "45s");
-        assert_eq!(human_secs(3.0 * 3600.0 + 125.0), "3h 2m");
-        assert_eq!(human_secs(7200.0), "2h");
-        assert_eq!(human_secs((4 * 365 + 48) as f64 * 86_400.0 + 3600.0), "4y 48d");
     }
 }

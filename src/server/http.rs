@@ -17,9 +17,11 @@ use axum::extract::{DefaultBodyLimit, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use editgate_core::attempt::FieldError;
 use jiff::Timestamp;
 
-use super::{State, proto};
+use super::{RequestError, State};
+use crate::proto;
 
 /// Serves `routes` on the connections `conns` admits (see [`super::conn::accept`]), with TLS
 /// when configured, until `stop`; then stops taking connections and waits for those in
@@ -194,16 +196,11 @@ async fn guard(
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
     if !host.as_deref().is_some_and(|h| hosts.allows(h)) {
         let shown: String = host.unwrap_or_default().chars().take(64).collect();
-        return json_response(
-            StatusCode::FORBIDDEN,
-            serde_json::json!({
-                "code": "PermissionDenied",
-                "message": format!(
-                    "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
-                    hosts.names().join(", ")
-                ),
-            }),
-        );
+        return RequestError::Forbidden(format!(
+            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
+            hosts.names().join(", ")
+        ))
+        .into_response();
     }
     if req.method() == axum::http::Method::POST && path.starts_with("/v1/") {
         let json = req
@@ -213,117 +210,53 @@ async fn guard(
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return json_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                serde_json::json!({
-                    "code": "InvalidArgument",
-                    "message": "Content-Type: send the request as `application/json`",
-                }),
-            );
+            return RequestError::Unsupported("Content-Type: send the request as `application/json`".into())
+                .into_response();
         }
     }
     next.run(req).await
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-}
-
-/// A gRPC status as an HTTP error: 400 for bad input, 503 when the service cannot answer.
-pub(crate) fn error_response(s: &tonic::Status) -> Response {
-    let status = match s.code() {
-        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        tonic::Code::OutOfRange => StatusCode::PAYLOAD_TOO_LARGE,
-        tonic::Code::ResourceExhausted | tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    json_response(
-        status,
-        serde_json::json!({"code": format!("{:?}", s.code()), "message": s.message()}),
-    )
-}
-
-/// A request body as UTF-8 JSON text, or the error to answer, always as JSON: a body over
-/// `max_message_bytes` (413), a `Content-Encoding` editgate does not decode (415), or bytes
-/// that are not UTF-8 (400).
-fn body_text(headers: &axum::http::HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<String, BodyError> {
+/// A request body as UTF-8 JSON text, or why not: a body over `max_message_bytes`, a
+/// `Content-Encoding` editgate does not decode, or bytes that are not UTF-8.
+fn body_json(headers: &axum::http::HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, RequestError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
     if let Some(enc) = encoding.filter(|e| !e.is_empty() && e != "identity") {
-        return Err(BodyError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "InvalidArgument",
-            format!(
-                "Content-Encoding `{}` is not supported: send the JSON body as it is",
-                enc.chars().take(32).collect::<String>()
-            ),
-        ));
+        return Err(RequestError::Unsupported(format!(
+            "Content-Encoding `{}` is not supported: send the JSON body as it is",
+            enc.chars().take(32).collect::<String>()
+        )));
     }
-    let bytes = body.map_err(|e| {
-        let status = e.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body larger than `max_message_bytes`".to_owned()
-        } else {
-            format!("cannot read the request body: {e}")
-        };
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "OutOfRange"
-        } else {
-            "InvalidArgument"
-        };
-        BodyError(status, code, message)
+    let bytes = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => RequestError::TooLarge,
+        _ => FieldError::new("body", format!("cannot read the request body: {e}")).into(),
     })?;
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
-        BodyError(
-            StatusCode::BAD_REQUEST,
-            "InvalidArgument",
-            format!(
-                "the request body is not UTF-8 text (invalid byte at {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })
-}
-
-/// A request body refused before parsing: status, code, message.
-struct BodyError(StatusCode, &'static str, String);
-
-impl IntoResponse for BodyError {
-    fn into_response(self) -> Response {
-        json_response(self.0, serde_json::json!({"code": self.1, "message": self.2}))
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(FieldError::new("body", format!("not UTF-8 text (invalid byte at {})", e.valid_up_to())).into());
     }
+    Ok(bytes)
 }
 
-/// Parses a JSON request, decides it with `decide`, and answers JSON; malformed requests
-/// that reach `decide` are counted under `method`, as gRPC counts them.
-fn answer<T>(
+/// Parses a JSON request, decides it with `decide`, and answers JSON; a request that gets
+/// no decision is counted under `method`, as gRPC counts it.
+fn answer<T: serde::Serialize>(
     state: &State,
     method: &str,
     headers: &axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    decide: impl FnOnce(&State, &mut proto::CheckRequest) -> Result<T, tonic::Status>,
-    to_json: impl FnOnce(&T) -> serde_json::Value,
+    decide: impl FnOnce(&State, &mut proto::CheckRequest) -> Result<T, RequestError>,
 ) -> Response {
-    let text = match body_text(headers, body) {
-        Ok(t) => t,
-        Err(refused) => {
-            state.metrics.invalid(method);
-            return refused.into_response();
-        }
-    };
-    let result = proto::request_from_json(&text)
-        .map_err(tonic::Status::invalid_argument)
-        .and_then(|mut req| decide(state, &mut req));
-    match result {
-        Ok(r) => json_response(StatusCode::OK, to_json(&r)),
-        Err(s) => {
-            if s.code() == tonic::Code::InvalidArgument {
-                state.metrics.invalid(method);
-            }
-            error_response(&s)
+    let answered = body_json(headers, body)
+        .and_then(|body| Ok(proto::request_from_json(&body)?))
+        .and_then(|mut req| decide(state, &mut req))
+        .and_then(|r| proto::to_json(&r).map_err(|e| RequestError::Internal(e.to_string())));
+    match answered {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => {
+            state.metrics.refused(method, &e);
+            e.into_response()
         }
     }
 }
@@ -333,7 +266,7 @@ async fn check(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(&state, "http/check", &headers, body, State::check, proto::response_json)
+    answer(&state, "http/check", &headers, body, State::check)
 }
 
 async fn explain(
@@ -341,14 +274,7 @@ async fn explain(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(
-        &state,
-        "http/explain",
-        &headers,
-        body,
-        State::explain,
-        proto::explain_json,
-    )
+    answer(&state, "http/explain", &headers, body, State::explain)
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {
@@ -372,5 +298,6 @@ async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
         super::health::Status::Starting => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::OK,
     };
-    json_response(status, serde_json::to_value(&health).unwrap_or_default())
+    let body = serde_json::to_vec(&health).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

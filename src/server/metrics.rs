@@ -429,18 +429,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a request refused by the concurrency limit.
-    pub fn shed(&self, method: &str) {
-        self.shed
-            .get_or_create(&MethodLabel {
-                method: method.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Counts a request rejected as malformed.
-    pub fn invalid(&self, method: &str) {
-        self.invalid
+    /// Counts a request to `method` that got no decision: a malformed one under
+    /// `editgate_invalid_requests_total`, one refused at the concurrency limit under
+    /// `editgate_requests_shed_total` (starting and deadlines show in health and latency).
+    pub fn refused(&self, method: &str, e: &super::RequestError) {
+        let family = match e {
+            e if e.is_invalid() => &self.invalid,
+            super::RequestError::Overloaded => &self.shed,
+            _ => return,
+        };
+        family
             .get_or_create(&MethodLabel {
                 method: method.to_owned(),
             })

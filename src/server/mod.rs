@@ -20,14 +20,13 @@ pub mod fetcher;
 pub mod health;
 pub mod http;
 pub mod metrics;
-pub mod proto;
 mod reload;
 mod serve;
 pub mod service;
 pub mod tls;
 pub mod watch;
 
-pub use error::{ReloadError, ServeError, TlsError};
+pub use error::{ReloadError, RequestError, ServeError, TlsError};
 pub use reload::{ReloadOutcome, ReloadRecord, Trigger};
 pub use serve::{Listeners, run, run_with};
 
@@ -37,13 +36,12 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use tonic::Status;
 
 use crate::cache::FactsCache;
+use crate::proto::{self, CheckRequest, CheckResponse, RequestLimits};
 use editgate_core::engine::{Snapshot, decide_with_facts};
 use editgate_core::load::{LoadError, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};
-use proto::{CheckRequest, CheckResponse, RequestLimits};
 use reload::deny_warnings;
 
 /// Service settings (see the configuration reference in docs/operations.md).
@@ -155,7 +153,7 @@ pub struct State {
     /// The opt-in decision log.
     pub decision_log: decision_log::DecisionLog,
     /// Admission control for both ports.
-    pub admission: Arc<admission::Admission>,
+    pub admission: admission::Admission,
     /// Fetch results of `url` sources, by source name.
     fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
     /// `url` sources of a policy that could not load because they have no copy yet: the
@@ -312,15 +310,15 @@ impl State {
             .is_some_and(|tx| tx.send(trigger).is_ok())
     }
 
-    /// Decides one wire request. `INVALID_ARGUMENT` errors name the field. The request's
+    /// Decides one wire request; an invalid one is refused naming the field. The request's
     /// strings are moved into the attempt and the response (see [`proto::to_attempt`]); on
     /// error it is left as it was.
-    pub fn check(&self, req: &mut CheckRequest) -> Result<CheckResponse, Status> {
+    pub fn check(&self, req: &mut CheckRequest) -> Result<CheckResponse, RequestError> {
         let started = timed().then(Instant::now);
         let now = coarse_now();
         let live = self.live.load();
         if let Some(why) = &live.starting {
-            return Err(Status::unavailable(why.clone()));
+            return Err(RequestError::Starting(why.clone()));
         }
         let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
@@ -351,25 +349,24 @@ impl State {
 
 impl State {
     /// Decides one wire request with the full trace and the IP facts.
-    pub fn explain(&self, req: &mut CheckRequest) -> Result<proto::ExplainResponse, Status> {
+    pub fn explain(&self, req: &mut CheckRequest) -> Result<proto::ExplainResponse, RequestError> {
         let now = Timestamp::now();
         let live = self.current();
         if let Some(why) = &live.starting {
-            return Err(Status::unavailable(why.clone()));
+            return Err(RequestError::Starting(why.clone()));
         }
         let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
         let d = editgate_core::engine::decide(snap, &attempt, now);
-        let address = snap.address(&snap.facts(attempt.ip()));
-        Ok(proto::ExplainResponse {
-            decision: Some(proto::to_response(&d, &address, std::mem::take(&mut req.request_id))),
-            facts: Some({
-                let facts = snap.ip_facts(attempt.ip());
-                let data = proto::source_data(&facts, snap, now, &|name| self.confirmed(name));
-                proto::to_facts(&facts, data)
-            }),
-            steps: proto::to_steps(snap, &d.trace),
-        })
+        let request_id = std::mem::take(&mut req.request_id);
+        Ok(proto::to_explain(
+            snap,
+            &attempt,
+            &d,
+            now,
+            &|name| self.confirmed(name),
+            request_id,
+        ))
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::State;
-use super::proto::{CheckRequest, CheckResponse, ExplainResponse, edit_gate_server::EditGate};
+use super::{RequestError, State};
+use crate::proto::{CheckRequest, CheckResponse, ExplainResponse, edit_gate_server::EditGate};
 
 /// The service; cheap to clone.
 #[derive(Clone)]
@@ -30,7 +30,7 @@ impl EditGate for EditGateService {
         self.state
             .check(&mut request.into_inner())
             .map(Response::new)
-            .inspect_err(|s| self.count_invalid("Check", s))
+            .map_err(|e| self.refused("Check", e))
     }
 
     type CheckStreamStream = CheckStream;
@@ -39,10 +39,11 @@ impl EditGate for EditGateService {
         &self,
         request: Request<Streaming<CheckRequest>>,
     ) -> Result<Response<Self::CheckStreamStream>, Status> {
-        let Some(permit) = self.state.admission.try_enter() else {
-            self.state.metrics.shed("CheckStream");
-            return Err(super::admission::overloaded());
-        };
+        let permit = self
+            .state
+            .admission
+            .try_enter()
+            .map_err(|e| self.refused("CheckStream", e))?;
         let state = self.state.clone();
         let mut index = 0u64;
         let mut failed = false;
@@ -57,18 +58,9 @@ impl EditGate for EditGateService {
             let position = index;
             index += 1;
             let result = item.and_then(|mut req| {
-                state.check(&mut req).map_err(|s| {
-                    if s.code() == tonic::Code::InvalidArgument {
-                        state.metrics.invalid("CheckStream");
-                    }
-                    Status::new(
-                        s.code(),
-                        format!(
-                            "request {position} (request_id `{}`): {}",
-                            req.request_id.chars().take(64).collect::<String>(),
-                            s.message()
-                        ),
-                    )
+                state.check(&mut req).map_err(|e| {
+                    state.metrics.refused("CheckStream", &e);
+                    e.stream_status(position, &req.request_id)
                 })
             });
             failed = result.is_err();
@@ -81,15 +73,14 @@ impl EditGate for EditGateService {
         self.state
             .explain(&mut request.into_inner())
             .map(Response::new)
-            .inspect_err(|s| self.count_invalid("Explain", s))
+            .map_err(|e| self.refused("Explain", e))
     }
 }
 
 impl EditGateService {
-    /// Counts a request refused as malformed (not one refused while starting).
-    fn count_invalid(&self, method: &str, status: &Status) {
-        if status.code() == tonic::Code::InvalidArgument {
-            self.state.metrics.invalid(method);
-        }
+    /// Counts a request to `method` that got no decision; its gRPC status.
+    fn refused(&self, method: &str, e: RequestError) -> Status {
+        self.state.metrics.refused(method, &e);
+        e.status()
     }
 }

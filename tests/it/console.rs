@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use editgate::proto::AccountKind;
 use editgate::server::Config;
-use editgate::server::proto::AccountKind;
 use jiff::Timestamp;
 
 use crate::common::{policy_dir, serving_addrs, shipped_policies, spawn_serve, write};

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use editgate::server::proto::AccountKind;
+use editgate::proto::AccountKind;
 
 use crate::common::policy_dir;
 use crate::server::{Running, check, http_get, metric, req};

@@ -2,7 +2,7 @@
 //! `validate`), gRPC (`Check`, `CheckStream`, `Explain`), HTTP/JSON and the console's
 //! explain view. A forwarded-for address only ever makes a decision stricter.
 
-use editgate::server::proto::{AccountKind, Verdict};
+use editgate::proto::{AccountKind, Verdict};
 use predicates::prelude::*;
 use tokio_stream::StreamExt as _;
 

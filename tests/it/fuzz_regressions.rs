@@ -21,7 +21,7 @@ fn replay(dir: &Path, run: fn(&[u8])) -> usize {
 pub fn request_json(data: &[u8]) {
     let now = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(500_000);
     editgate_testkit::fuzzing::request_json(data, |text| {
-        editgate::server::proto::json_attempt(text, now, Default::default())
+        editgate::proto::json_attempt(text, now, Default::default())
     });
 }
 

@@ -2,7 +2,7 @@
 //! verdict path, request errors that name the field, streams, explain, health and
 //! reflection, metrics; the CLI, gRPC and HTTP/JSON agree.
 
-use editgate::server::proto::{Account, AccountKind, CheckRequest, Verdict};
+use editgate::proto::{Account, AccountKind, CheckRequest, Verdict};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -150,7 +150,7 @@ async fn bad_requests_name_the_field() {
             CheckRequest {
                 account: Some(Account {
                     kind: AccountKind::Registered as i32,
-                    registered_at: Some(prost_types::Timestamp { seconds: 1, nanos: -1 }),
+                    registered_at: Some(pbjson_types::Timestamp { seconds: 1, nanos: -1 }),
                     ..Default::default()
                 }),
                 ..req("192.0.2.1", "", AccountKind::Anonymous)

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use editgate::server::proto::edit_gate_client::EditGateClient;
-use editgate::server::proto::{AccountKind, CheckRequest, CheckResponse, Verdict};
+use editgate::proto::edit_gate_client::EditGateClient;
+use editgate::proto::{AccountKind, CheckRequest, CheckResponse, Verdict};
 use tonic::transport::Channel;
 
 use crate::common::{policy_dir, shipped_policies, write};

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use editgate::fetch::{FetchError, Fetched, ShrinkGuard, fetch, label};
-use editgate::server::proto::{AccountKind, Verdict};
+use editgate::proto::{AccountKind, Verdict};
 use editgate_core::load::load_dir;
 use editgate_core::sidecar::read_meta;
 use editgate_testkit::origin::{Behavior, FlakyOrigin};

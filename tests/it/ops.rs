@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use editgate::proto::edit_gate_client::EditGateClient;
+use editgate::proto::{AccountKind, Verdict};
 use editgate::server::Config;
-use editgate::server::proto::edit_gate_client::EditGateClient;
-use editgate::server::proto::{AccountKind, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tonic::Code;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use editgate::server::proto::edit_gate_client::EditGateClient;
-use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse};
+use editgate::proto::edit_gate_client::EditGateClient;
+use editgate::proto::{Account, AccountKind, CheckRequest, CheckResponse};
 use editgate::server::{self, Config, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -89,7 +89,7 @@ pub(crate) fn registered(ip: &str, wiki: &str, edits: u64, age_days: i64) -> Che
     let acct = r.account.as_mut().unwrap();
     acct.edit_count = edits;
     let secs = jiff::Timestamp::now().as_second() - age_days * 86_400;
-    acct.registered_at = Some(prost_types::Timestamp {
+    acct.registered_at = Some(pbjson_types::Timestamp {
         seconds: secs,
         nanos: 0,
     });

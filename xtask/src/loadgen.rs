@@ -21,9 +21,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::ExitCode;
-use editgate::server::proto::edit_gate_client::EditGateClient;
-use editgate::server::proto::edit_gate_server::{EditGate, EditGateServer};
-use editgate::server::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
+use editgate::proto::edit_gate_client::EditGateClient;
+use editgate::proto::edit_gate_server::{EditGate, EditGateServer};
+use editgate::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
 use editgate::server::{self, Config, State};
 use editgate_core::load::{parse_list_checked, read_policy_files};
 use editgate_testkit::synth::{Rng, write_policy};
@@ -133,7 +133,7 @@ impl Mix {
             6 => AccountKind::Temporary,
             _ => AccountKind::Registered,
         };
-        let registered_at = (kind != AccountKind::Anonymous).then(|| prost_types::Timestamp {
+        let registered_at = (kind != AccountKind::Anonymous).then(|| pbjson_types::Timestamp {
             seconds: Timestamp::now().as_second() - rng.below(2_000) as i64 * 86_400,
             nanos: 0,
         });

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use crate::ExitCode;
 use crate::loadgen::{Child, Mix, percentiles};
-use editgate::server::proto::edit_gate_client::EditGateClient;
+use editgate::proto::edit_gate_client::EditGateClient;
 use editgate_testkit::origin::{Behavior, FlakyOrigin};
 use editgate_testkit::synth::Rng;
 

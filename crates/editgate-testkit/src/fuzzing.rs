@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 
-use editgate_core::attempt::{AccountKind, Attempt, is_action, is_wiki_id, parse_ip};
+use editgate_core::attempt::{AccountKind, Attempt, FieldError, is_action, is_wiki_id, parse_ip};
 use editgate_core::engine::{Snapshot, decide};
 use editgate_core::policy::{PolicyFile, check};
 use editgate_core::sources::maxmind::MaxmindDb;
@@ -33,22 +33,39 @@ pub const TARGETS: [(&str, Property); 5] = [
 pub const SERVICE_TARGETS: [&str; 1] = ["request_json"];
 
 /// An HTTP/JSON `CheckRequest` (also what `replay` reads), through the one `Attempt`
-/// constructor: whatever `parse` accepts has a plain wiki id and action, and an anonymous
-/// attempt carries no account facts; whatever it refuses names a field (`field: ...`).
-pub fn request_json(data: &[u8], parse: impl FnOnce(&str) -> Option<Result<Attempt, String>>) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    match parse(text) {
-        None => {}
-        Some(Ok(a)) => {
+/// constructor: whatever `parse` accepts has a plain wiki id and action, an anonymous attempt
+/// carries no account facts, and its account kind is the one the JSON names; whatever it
+/// refuses names a field. A number out of its field's range (an account kind the `.proto` does
+/// not define, a negative or fractional edit count) is always refused, never wrapped.
+pub fn request_json(data: &[u8], parse: impl FnOnce(&[u8]) -> Result<Attempt, FieldError>) {
+    let json: Option<serde_json::Value> = serde_json::from_slice(data).ok();
+    let account = json.as_ref().and_then(|j| j.get("account"));
+    let kind = account.and_then(|a| a.get("kind"));
+    let count = account.and_then(|a| a.get("editCount").or_else(|| a.get("edit_count")));
+    let out_of_range = kind.is_some_and(|k| k.is_number() && !matches!(k.as_u64(), Some(1..=3)))
+        || count.is_some_and(|c| c.is_number() && c.as_u64().is_none());
+    match parse(data) {
+        Ok(a) => {
+            assert!(!out_of_range, "an out-of-range number was accepted: {a:?}");
             assert!(a.wiki().is_empty() || is_wiki_id(a.wiki()), "{a:?}");
             assert!(is_action(a.action()), "{a:?}");
             if a.account().kind == AccountKind::Anonymous {
                 assert_eq!((a.account().registered_at, a.account().edit_count), (None, 0));
             }
+            let (number, name) = match a.account().kind {
+                AccountKind::Anonymous => (1, "ACCOUNT_KIND_ANONYMOUS"),
+                AccountKind::Temporary => (2, "ACCOUNT_KIND_TEMPORARY"),
+                AccountKind::Registered => (3, "ACCOUNT_KIND_REGISTERED"),
+            };
+            let kind = kind.unwrap_or(&serde_json::Value::Null);
+            assert!(
+                kind.as_u64() == Some(number) || kind.as_str() == Some(name),
+                "decided as {:?}, asked as {kind}",
+                a.account().kind
+            );
         }
-        Some(Err(message)) => {
-            let field = message.split(':').next().unwrap_or_default();
-            assert!(!field.is_empty() && !field.contains(' '), "no field named: {message}");
+        Err(e) => {
+            assert!(!e.field.is_empty() && !e.field.contains(' '), "no field named: {e}");
         }
     }
 }

@@ -35,8 +35,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
 
-use super::State;
-use super::proto::{Account, AccountKind, CheckRequest};
+use super::{RequestError, State};
+use crate::proto::{Account, AccountKind, CheckRequest};
 
 /// The console's Content-Security-Policy: nothing but the console's own stylesheet and
 /// script, forms that submit to the console, no inline code, no frames.
@@ -254,7 +254,7 @@ impl ExplainForm {
                 let at = now
                     .checked_sub(jiff::SignedDuration::from_secs(secs))
                     .map_err(|_| FormError::new("age", format!("`{a}` is too long ago")))?;
-                Some(prost_types::Timestamp {
+                Some(pbjson_types::Timestamp {
                     seconds: at.as_second(),
                     nanos: 0,
                 })
@@ -308,10 +308,13 @@ impl FormError {
     }
 
     /// The form field a request error is about: the service names `forwarded_for[2]` or
-    /// `account.groups[0]`, the form calls them `xff` and `group`.
-    fn from_status(s: &tonic::Status) -> Self {
-        let (field, message) = s.message().split_once(": ").unwrap_or(("", s.message()));
-        let field = match field.split('[').next().unwrap_or_default() {
+    /// `account.groups[0]`, the form calls them `xff` and `group`. An error that is not about
+    /// a field (starting, overloaded) has no field.
+    fn from_request(e: RequestError) -> Self {
+        let RequestError::Invalid(e) = e else {
+            return Self::new("", e.to_string());
+        };
+        let field = match e.field.split('[').next().unwrap_or_default() {
             "ip" => "ip",
             "forwarded_for" => "xff",
             "wiki" => "wiki",
@@ -322,8 +325,11 @@ impl FormError {
             "account.kind" => "account",
             _ => "",
         };
-        let message = if field.is_empty() { s.message() } else { message };
-        Self::new(field, message)
+        if field.is_empty() {
+            Self::new("", e.to_string())
+        } else {
+            Self::new(field, e.message)
+        }
     }
 }
 
@@ -337,16 +343,9 @@ fn explain_page(state: &State, q: Option<&str>) -> Response {
     if form == ExplainForm::default() {
         return html(StatusCode::OK, pages::explain(&form, &live.snapshot, None));
     }
-    let result = form.request(Timestamp::now()).and_then(|mut req| {
-        state.explain(&mut req).map_err(|s| {
-            if s.code() == tonic::Code::InvalidArgument {
-                FormError::from_status(&s)
-            } else {
-                // Starting (no data yet) or overloaded: said as it is.
-                FormError::new("", s.message().to_owned())
-            }
-        })
-    });
+    let result = form
+        .request(Timestamp::now())
+        .and_then(|mut req| state.explain(&mut req).map_err(FormError::from_request));
     let status = match &result {
         Ok(_) => StatusCode::OK,
         Err(e) if e.field.is_empty() => StatusCode::SERVICE_UNAVAILABLE,
@@ -399,14 +398,18 @@ mod tests {
 
     #[test]
     fn service_errors_map_to_form_fields() {
-        let e = FormError::from_status(&tonic::Status::invalid_argument(
-            "forwarded_for[1]: `x` is not an IP address",
-        ));
+        use editgate_core::attempt::FieldError;
+        let e = FormError::from_request(FieldError::new("forwarded_for[1]", "`x` is not an IP address").into());
         assert_eq!((e.field, e.message.as_str()), ("xff", "`x` is not an IP address"));
-        let e = FormError::from_status(&tonic::Status::invalid_argument(
-            "account.groups[0]: longer than 255 bytes",
-        ));
+        let e = FormError::from_request(FieldError::new("account.groups[0]", "longer than 255 bytes").into());
         assert_eq!(e.field, "group");
+        let e = FormError::from_request(FieldError::new("request_id", "odd").into());
+        assert_eq!((e.field, e.message.as_str()), ("", "request_id: odd"));
+        let e = FormError::from_request(RequestError::Overloaded);
+        assert!(
+            e.field.is_empty() && e.message.contains("concurrent request limit"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@ use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, html};
 
 use super::super::activity::MINUTES;
-use super::super::health::{Health, human_secs};
-use super::super::proto::{ExplainResponse, RuleStep, Verdict as WireVerdict};
+use super::super::health::Health;
 use super::super::{Live, ReloadRecord};
 use super::{ExplainForm, FormError};
+use crate::proto::{ExplainResponse, RuleStep, Verdict as WireVerdict};
 use editgate_core::decision::{DecidedBy, Verdict};
 use editgate_core::policy::{Mode, Rule, Stage};
+use editgate_core::sources::human_secs;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Nav {
@@ -676,7 +677,7 @@ mod tests {
     #[test]
     fn a_decision_is_escaped_and_a_non_web_appeal_is_not_a_link() {
         let r = ExplainResponse {
-            decision: Some(super::super::super::proto::CheckResponse {
+            decision: Some(crate::proto::CheckResponse {
                 verdict: WireVerdict::Block as i32,
                 rule_id: "r<1>".into(),
                 reason: "<em>why</em> & how".into(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use editgate::server::proto::AccountKind;
+use editgate::proto::AccountKind;
 
 use super::TOR_EXIT;
 use crate::common::shipped_policies;
@@ -16,8 +16,8 @@ async fn serve_with_open_stream(
     extra: &[&str],
 ) -> (
     std::process::Child,
-    tokio::sync::mpsc::Sender<editgate::server::proto::CheckRequest>,
-    tonic::Streaming<editgate::server::proto::CheckResponse>,
+    tokio::sync::mpsc::Sender<editgate::proto::CheckRequest>,
+    tonic::Streaming<editgate::proto::CheckResponse>,
 ) {
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
         .args(crate::common::SERVE_LOOPBACK)
@@ -29,7 +29,7 @@ async fn serve_with_open_stream(
         .spawn()
         .unwrap();
     let (grpc, _) = crate::common::serving_addrs(&crate::common::serving_line(&mut child));
-    let mut c = editgate::server::proto::edit_gate_client::EditGateClient::connect(format!("http://{grpc}"))
+    let mut c = editgate::proto::edit_gate_client::EditGateClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -116,9 +116,7 @@ async fn idle_connections_neither_exhaust_descriptors_nor_starve_health_and_grpc
     let mut c = None;
     until(
         "gRPC answers",
-        async || match editgate::server::proto::edit_gate_client::EditGateClient::connect(format!("http://{grpc}"))
-            .await
-        {
+        async || match editgate::proto::edit_gate_client::EditGateClient::connect(format!("http://{grpc}")).await {
             Ok(mut client) => {
                 let ok = client
                     .check(req(TOR_EXIT, "enwiki", AccountKind::Anonymous))

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use editgate::proto::{AccountKind, Verdict};
 use editgate::server::Config;
-use editgate::server::proto::{AccountKind, Verdict};
 
 use super::{TOR_EXIT, shipped_copy, validate};
 use crate::common::{editgate, policy_dir, shipped_policies, write};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use editgate::proto::{AccountKind, Verdict};
 use editgate::server::Config;
-use editgate::server::proto::{AccountKind, Verdict};
 
 use super::copy_dir;
 use crate::common::{editgate, policy_dir, write};
@@ -172,9 +172,7 @@ async fn healthz_and_metrics_say_degraded_and_why() {
 
 const V1: &str = "[[rule]]\nid = \"v1\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
 
-async fn rule_for(
-    c: &mut editgate::server::proto::edit_gate_client::EditGateClient<tonic::transport::Channel>,
-) -> String {
+async fn rule_for(c: &mut editgate::proto::edit_gate_client::EditGateClient<tonic::transport::Channel>) -> String {
     check(c, req("192.0.2.1", "", AccountKind::Anonymous)).await.rule_id
 }
 

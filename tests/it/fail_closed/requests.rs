@@ -1,7 +1,7 @@
 //! One `Attempt` for every entry point, odd wiki ids, error quality, anonymous means no account.
 
+use editgate::proto::AccountKind;
 use editgate::server::Config;
-use editgate::server::proto::AccountKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{TOR_EXIT, copy_dir, shipped_copy, validate};
@@ -18,7 +18,7 @@ async fn every_entry_point_normalizes_wiki_ids_alike() {
     let age = "2d";
     for wiki in ["enwiki", "EnWiki", " ENWIKI "] {
         let mut r = req(TOR_EXIT, wiki, AccountKind::Registered);
-        r.account.as_mut().unwrap().registered_at = Some(prost_types::Timestamp {
+        r.account.as_mut().unwrap().registered_at = Some(pbjson_types::Timestamp {
             seconds: jiff::Timestamp::now().as_second() - 2 * 86_400,
             nanos: 0,
         });

@@ -1,19 +1,20 @@
-//! The generated `editgate.v1` types, and every conversion between them and the domain types.
-//! Keeping conversions here means the service handlers never touch raw wire fields.
+//! The wire: the generated `editgate.v1` types, their one JSON mapping (proto3 JSON, generated
+//! from the same `.proto` by pbjson), and every conversion between them and the domain types.
+//! gRPC, the HTTP/JSON API, the console, `replay` and `check --json` all go through here, so
+//! the service handlers and the CLI never touch raw wire fields.
 
 #[allow(missing_docs, clippy::all, clippy::unwrap_used)]
 mod generated {
     tonic::include_proto!("editgate.v1");
+    include!(concat!(env!("OUT_DIR"), "/editgate.v1.serde.rs"));
 }
 
 pub use generated::*;
 
 use jiff::Timestamp;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tonic::Status;
 
-use editgate_core::attempt::{self, Attempt, parse_ip};
+use editgate_core::attempt::{self, Attempt, FieldError, parse_ip};
 use editgate_core::decision::{Decision, Step};
 use editgate_core::engine::{AddressFacts, IpFacts as DomainFacts, Snapshot};
 
@@ -86,53 +87,53 @@ impl Default for RequestLimits {
 const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
 
 /// Checks a request and turns it into an [`Attempt`] (through [`Attempt::new`], like every
-/// other entry point). Every error is `INVALID_ARGUMENT` and names the offending field.
+/// other entry point). Every error names the offending field.
 ///
 /// The strings the attempt needs (wiki, action, groups, rights) are moved out of `req` rather
 /// than copied: at a million decisions a second the copies were a good part of the
 /// allocations per request. `request_id` is never touched, so an error can still name the
 /// request.
-pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits) -> Result<Attempt, Status> {
-    let invalid = |e: attempt::FieldError| Status::invalid_argument(e.to_string());
+pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits) -> Result<Attempt, FieldError> {
     if req.ip.is_empty() {
-        return Err(Status::invalid_argument("ip: required"));
+        return Err(FieldError::new("ip", "required"));
     }
-    let ip = parse_ip("ip", &req.ip).map_err(invalid)?;
+    let ip = parse_ip("ip", &req.ip)?;
     if req.probe {
         // A probe decides on the client address alone (see `CheckRequest.probe`).
         req.forwarded_for.clear();
     }
     if req.forwarded_for.len() > limits.max_forwarded_for {
-        return Err(Status::invalid_argument(format!(
-            "forwarded_for: {} entries, at most {} are accepted",
-            req.forwarded_for.len(),
-            limits.max_forwarded_for
-        )));
+        return Err(FieldError::new(
+            "forwarded_for",
+            format!(
+                "{} entries, at most {} are accepted",
+                req.forwarded_for.len(),
+                limits.max_forwarded_for
+            ),
+        ));
     }
     let forwarded_for = req
         .forwarded_for
         .iter()
         .enumerate()
-        .map(|(i, s)| parse_ip(&format!("forwarded_for[{i}]"), s).map_err(invalid))
+        .map(|(i, s)| parse_ip(&format!("forwarded_for[{i}]"), s))
         .collect::<Result<Vec<_>, _>>()?;
     let acct = req
         .account
         .as_ref()
-        .ok_or_else(|| Status::invalid_argument("account: required (with account.kind)"))?;
+        .ok_or_else(|| FieldError::new("account", "required (with account.kind)"))?;
     let kind = match AccountKind::try_from(acct.kind) {
         Ok(AccountKind::Anonymous) => attempt::AccountKind::Anonymous,
         Ok(AccountKind::Temporary) => attempt::AccountKind::Temporary,
         Ok(AccountKind::Registered) => attempt::AccountKind::Registered,
         Ok(AccountKind::Unspecified) => {
-            return Err(Status::invalid_argument(
-                "account.kind: unspecified; set ACCOUNT_KIND_ANONYMOUS, ACCOUNT_KIND_TEMPORARY or ACCOUNT_KIND_REGISTERED",
+            return Err(FieldError::new(
+                "account.kind",
+                "unspecified; set ACCOUNT_KIND_ANONYMOUS, ACCOUNT_KIND_TEMPORARY or ACCOUNT_KIND_REGISTERED",
             ));
         }
         Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "account.kind: unknown value {}",
-                acct.kind
-            )));
+            return Err(FieldError::new("account.kind", format!("unknown value {}", acct.kind)));
         }
     };
     let registered_at = match &acct.registered_at {
@@ -141,17 +142,17 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits)
             // google.protobuf.Timestamp: nanos in 0..=999,999,999 (jiff would accept and
             // normalize a negative value).
             if !(0..1_000_000_000).contains(&ts.nanos) {
-                return Err(Status::invalid_argument(format!(
-                    "account.registered_at.nanos: {} is outside 0..=999999999",
-                    ts.nanos
-                )));
+                return Err(FieldError::new(
+                    "account.registered_at.nanos",
+                    format!("{} is outside 0..=999999999", ts.nanos),
+                ));
             }
             let t = Timestamp::new(ts.seconds, ts.nanos)
-                .map_err(|_| Status::invalid_argument("account.registered_at: not a valid timestamp"))?;
+                .map_err(|_| FieldError::new("account.registered_at", "not a valid timestamp"))?;
             // Hosts' clocks differ by a little; an account created "just now" by a backend
             // whose clock runs ahead is not an error (its age is 0).
             if t > now + CLOCK_SKEW {
-                return Err(Status::invalid_argument("account.registered_at: in the future"));
+                return Err(FieldError::new("account.registered_at", "in the future"));
             }
             Some(t)
         }
@@ -176,7 +177,6 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits)
         std::mem::take(&mut req.action),
         account,
     )
-    .map_err(invalid)
 }
 
 /// The wire verdict.
@@ -185,6 +185,16 @@ pub fn verdict(v: editgate_core::decision::Verdict) -> Verdict {
         editgate_core::decision::Verdict::Allow => Verdict::Allow,
         editgate_core::decision::Verdict::RequireLogin => Verdict::RequireLogin,
         editgate_core::decision::Verdict::Block => Verdict::Block,
+    }
+}
+
+/// The domain verdict of a wire verdict (`None` for `VERDICT_UNSPECIFIED`).
+pub fn domain_verdict(v: Verdict) -> Option<editgate_core::decision::Verdict> {
+    match v {
+        Verdict::Unspecified => None,
+        Verdict::Allow => Some(editgate_core::decision::Verdict::Allow),
+        Verdict::RequireLogin => Some(editgate_core::decision::Verdict::RequireLogin),
+        Verdict::Block => Some(editgate_core::decision::Verdict::Block),
     }
 }
 
@@ -205,7 +215,6 @@ pub fn to_response(d: &Decision<'_>, address: &AddressFacts<'_>, request_id: Str
     }
 }
 
-/// The wire facts.
 /// How current each source of `f.sources` is, as of `now`, with a `url` source's latest
 /// confirmation from `confirmed`.
 pub fn source_data(
@@ -233,7 +242,7 @@ pub fn source_data(
 }
 
 /// The wire facts; `source_data` from [`source_data`].
-pub fn to_facts(f: &DomainFacts, source_data: Vec<SourceData>) -> generated::IpFacts {
+fn to_facts(f: &DomainFacts, source_data: Vec<SourceData>) -> generated::IpFacts {
     generated::IpFacts {
         source_data,
         ip: f.ip.map(|ip| ip.to_string()).unwrap_or_default(),
@@ -254,7 +263,7 @@ pub fn to_facts(f: &DomainFacts, source_data: Vec<SourceData>) -> generated::IpF
 }
 
 /// The wire trace.
-pub fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
+fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
     trace
         .iter()
         .map(|s| {
@@ -271,150 +280,65 @@ pub fn to_steps(snap: &Snapshot, trace: &[Step]) -> Vec<RuleStep> {
         .collect()
 }
 
-/// A `CheckRequest` in proto3 JSON, accepting both JSON and proto field names.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonRequest {
-    #[serde(default)]
-    ip: String,
-    #[serde(default, alias = "forwarded_for", rename = "forwardedFor")]
-    forwarded_for: Vec<String>,
-    #[serde(default)]
-    wiki: String,
-    #[serde(default)]
-    action: String,
-    account: Option<JsonAccount>,
-    #[serde(default, alias = "request_id", rename = "requestId")]
+/// The whole answer of `Explain` (and of `check --explain --json`): the decision, the facts
+/// about the client address with how current each source's data is as of `now` (a `url`
+/// source's latest confirmation from `confirmed`), and every rule visited.
+pub fn to_explain(
+    snap: &Snapshot,
+    attempt: &Attempt,
+    d: &Decision<'_>,
+    now: Timestamp,
+    confirmed: &dyn Fn(&str) -> Option<Timestamp>,
     request_id: String,
-    #[serde(default)]
-    probe: bool,
+) -> ExplainResponse {
+    let address = snap.address(&snap.facts(attempt.ip()));
+    let facts = snap.ip_facts(attempt.ip());
+    ExplainResponse {
+        decision: Some(to_response(d, &address, request_id)),
+        facts: Some(to_facts(&facts, source_data(&facts, snap, now, confirmed))),
+        steps: to_steps(snap, &d.trace),
+    }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonAccount {
-    #[serde(default)]
-    kind: Option<serde_json::Value>,
-    #[serde(default)]
-    groups: Vec<String>,
-    #[serde(default)]
-    rights: Vec<String>,
-    /// proto3 JSON writes uint64 as a string; numbers are accepted too.
-    #[serde(default, alias = "edit_count", rename = "editCount")]
-    edit_count: Option<serde_json::Value>,
-    #[serde(default, alias = "registered_at", rename = "registeredAt")]
-    registered_at: Option<Timestamp>,
-    #[serde(default, alias = "email_confirmed", rename = "emailConfirmed")]
-    email_confirmed: bool,
+/// Parses a `CheckRequest` from its proto3 JSON (JSON or proto field names, enums by name or
+/// number, 64-bit counts as numbers or strings), with the mapping generated from the
+/// `.proto`. An unknown field, an enum value the `.proto` does not define or a number out of
+/// its field's range is an error naming the field (`account.kind`). The HTTP API, the console
+/// and `replay` read requests through it, then [`to_attempt`], so they validate exactly like
+/// gRPC.
+pub fn request_from_json(body: &[u8]) -> Result<CheckRequest, FieldError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let req: CheckRequest = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end()
+        .map_err(|e| FieldError::new("body", format!("not one JSON object: {e}")))?;
+    Ok(req)
 }
 
-/// Parses a `CheckRequest` from proto3 JSON (JSON or proto field names). Replay and the
-/// HTTP/JSON endpoint use it, then [`to_attempt`], so they validate exactly like gRPC.
-pub fn request_from_json(text: &str) -> Result<CheckRequest, String> {
-    let j: JsonRequest = serde_json::from_str(text).map_err(|e| format!("invalid JSON request: {e}"))?;
-    let account = match j.account {
-        None => None,
-        Some(a) => {
-            let kind = match &a.kind {
-                None => AccountKind::Unspecified as i32,
-                // A number must be one of the enum's own: `4294967299` once wrapped to 3 and
-                // was decided as a registered account.
-                Some(serde_json::Value::Number(n)) => n
-                    .as_i64()
-                    .and_then(|v| i32::try_from(v).ok())
-                    .filter(|&v| AccountKind::try_from(v).is_ok())
-                    .ok_or_else(|| format!("account.kind: {n} is not an account kind"))?,
-                Some(serde_json::Value::String(s)) => AccountKind::from_str_name(s)
-                    .map(|k| k as i32)
-                    .ok_or_else(|| format!("account.kind: unknown value `{s}`"))?,
-                Some(other) => return Err(format!("account.kind: unexpected {other}")),
-            };
-            let edit_count = match &a.edit_count {
-                None => 0,
-                Some(serde_json::Value::Number(n)) => n.as_u64().ok_or("account.editCount: not a count")?,
-                Some(serde_json::Value::String(s)) => s
-                    .parse()
-                    .map_err(|_| format!("account.editCount: `{s}` is not a count"))?,
-                Some(other) => return Err(format!("account.editCount: unexpected {other}")),
-            };
-            Some(Account {
-                kind,
-                groups: a.groups,
-                rights: a.rights,
-                edit_count,
-                registered_at: a.registered_at.map(|t| prost_types::Timestamp {
-                    seconds: t.as_second(),
-                    nanos: t.subsec_nanosecond(),
-                }),
-                email_confirmed: a.email_confirmed,
-            })
-        }
-    };
-    Ok(CheckRequest {
-        ip: j.ip,
-        forwarded_for: j.forwarded_for,
-        wiki: j.wiki,
-        action: j.action,
-        account,
-        request_id: j.request_id,
-        probe: j.probe,
-    })
+/// A JSON error named by where it happened: the field's JSON path, or `body` when the text is
+/// not JSON at all.
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() || path == "." {
+        FieldError::new("body", format!("not a JSON CheckRequest: {inner}"))
+    } else {
+        FieldError::new(path, inner.to_string())
+    }
 }
 
-/// A JSON request checked as the HTTP port checks it, as of `now`: `None` when the text is not
-/// a `CheckRequest` at all, else the attempt or the error naming the field. (The fuzz target
-/// `request_json` and its replay in `cargo test` check its properties.)
-pub fn json_attempt(text: &str, now: Timestamp, limits: RequestLimits) -> Option<Result<Attempt, String>> {
-    let mut req = request_from_json(text).ok()?;
-    Some(to_attempt(&mut req, now, limits).map_err(|s| s.message().to_owned()))
+/// A JSON request checked as the HTTP port checks it, as of `now`: the attempt or the error
+/// naming the field. (The fuzz target `request_json` and its replay in `cargo test` check its
+/// properties.)
+pub fn json_attempt(body: &[u8], now: Timestamp, limits: RequestLimits) -> Result<Attempt, FieldError> {
+    to_attempt(&mut request_from_json(body)?, now, limits)
 }
 
-/// A `CheckResponse` in proto3 JSON (lowerCamelCase names, enum names), every field present.
-pub fn response_json(r: &CheckResponse) -> Value {
-    json!({
-        "verdict": r.verdict().as_str_name(),
-        "ruleId": r.rule_id,
-        "message": r.message,
-        "reason": r.reason,
-        "shadowRuleIds": r.shadow_rule_ids,
-        "policyVersion": r.policy_version,
-        "requestId": r.request_id,
-        "appeal": r.appeal,
-        "tags": r.tags,
-        "sources": r.sources,
-        "sharedAddress": r.shared_address,
-    })
-}
-
-/// An `ExplainResponse` in proto3 JSON.
-pub fn explain_json(r: &ExplainResponse) -> Value {
-    let facts = r.facts.as_ref().map(|f| {
-        json!({
-            "ip": f.ip,
-            "sources": f.sources,
-            "inlineRules": f.inline_rules,
-            "asn": f.asn,
-            "asnOrganization": f.asn_organization,
-            "country": f.country,
-            "maxmindFlags": f.maxmind_flags.iter().map(|m| json!({"source": m.source, "flags": m.flags})).collect::<Vec<_>>(),
-            "sourceData": f.source_data.iter().map(|d| json!({
-                "source": d.source, "dataTime": d.data_time, "ageSeconds": d.age_seconds,
-                "from": d.from, "detail": d.detail, "stale": d.stale,
-            })).collect::<Vec<_>>(),
-        })
-    });
-    json!({
-        "decision": r.decision.as_ref().map(response_json),
-        "facts": facts,
-        "steps": r.steps.iter().map(|s| json!({
-            "ruleId": s.rule_id,
-            "origin": s.origin,
-            "verdict": s.verdict().as_str_name(),
-            "outcome": s.outcome,
-            "key": s.key,
-            "detail": s.detail,
-        })).collect::<Vec<_>>(),
-    })
+/// A message in proto3 JSON, every field present (the generated mapping, see `build.rs`).
+/// Fails only on an enum field holding a number the `.proto` does not define.
+pub fn to_json<T: serde::Serialize>(message: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, message)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -455,32 +379,80 @@ mod tests {
         ] {
             let mut req = request();
             bad(&mut req);
-            let err = to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::InvalidArgument);
+            to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap_err();
             assert_eq!(req.request_id, "r-1");
         }
     }
 
     #[test]
-    fn an_out_of_range_account_kind_is_refused_naming_the_field() {
-        for kind in ["4294967299", "-1", "4", "1.5", "9223372036854775808"] {
-            let text = format!(r#"{{"ip":"162.247.74.201","account":{{"kind":{kind}}}}}"#);
-            let err = request_from_json(&text).unwrap_err();
-            assert!(
-                err.starts_with("account.kind: ") && err.ends_with("is not an account kind"),
-                "{kind}: {err}"
-            );
+    fn out_of_range_numbers_and_enums_are_refused_naming_the_field() {
+        for (json, field) in [
+            (r#"{"account":{"kind":4294967299}}"#, "account.kind"),
+            (r#"{"account":{"kind":-1}}"#, "account.kind"),
+            (r#"{"account":{"kind":4}}"#, "account.kind"),
+            (r#"{"account":{"kind":1.5}}"#, "account.kind"),
+            (r#"{"account":{"kind":9223372036854775808}}"#, "account.kind"),
+            (r#"{"account":{"kind":"ACCOUNT_KIND_ADMIN"}}"#, "account.kind"),
+            (r#"{"account":{"kind":true}}"#, "account.kind"),
+            (r#"{"account":{"editCount":-1}}"#, "account.editCount"),
+            (
+                r#"{"account":{"edit_count":"18446744073709551616"}}"#,
+                "account.edit_count",
+            ),
+            (r#"{"account":{"editCount":1e400}}"#, "body"),
+            (r#"{"account":{"registeredAt":"yesterday"}}"#, "account.registeredAt"),
+            (r#"{"account":{"registeredAt":12}}"#, "account.registeredAt"),
+            (r#"{"probe":1}"#, "probe"),
+            (r#"{"forwardedFor":"192.0.2.1"}"#, "forwardedFor"),
+            (r#"{"forwardedFor":[1]}"#, "forwardedFor[0]"),
+            (r#"{"account":{"kind":1,"color":"red"}}"#, "account.color"),
+            (r#"{"ip":"192.0.2.1","ip":"192.0.2.2"}"#, "body"),
+            (r#"{"ip":"192.0.2.1"} {}"#, "body"),
+            (r#"{"ip":"#, "body"),
+            (r#"[]"#, "body"),
+        ] {
+            let err = request_from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
         }
-        let ok = request_from_json(r#"{"ip":"192.0.2.1","account":{"kind":3}}"#).unwrap();
-        assert_eq!(ok.account.unwrap().kind, AccountKind::Registered as i32);
+        for (json, kind) in [
+            (r#"{"account":{"kind":3}}"#, AccountKind::Registered),
+            (
+                r#"{"account":{"kind":"ACCOUNT_KIND_TEMPORARY"}}"#,
+                AccountKind::Temporary,
+            ),
+        ] {
+            let ok = request_from_json(json.as_bytes()).unwrap();
+            assert_eq!(ok.account.unwrap().kind, kind as i32, "{json}");
+        }
+        let ok = request_from_json(br#"{"account":{"edit_count":"18446744073709551615"}}"#).unwrap();
+        assert_eq!(ok.account.unwrap().edit_count, u64::MAX);
     }
 
-    /// Issue 12, item 13: a Timestamp's nanos must be in 0..=999,999,999.
+    #[test]
+    fn an_answer_carries_every_field_in_proto3_json() {
+        let json = to_json(&CheckResponse {
+            verdict: Verdict::Block as i32,
+            ..Default::default()
+        })
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["verdict"], "VERDICT_BLOCK");
+        assert_eq!(v["shadowRuleIds"], serde_json::json!([]));
+        assert_eq!(v["sharedAddress"], false);
+        assert_eq!(v.as_object().unwrap().len(), 11, "{v}");
+        let bad = CheckResponse {
+            verdict: 7,
+            ..Default::default()
+        };
+        assert!(to_json(&bad).is_err(), "an undefined verdict is not written");
+    }
+
+    /// A Timestamp's nanos must be in 0..=999,999,999.
     #[test]
     fn negative_nanos_are_refused() {
         let mut req = request();
-        req.account.as_mut().unwrap().registered_at = Some(prost_types::Timestamp { seconds: 1, nanos: -1 });
+        req.account.as_mut().unwrap().registered_at = Some(pbjson_types::Timestamp { seconds: 1, nanos: -1 });
         let err = to_attempt(&mut req, Timestamp::now(), RequestLimits::default()).unwrap_err();
-        assert!(err.message().starts_with("account.registered_at.nanos"), "{err:?}");
+        assert_eq!(err.field, "account.registered_at.nanos", "{err:?}");
     }
 }
