@@ -307,11 +307,18 @@ pub fn to_explain(
 /// and `replay` read requests through it, then [`to_attempt`], so they validate exactly like
 /// gRPC.
 pub fn request_from_json(body: &[u8]) -> Result<CheckRequest, FieldError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let req: CheckRequest = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-    de.end()
-        .map_err(|e| FieldError::new("body", format!("not one JSON object: {e}")))?;
-    Ok(req)
+    // Tracking the path costs an allocation per key, so only a request that fails is parsed
+    // again to find where.
+    serde_json::from_slice(body).map_err(|_| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, CheckRequest>(&mut de) {
+            Err(e) => json_error(e),
+            Ok(_) => match de.end() {
+                Err(e) => FieldError::new("body", format!("not one JSON object: {e}")),
+                Ok(()) => FieldError::new("body", "not a JSON CheckRequest"),
+            },
+        }
+    })
 }
 
 /// A JSON error named by where it happened: the field's JSON path, or `body` when the text is

@@ -18,9 +18,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::{Request, State as AxState};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{RequestError, State};
@@ -64,7 +61,7 @@ impl Admission {
 }
 
 /// Runs `fut` within the request deadline.
-async fn within<T>(state: &State, fut: impl Future<Output = T>) -> Result<T, RequestError> {
+pub(super) async fn within<T>(state: &State, fut: impl Future<Output = T>) -> Result<T, RequestError> {
     let deadline = state.config.request_timeout;
     tokio::time::timeout(deadline, fut)
         .await
@@ -141,22 +138,4 @@ where
             within(&state, fut).await.unwrap_or_else(|e| Ok(e.status().into_http()))
         })
     }
-}
-
-/// The same for the HTTP/JSON API (`/v1/...`): 503 when full, 503 past the deadline (which
-/// also bounds how long a client may take to send its body).
-pub async fn http_limit(AxState(state): AxState<Arc<State>>, req: Request, next: Next) -> Response {
-    let method = match req.uri().path() {
-        "/v1/check" => "http/check",
-        "/v1/explain" => "http/explain",
-        _ => return next.run(req).await,
-    };
-    let result = match state.admission.try_enter() {
-        Ok(_permit) => within(&state, next.run(req)).await,
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(|e| {
-        state.metrics.refused(method, &e);
-        e.into_response()
-    })
 }

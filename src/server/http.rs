@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State as AxState};
+use axum::extract::{Request, State as AxState};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,28 +92,37 @@ pub enum Serves {
     Console,
 }
 
-/// The routes of one HTTP listener, behind the `Host` check ([`AllowedHosts`]).
+/// The routes of one HTTP listener. The console behind the [`guard`] layer; the API's routes
+/// make the same checks inline, in [`api`], which is the whole of their request path.
 pub fn router(state: Arc<State>, serves: Serves, hosts: Arc<AllowedHosts>) -> Router {
-    let limit = state.config.max_message_bytes;
     let base = match serves {
         Serves::Api { console: true } | Serves::Console => super::console::router(),
         Serves::Api { console: false } => Router::new(),
     };
-    let base = base.route("/metrics", get(metrics)).route("/healthz", get(healthz));
+    let guarded = base
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn_with_state(hosts.clone(), guard));
     let routes = match serves {
-        Serves::Api { .. } => base
-            .route("/v1/check", post(check))
-            .route("/v1/explain", post(explain))
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                super::admission::http_limit,
-            )),
-        Serves::Console => base,
+        Serves::Api { .. } => {
+            let (check_hosts, explain_hosts) = (hosts.clone(), hosts);
+            guarded
+                .route(
+                    "/v1/check",
+                    post(move |AxState(state): AxState<Arc<State>>, req: Request| async move {
+                        api(&state, &check_hosts, "http/check", req, State::check).await
+                    }),
+                )
+                .route(
+                    "/v1/explain",
+                    post(move |AxState(state): AxState<Arc<State>>, req: Request| async move {
+                        api(&state, &explain_hosts, "http/explain", req, State::explain).await
+                    }),
+                )
+        }
+        Serves::Console => guarded,
     };
-    routes
-        .layer(axum::middleware::from_fn_with_state(hosts, guard))
-        .with_state(state)
+    routes.with_state(state)
 }
 
 /// The `Host` values the HTTP port answers on its API and console, against DNS rebinding: a
@@ -176,105 +184,109 @@ fn host_name(value: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Refuses a request for the API or the console whose `Host` is not accepted (403), and a
-/// `POST` to the API whose body is not declared `application/json` (415): a cross-site form
-/// can send `text/plain` without a CORS preflight, a JSON body cannot.
-async fn guard(
-    AxState(hosts): AxState<Arc<AllowedHosts>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// Refuses a console request whose `Host` is not accepted (403); `/healthz` and `/metrics`
+/// pass.
+async fn guard(AxState(hosts): AxState<Arc<AllowedHosts>>, req: Request, next: axum::middleware::Next) -> Response {
     let path = req.uri().path();
     if path == "/healthz" || path == "/metrics" {
         return next.run(req).await;
     }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    if !host.as_deref().is_some_and(|h| hosts.allows(h)) {
-        let shown: String = host.unwrap_or_default().chars().take(64).collect();
-        return RequestError::Forbidden(format!(
-            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
-            hosts.names().join(", ")
-        ))
-        .into_response();
+    match hosts.check(&req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
     }
-    if req.method() == axum::http::Method::POST && path.starts_with("/v1/") {
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return RequestError::Unsupported("Content-Type: send the request as `application/json`".into())
-                .into_response();
-        }
-    }
-    next.run(req).await
 }
 
-/// A request body as UTF-8 JSON text, or why not: a body over `max_message_bytes`, a
-/// `Content-Encoding` editgate does not decode, or bytes that are not UTF-8.
-fn body_json(headers: &axum::http::HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, RequestError> {
+impl AllowedHosts {
+    /// Whether `req`'s `Host` header (or its URI's authority) is accepted.
+    fn check(&self, req: &Request) -> Result<(), RequestError> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if host.is_some_and(|h| self.allows(h)) {
+            return Ok(());
+        }
+        let shown: String = host.unwrap_or_default().chars().take(64).collect();
+        Err(RequestError::Forbidden(format!(
+            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
+            self.names().join(", ")
+        )))
+    }
+}
+
+/// Refuses a body editgate does not read: one not declared `application/json` (a cross-site
+/// form can send `text/plain` without a CORS preflight, a JSON body cannot), or one with a
+/// `Content-Encoding` editgate does not decode.
+fn json_body(req: &Request) -> Result<(), RequestError> {
+    let headers = req.headers();
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(RequestError::Unsupported(
+            "Content-Type: send the request as `application/json`".into(),
+        ));
+    }
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
-    if let Some(enc) = encoding.filter(|e| !e.is_empty() && e != "identity") {
-        return Err(RequestError::Unsupported(format!(
+    match encoding.filter(|e| !e.is_empty() && e != "identity") {
+        Some(enc) => Err(RequestError::Unsupported(format!(
             "Content-Encoding `{}` is not supported: send the JSON body as it is",
             enc.chars().take(32).collect::<String>()
-        )));
+        ))),
+        None => Ok(()),
     }
-    let bytes = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => RequestError::TooLarge,
-        _ => FieldError::new("body", format!("cannot read the request body: {e}")).into(),
-    })?;
-    if let Err(e) = std::str::from_utf8(&bytes) {
-        return Err(FieldError::new("body", format!("not UTF-8 text (invalid byte at {})", e.valid_up_to())).into());
-    }
-    Ok(bytes)
 }
 
-/// Parses a JSON request, decides it with `decide`, and answers JSON; a request that gets
-/// no decision is counted under `method`, as gRPC counts it.
-fn answer<T: serde::Serialize>(
+/// The request body, at most `limit` bytes.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, RequestError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            RequestError::TooLarge
+        } else {
+            FieldError::new("body", format!("cannot read the request body: {e}")).into()
+        }
+    })
+}
+
+/// The whole request path of `POST /v1/check` and `POST /v1/explain`: the `Host` and body
+/// checks, admission, then within the deadline the body, the JSON request, `decide` and the
+/// JSON answer. A request that gets no decision is counted under `method`, as gRPC counts it.
+///
+/// One function rather than a middleware per step: each `from_fn` layer costs a boxed future
+/// and a clone of the inner service per request, which was measurable at this rate.
+async fn api<T: serde::Serialize>(
     state: &State,
+    hosts: &AllowedHosts,
     method: &str,
-    headers: &axum::http::HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    decide: impl FnOnce(&State, &mut proto::CheckRequest) -> Result<T, RequestError>,
+    req: Request,
+    decide: fn(&State, &mut proto::CheckRequest) -> Result<T, RequestError>,
 ) -> Response {
-    let answered = body_json(headers, body)
-        .and_then(|body| Ok(proto::request_from_json(&body)?))
-        .and_then(|mut req| decide(state, &mut req))
-        .and_then(|r| proto::to_json(&r).map_err(|e| RequestError::Internal(e.to_string())));
-    match answered {
+    let answered = async {
+        hosts.check(&req)?;
+        json_body(&req)?;
+        let _slot = state.admission.try_enter()?;
+        super::admission::within(state, async {
+            let body = read_body(req.into_body(), state.config.max_message_bytes).await?;
+            let mut wire = proto::request_from_json(&body)?;
+            let answer = decide(state, &mut wire)?;
+            proto::to_json(&answer).map_err(|e| RequestError::Internal(e.to_string()))
+        })
+        .await?
+    };
+    match answered.await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => {
             state.metrics.refused(method, &e);
             e.into_response()
         }
     }
-}
-
-async fn check(
-    AxState(state): AxState<Arc<State>>,
-    headers: axum::http::HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    answer(&state, "http/check", &headers, body, State::check)
-}
-
-async fn explain(
-    AxState(state): AxState<Arc<State>>,
-    headers: axum::http::HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    answer(&state, "http/explain", &headers, body, State::explain)
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> impl IntoResponse {

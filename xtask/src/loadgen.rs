@@ -7,7 +7,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,14 +15,12 @@ use clap::Args;
 use ipnet::IpNet;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status, Streaming};
 
 use crate::ExitCode;
+use crate::trivial::Trivial;
 use editgate::proto::edit_gate_client::EditGateClient;
-use editgate::proto::edit_gate_server::{EditGate, EditGateServer};
-use editgate::proto::{Account, AccountKind, CheckRequest, CheckResponse, ExplainResponse, Verdict};
+use editgate::proto::{Account, AccountKind, CheckRequest, CheckResponse, Verdict};
 use editgate::server::{self, Config, State};
 use editgate_core::load::{parse_list_checked, read_policy_files};
 use editgate_testkit::synth::{Rng, write_policy};
@@ -161,45 +158,6 @@ impl Mix {
             request_id: String::new(),
             ..CheckRequest::default()
         }
-    }
-}
-
-/// A server answering every request with the same decision: the transport's ceiling.
-#[derive(Clone, Default)]
-struct Trivial;
-
-#[tonic::async_trait]
-impl EditGate for Trivial {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
-        Ok(Response::new(constant(request.into_inner().request_id)))
-    }
-
-    type CheckStreamStream = Pin<Box<dyn Stream<Item = Result<CheckResponse, Status>> + Send>>;
-
-    async fn check_stream(
-        &self,
-        request: Request<Streaming<CheckRequest>>,
-    ) -> Result<Response<Self::CheckStreamStream>, Status> {
-        Ok(Response::new(Box::pin(
-            request.into_inner().map(|r| r.map(|r| constant(r.request_id))),
-        )))
-    }
-
-    async fn explain(&self, _: Request<CheckRequest>) -> Result<Response<ExplainResponse>, Status> {
-        Err(Status::unimplemented("the trivial baseline does not explain"))
-    }
-}
-
-fn constant(request_id: String) -> CheckResponse {
-    CheckResponse {
-        verdict: Verdict::Allow as i32,
-        rule_id: String::new(),
-        message: String::new(),
-        reason: "no rule matched".into(),
-        shadow_rule_ids: Vec::new(),
-        policy_version: "0000000000000000".into(),
-        request_id,
-        ..CheckResponse::default()
     }
 }
 
@@ -374,16 +332,15 @@ async fn start_servers(a: &LoadgenArgs, policies: &Path) -> anyhow::Result<Serve
         let l = TcpListener::bind("127.0.0.1:0").await?;
         let addr = l.local_addr()?;
         let mut rx = rx.clone();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(EditGateServer::new(Trivial))
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
-                    async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    },
-                ),
-        );
+        let answer = CheckResponse {
+            verdict: Verdict::Allow as i32,
+            reason: "no rule matched".into(),
+            policy_version: "0000000000000000".into(),
+            ..CheckResponse::default()
+        };
+        tokio::spawn(Trivial::new(answer).serve(l, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
         Some(addr)
     };
     Ok(Servers {
@@ -580,13 +537,19 @@ pub(crate) struct Child {
 impl Child {
     /// Starts `editgate serve` on `policies` with `extra` flags and waits for its address line.
     pub async fn spawn(policies: &Path, extra: &[&str]) -> anyhow::Result<Self> {
-        use tokio::io::AsyncBufReadExt;
-        let exe = crate::editgate_binary()?;
-        let mut process = tokio::process::Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        let mut cmd = tokio::process::Command::new(crate::editgate_binary()?);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .arg("--policies")
-            .arg(policies)
+            .arg(policies);
+        Self::start(cmd).await
+    }
+
+    /// Starts a server that prints `… serving gRPC on ADDR and HTTP on ADDR` first, as
+    /// `editgate serve` does, and waits for that line.
+    pub async fn start(mut cmd: tokio::process::Command) -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let mut process = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)

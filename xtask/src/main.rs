@@ -2,6 +2,8 @@
 //!
 //! - `loadgen`: the gRPC service under load on loopback, against a trivial server answering
 //!   as many bytes, in the same run; reloads under load; the footprint of the real binary.
+//! - `cpu`: the server's CPU time per request on HTTP/JSON, gRPC `Check` and `CheckStream`,
+//!   against trivial axum and tonic peers answering as many bytes, with h2load as the client.
 //! - `soak`: an endurance run of the real binary: steady load, reloads and a flaky live
 //!   source, bounded in time.
 //! - `man`: rewrites the man pages in `docs/man/` from the CLI definition.
@@ -10,8 +12,10 @@
 //! another binary). The Cedar comparison is a bench of this package:
 //! `cargo bench -p xtask --bench peers`.
 
+mod cpu;
 mod loadgen;
 mod soak;
+mod trivial;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +33,11 @@ struct Cli {
 enum Command {
     /// Load-test the gRPC service on loopback, against a trivial baseline (bounded in time).
     Loadgen(loadgen::LoadgenArgs),
+    /// Server CPU time per request on every transport against trivial peers, with h2load.
+    Cpu(cpu::CpuArgs),
+    /// The trivial peers as a process of their own (started by `cpu`).
+    #[command(hide = true)]
+    TrivialServer(trivial::TrivialArgs),
     /// Endurance run: steady load, reloads and a flaky live source (bounded in time).
     Soak(soak::SoakArgs),
     /// Rewrite the man pages in docs/man/ from the CLI definition.
@@ -50,6 +59,8 @@ fn main() -> std::process::ExitCode {
     let code = match &Cli::parse().command {
         Command::Loadgen(a) => loadgen::run(a),
         Command::Soak(a) => soak::run(a),
+        Command::Cpu(a) => cpu::run(a),
+        Command::TrivialServer(a) => trivial::run(a),
         Command::Man => man(),
     };
     std::process::ExitCode::from(code as u8)
