@@ -64,6 +64,13 @@ pub struct ServeArgs {
     /// Console pages rendered at once, off the request threads [default: 1].
     #[arg(long, env = "EDITGATE_CONSOLE_CONCURRENCY", value_name = "N")]
     pub console_concurrency: Option<usize>,
+    /// Also serve the JSON API, /metrics and /healthz on this Unix-domain socket, for a web
+    /// server on the same host (plain HTTP; the file's mode says who may connect).
+    #[arg(long, env = "EDITGATE_HTTP_SOCKET", value_name = "PATH")]
+    pub http_socket: Option<PathBuf>,
+    /// File mode of the Unix-domain socket, octal [default: 0660].
+    #[arg(long, env = "EDITGATE_HTTP_SOCKET_MODE", value_name = "MODE")]
+    pub http_socket_mode: Option<String>,
     /// A `Host` name the JSON API and the console answer; repeat for several, `*` for any
     /// [default: localhost, 127.0.0.1, ::1 and the listen addresses].
     #[arg(
@@ -135,6 +142,10 @@ pub struct ConfigFile {
     pub console_listen: Option<SocketAddr>,
     /// Console pages rendered at once.
     pub console_concurrency: Option<usize>,
+    /// The Unix-domain socket of the JSON API.
+    pub http_socket: Option<PathBuf>,
+    /// Its file mode, octal.
+    pub http_socket_mode: Option<String>,
     /// `Host` names the API and the console answer.
     pub allowed_hosts: Option<Vec<String>>,
     /// Quiet period before a watched change is reloaded.
@@ -168,6 +179,8 @@ pub struct Resolved {
     pub http_listen: SocketAddr,
     /// The console's own address, when it has one.
     pub console_listen: Option<SocketAddr>,
+    /// The JSON API's Unix-domain socket and its file mode, when set.
+    pub http_socket: Option<(PathBuf, u32)>,
     /// Log format.
     pub json_logs: bool,
 }
@@ -280,6 +293,14 @@ impl ServeArgs {
         }
         config.allowed_hosts = hosts;
         let console_listen = self.console_listen.or(cfg.console_listen);
+        let socket_mode = match self.http_socket_mode.clone().or(cfg.http_socket_mode) {
+            None => 0o660,
+            Some(m) => u32::from_str_radix(m.trim(), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| format!("http_socket_mode: `{m}` is not an octal file mode like 0660"))?,
+        };
+        let http_socket = self.http_socket.clone().or(cfg.http_socket).map(|p| (p, socket_mode));
         if let Some(t) = self.reload_debounce.clone().or(cfg.reload_debounce) {
             config.debounce = duration_setting("reload_debounce", &t, Duration::ZERO, 60 * SECOND)?;
         }
@@ -328,6 +349,7 @@ impl ServeArgs {
                 .or(cfg.http_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
             console_listen: console_listen.filter(|_| config_console),
+            http_socket,
             json_logs: log_format == "json",
         })
     }
@@ -427,6 +449,16 @@ async fn serve(r: Resolved) -> ExitCode {
         },
         None => None,
     };
+    let http_socket = match &r.http_socket {
+        Some((path, mode)) => match server::UnixSocket::bind(path, *mode) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: cannot listen on the socket `{}`: {e}", path.display());
+                return ExitCode::Usage;
+            }
+        },
+        None => None,
+    };
     let shutdown = shutdown_signal();
     let (ga, ha) = (grpc.local_addr().ok(), http.local_addr().ok());
     let ca = console.as_ref().and_then(|l| l.local_addr().ok());
@@ -440,10 +472,14 @@ async fn serve(r: Resolved) -> ExitCode {
     // One line on stdout with the bound addresses, so scripts (and tests using port 0) can
     // find the service.
     println!(
-        "editgate serving gRPC on {} and HTTP on {}{}",
+        "editgate serving gRPC on {} and HTTP on {}{}{}",
         ga.map_or_else(|| r.listen.to_string(), |a| a.to_string()),
         ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string()),
-        ca.map(|a| format!(" and the console on {a}")).unwrap_or_default()
+        ca.map(|a| format!(" and the console on {a}")).unwrap_or_default(),
+        r.http_socket
+            .as_ref()
+            .map(|(p, _)| format!(" and HTTP on unix:{}", p.display()))
+            .unwrap_or_default()
     );
     if state.config.console {
         let scheme = if state.config.tls.is_some() { "https" } else { "http" };
@@ -470,7 +506,13 @@ async fn serve(r: Resolved) -> ExitCode {
             std::process::exit(0);
         });
     };
-    match server::run_with(state, server::Listeners { grpc, http, console }, stopping).await {
+    let listeners = server::Listeners {
+        grpc,
+        http,
+        console,
+        http_socket,
+    };
+    match server::run_with(state, listeners, stopping).await {
         Ok(()) => ExitCode::Ok,
         Err(e) => {
             tracing::error!("server error: {e}");

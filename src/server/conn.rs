@@ -11,6 +11,7 @@
 //! also ends idle keep-alive connections). Established gRPC connections are checked with
 //! HTTP/2 keepalive pings, so a dead peer does not hold its slot.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Sleep;
 
@@ -122,15 +123,43 @@ impl tonic::transport::server::Connected for Conn<TcpStream> {
     }
 }
 
-/// Accepts on `listener` for `port` (`grpc` or `http`) on a background task, and hands out
-/// the connections admitted under the cap, until `stop`. The listener closes when the task
-/// ends; [`Accepting::close`] waits for that.
-pub fn accept(
-    listener: TcpListener,
+/// A listening socket: TCP, or a Unix-domain socket for a local web server.
+pub trait Listener: Send + 'static {
+    /// A connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection, set up for request-response traffic.
+    fn next(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn next(&self) -> io::Result<TcpStream> {
+        let (tcp, _peer) = self.accept().await?;
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+        Ok(tcp)
+    }
+}
+
+impl Listener for UnixListener {
+    type Io = UnixStream;
+
+    async fn next(&self) -> io::Result<UnixStream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+/// Accepts on `listener` for `port` (`grpc`, `http`, `http-socket`, `console`) on a background
+/// task, and hands out the connections admitted under the cap, until `stop`. The listener
+/// closes when the task ends; [`Accepting::close`] waits for that.
+pub fn accept<L: Listener>(
+    listener: L,
     port: &'static str,
     state: &Arc<State>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> (mpsc::Receiver<Conn<TcpStream>>, Accepting) {
+) -> (mpsc::Receiver<Conn<L::Io>>, Accepting) {
     let cap = connection_cap(state.config.max_connections);
     let slots = Arc::new(Semaphore::new(cap));
     let first_bytes = state.config.header_timeout;
@@ -141,11 +170,11 @@ pub fn accept(
     let task = tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
-                a = listener.accept() => a,
+                a = listener.next() => a,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            let tcp = match accepted {
-                Ok((tcp, _peer)) => tcp,
+            let io = match accepted {
+                Ok(io) => io,
                 Err(e) => {
                     // Out of descriptors (EMFILE) or a connection reset before it was
                     // accepted: wait a little instead of spinning, and go on.
@@ -157,15 +186,12 @@ pub fn accept(
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 refused.inc();
                 tracing::debug!(port, cap, "connection cap reached: closing a new connection");
-                drop(tcp);
+                drop(io);
                 continue;
             };
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
             open.inc();
             let conn = Conn {
-                io: tcp,
+                io,
                 first_bytes: Some(Box::pin(tokio::time::sleep(first_bytes))),
                 _slot: Slot {
                     _permit: permit,

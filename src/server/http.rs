@@ -23,17 +23,22 @@ use super::{RequestError, State};
 use crate::proto;
 
 /// Serves `routes` on the connections `conns` admits (see [`super::conn::accept`]), with TLS
-/// when configured, until `stop`; then stops taking connections and waits for those in
-/// flight (the caller bounds the wait with `drain_timeout`).
-pub async fn serve(
+/// when configured and `tls` (not on a Unix-domain socket, which its file mode protects),
+/// until `stop`; then stops taking connections and waits for those in flight (the caller
+/// bounds the wait with `drain_timeout`).
+pub async fn serve<IO>(
     state: Arc<State>,
     routes: Router,
-    mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<tokio::net::TcpStream>>,
+    mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<IO>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), super::TlsError> {
+    tls: bool,
+) -> Result<(), super::TlsError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    let tls = match &state.config.tls {
+    let tls = match state.config.tls.as_ref().filter(|_| tls) {
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::rustls_config(files)?)),
         None => None,
     };

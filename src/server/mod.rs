@@ -28,7 +28,7 @@ pub mod watch;
 
 pub use error::{ReloadError, RequestError, ServeError, TlsError};
 pub use reload::{ReloadOutcome, ReloadRecord, Trigger};
-pub use serve::{Listeners, run, run_with};
+pub use serve::{Listeners, UnixSocket, run, run_with};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::StreamExt as _;
 
 use super::error::{ServeError, TlsError};
@@ -20,6 +20,43 @@ pub struct Listeners {
     /// The console's own listener (`console_listen`), so that people reading it never share
     /// a port, threads or connection slots with the wikis' requests.
     pub console: Option<TcpListener>,
+    /// The JSON API, `/metrics` and `/healthz` on a Unix-domain socket (`http_socket`), for a
+    /// web server on the same host: no TCP connection to set up per request, and the socket
+    /// file's mode says who may ask.
+    pub http_socket: Option<UnixSocket>,
+}
+
+/// A bound Unix-domain socket and its path, removed when the service stops.
+pub struct UnixSocket {
+    /// The listener.
+    pub listener: UnixListener,
+    /// Its file.
+    pub path: std::path::PathBuf,
+}
+
+impl UnixSocket {
+    /// Binds `path` with file mode `mode`: a stale socket file left by an earlier run is
+    /// replaced, any other file is an error. The mode is set before the first connection
+    /// can be accepted.
+    pub fn bind(path: &std::path::Path, mode: u32) -> std::io::Result<Self> {
+        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("`{}` exists and is not a socket", path.display()),
+                ));
+            }
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+        })
+    }
 }
 
 /// Runs the gRPC server on `grpc` and the HTTP server (API, metrics, health, console) on
@@ -36,6 +73,7 @@ pub async fn run(
             grpc,
             http,
             console: None,
+            http_socket: None,
         },
         shutdown,
     )
@@ -50,7 +88,12 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let Listeners { grpc, http, console } = listeners;
+    let Listeners {
+        grpc,
+        http,
+        console,
+        http_socket,
+    } = listeners;
     let listening: Vec<std::net::SocketAddr> = [Some(&http), console.as_ref()]
         .into_iter()
         .flatten()
@@ -88,6 +131,8 @@ pub async fn run_with(
     let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
     let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
     let console_conns = console.map(|l| conn::accept(l, "console", &state, stop_rx.clone()));
+    let socket_path = http_socket.as_ref().map(|s| s.path.clone());
+    let socket_conns = http_socket.map(|s| conn::accept(s.listener, "http-socket", &state, stop_rx.clone()));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
     let mut grpc_stop = stop_rx.clone();
     let mut builder = tonic::transport::Server::builder()
@@ -114,7 +159,22 @@ pub async fn run_with(
         http::router(state.clone(), api, hosts.clone()),
         http_conns,
         stop_rx.clone(),
+        true,
     );
+    let (socket_conns, socket_accept) = match socket_conns {
+        Some((conns, accepting)) => (Some(conns), Some(accepting)),
+        None => (None, None),
+    };
+    let socket_server = async {
+        match socket_conns {
+            Some(conns) => {
+                // The API only (no console: a person's browser does not reach a socket file).
+                let routes = http::router(state.clone(), http::Serves::Api { console: false }, hosts.clone());
+                http::serve(state.clone(), routes, conns, stop_rx.clone(), false).await
+            }
+            None => Ok(()),
+        }
+    };
     let (console_conns, console_accept) = match console_conns {
         Some((conns, accepting)) => (Some(conns), Some(accepting)),
         None => (None, None),
@@ -123,16 +183,17 @@ pub async fn run_with(
         match console_conns {
             Some(conns) => {
                 let routes = http::router(state.clone(), http::Serves::Console, hosts.clone());
-                http::serve(state.clone(), routes, conns, stop_rx.clone()).await
+                http::serve(state.clone(), routes, conns, stop_rx.clone(), true).await
             }
             None => Ok(()),
         }
     };
     let servers = async {
-        let (g, h, c) = tokio::join!(grpc_server, http_server, console_server);
+        let (g, h, c, u) = tokio::join!(grpc_server, http_server, console_server, socket_server);
         g?;
         h?;
         c?;
+        u?;
         Ok::<_, ServeError>(())
     };
     tokio::pin!(servers);
@@ -160,6 +221,12 @@ pub async fn run_with(
     http_accept.close().await;
     if let Some(c) = console_accept {
         c.close().await;
+    }
+    if let Some(c) = socket_accept {
+        c.close().await;
+    }
+    if let Some(path) = socket_path {
+        let _ = std::fs::remove_file(path);
     }
     drop(watcher);
     drop(fetcher);

@@ -224,6 +224,7 @@ async fn the_console_can_have_a_listener_of_its_own() {
             grpc,
             http,
             console: Some(console),
+            http_socket: None,
         },
         async move {
             let _ = rx.await;
@@ -278,4 +279,131 @@ async fn answers_carry_the_tags_of_the_client_address_whatever_the_verdict() {
         (v["tags"].clone(), v["sharedAddress"].clone()),
         (serde_json::json!([]), serde_json::json!(false))
     );
+}
+
+/// One HTTP/1.1 request over the Unix-domain socket at `path`; the status and the body.
+fn unix_request(path: &std::path::Path, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect to the socket");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (code, body)
+}
+
+fn unix_post(path: &std::path::Path, target: &str, body: &str) -> (u16, String) {
+    unix_request(
+        path,
+        &format!(
+            "POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn the_api_can_answer_on_a_unix_socket_of_its_own() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("editgate.sock");
+    // A stale socket from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--http-socket"])
+        .arg(&sock)
+        .arg("--policies")
+        .arg(shipped_policies())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = crate::common::serving_line(&mut child);
+    assert!(
+        line.trim_end()
+            .ends_with(&format!("and HTTP on unix:{}", sock.display())),
+        "{line}"
+    );
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660, "the default mode");
+
+    let (code, body) = unix_post(&sock, "/v1/check", TOR_ANON);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["verdict"], "VERDICT_REQUIRE_LOGIN", "{v}");
+    let (code, body) = unix_post(&sock, "/v1/explain", TOR_ANON);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"steps\""), "{body}");
+    // The same checks as on TCP: a malformed request names its field, a foreign Host is refused.
+    let (code, body) = unix_post(
+        &sock,
+        "/v1/check",
+        r#"{"ip":"192.0.2.1","account":{"kind":4294967299}}"#,
+    );
+    assert_eq!((code, body.contains("account.kind")), (400, true), "{body}");
+    let (code, _) = unix_request(
+        &sock,
+        "POST /v1/check HTTP/1.1\r\nHost: attacker.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert_eq!(code, 403);
+    // Health and metrics, but no console: a browser does not reach a socket file.
+    let get = |target: &str| {
+        unix_request(
+            &sock,
+            &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(get("/healthz").0, 200);
+    let (code, metrics) = get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("editgate_invalid_requests_total{method=\"http/check\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(get("/").0, 404);
+
+    // Stopping removes the socket file.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!sock.exists(), "the socket file is removed at exit");
+}
+
+#[test]
+fn a_socket_path_that_is_not_a_socket_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("important.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    let out = crate::common::editgate()
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--http-socket"])
+        .arg(&file)
+        .arg("--policies")
+        .arg(shipped_policies())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exists and is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    let out = crate::common::editgate()
+        .args(crate::common::SERVE_LOOPBACK)
+        .args(["--no-watch", "--http-socket-mode", "999", "--http-socket"])
+        .arg(dir.path().join("s.sock"))
+        .arg("--policies")
+        .arg(shipped_policies())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http_socket_mode"));
 }

@@ -6,6 +6,7 @@
  * @file
  */
 
+use MediaWiki\Extension\EditGate\CurlTransport;
 use MediaWiki\Extension\EditGate\EditGateClient;
 use MediaWiki\Extension\EditGate\Gate;
 use MediaWiki\Logger\LoggerFactory;
@@ -21,7 +22,12 @@ return [
 			$services->getUserGroupManager(),
 			$services->getPermissionManager(),
 			$services->getGroupPermissionsLookup(),
-			new EditGateClient( (string)$config->get( 'EditGateUrl' ), $config->get( 'EditGateTimeout' ), $logger ),
+			new EditGateClient(
+				(string)$config->get( 'EditGateUrl' ),
+				$config->get( 'EditGateTimeout' ),
+				$logger,
+				[ new CurlTransport( (string)$config->get( 'EditGateSocket' ) ), 'post' ]
+			),
 			$logger
 		);
 	},

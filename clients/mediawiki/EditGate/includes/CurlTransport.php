@@ -16,7 +16,9 @@ namespace MediaWiki\Extension\EditGate;
  * twice as long per call (BENCHMARKS.md). This one never follows a redirect, ignores proxy
  * settings and environment proxies (editgate runs beside the wiki), stops reading past
  * {@see self::MAX_RESPONSE_BYTES}, and keeps its connection for the next call in the same
- * PHP request.
+ * PHP request. With a socket path ($wgEditGateSocket) it connects to editgate's Unix-domain
+ * socket instead of the URL's host and port: a new connection per PHP request costs less
+ * that way (BENCHMARKS.md).
  */
 class CurlTransport {
 
@@ -25,6 +27,17 @@ class CurlTransport {
 
 	/** @var resource|\CurlHandle|null Reused within one PHP request (keep-alive). */
 	private $handle;
+
+	/** @var string|null editgate's Unix-domain socket, when not TCP */
+	private $socket;
+
+	/**
+	 * @param string|null $socket Path of editgate's Unix-domain socket (`http_socket`); null
+	 *   or '' connects to the URL's host and port
+	 */
+	public function __construct( ?string $socket = null ) {
+		$this->socket = ( $socket === null || $socket === '' ) ? null : $socket;
+	}
 
 	/**
 	 * @param string $url
@@ -39,6 +52,9 @@ class CurlTransport {
 		}
 		$this->handle = $this->handle ?: curl_init();
 		$ch = $this->handle;
+		if ( $this->socket !== null ) {
+			curl_setopt( $ch, CURLOPT_UNIX_SOCKET_PATH, $this->socket );
+		}
 		$received = '';
 		$tooLarge = false;
 		curl_setopt_array( $ch, [
