@@ -8,15 +8,18 @@
 //! reports itself. A `CheckStream` holds one slot for its whole life.
 //!
 //! The slots are a [`Semaphore`], the primitive `conn` uses for connections, and the deadline
-//! is tokio's timer. tower's `ConcurrencyLimit` + `LoadShed` + `Timeout` would do the same, but
-//! they apply to a whole service, and this must spare health, reflection and `CheckStream`'s
+//! is tokio's `Timeout`. tower's `ConcurrencyLimit` + `LoadShed` + `Timeout` would do the same,
+//! but they wrap a whole service, and this must spare health, reflection and `CheckStream`'s
 //! deadline; a path test in front of one semaphore is simpler than three layers per route.
-//! Admission costs about 0.1 µs of CPU per request (`cargo xtask cpu`, BENCHMARKS.md).
+//! What it costs, from a profile of `cargo xtask cpu` (BENCHMARKS.md): about 0.2-0.3 µs of
+//! the 14-16 µs a request costs the server, nearly all of it the deadline's timer (registered
+//! and dropped per request); taking and returning a slot is two atomic operations.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -60,7 +63,7 @@ impl Admission {
     }
 }
 
-/// Runs `fut` within the request deadline.
+/// Runs `fut` within the request deadline (the HTTP API's; [`Limited`] is gRPC's).
 pub(super) async fn within<T>(state: &State, fut: impl Future<Output = T>) -> Result<T, RequestError> {
     let deadline = state.config.request_timeout;
     tokio::time::timeout(deadline, fut)
@@ -102,17 +105,13 @@ pub struct GrpcLimit<S> {
     state: Arc<State>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B> tower::Service<http::Request<B>> for GrpcLimit<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+    type Future = Limited<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -121,21 +120,63 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         if !path.starts_with(SERVICE_PREFIX) || path == STREAM_PATH {
-            return Box::pin(self.inner.call(req));
+            return Limited::Free {
+                inner: self.inner.call(req),
+            };
         }
         let method = path.strip_prefix(SERVICE_PREFIX).unwrap_or(path);
-        let permit = match self.state.admission.try_enter() {
-            Ok(p) => p,
+        match self.state.admission.try_enter() {
+            Ok(permit) => {
+                let deadline = self.state.config.request_timeout;
+                Limited::Admitted {
+                    inner: tokio::time::timeout(deadline, self.inner.call(req)),
+                    deadline,
+                    _permit: permit,
+                }
+            }
             Err(e) => {
                 self.state.metrics.refused(method, &e);
-                return Box::pin(std::future::ready(Ok(e.status().into_http())));
+                Limited::Refused {
+                    answer: Some(e.status().into_http()),
+                }
             }
-        };
-        let state = self.state.clone();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let _permit = permit;
-            within(&state, fut).await.unwrap_or_else(|e| Ok(e.status().into_http()))
-        })
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`GrpcLimit`]: a request that needs no slot, one admitted (holding its
+    /// slot until it is answered, cut at the deadline), or one refused. A concrete type
+    /// rather than a boxed future: boxing moved tonic's large routing future to the heap on
+    /// every call, about 0.4 µs of the 16 µs a unary call costs the server (a profile of
+    /// `cargo xtask cpu`). (pin-project-lite takes no documentation on variant fields.)
+    #[project = Projected]
+    #[allow(missing_docs)]
+    pub enum Limited<F> {
+        /// Health, reflection, `CheckStream`.
+        Free { #[pin] inner: F },
+        /// Within the deadline (kept for the answer past it), holding a slot.
+        Admitted { #[pin] inner: tokio::time::Timeout<F>, deadline: Duration, _permit: Permit },
+        /// Over the limit: the refusal, until it is returned.
+        Refused { answer: Option<http::Response<tonic::body::Body>> },
+    }
+}
+
+impl<F, E> Future for Limited<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            Projected::Free { inner } => inner.poll(cx),
+            Projected::Admitted { inner, deadline, .. } => match inner.poll(cx) {
+                Poll::Ready(Ok(answer)) => Poll::Ready(answer),
+                Poll::Ready(Err(_)) => Poll::Ready(Ok(RequestError::Deadline(*deadline).status().into_http())),
+                Poll::Pending => Poll::Pending,
+            },
+            Projected::Refused { answer } => Poll::Ready(Ok(answer.take().unwrap_or_default())),
+        }
     }
 }
