@@ -147,3 +147,40 @@ fn a_short_soak_through_the_real_binary_fails_no_request() {
     assert!(number_before(" updated") >= 1.0, "{summary}");
     assert!(number_before(" failed; origin") >= 1.0, "{summary}");
 }
+
+#[test]
+fn cpu_measures_every_transport_against_the_trivial_peers() {
+    if std::process::Command::new("h2load").arg("--version").output().is_err() {
+        // .ci/run installs Debian's nghttp2-client before this step.
+        eprintln!("skipped: no h2load (apt-get install -y --no-install-recommends nghttp2-client)");
+        return;
+    }
+    let out = xtask()
+        .args([
+            "cpu",
+            "--requests",
+            "5000",
+            "--rounds",
+            "1",
+            "--connections",
+            "2",
+            "--batch",
+            "100",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for transport in ["HTTP/JSON /v1/check", "gRPC Check", "gRPC CheckStream"] {
+        let row = text
+            .lines()
+            .filter(|l| l.starts_with(transport))
+            .last()
+            .unwrap_or_else(|| panic!("no {transport} row:\n{text}"));
+        let figures: Vec<f64> = row[transport.len()..]
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        // editgate µs, trivial µs, ratio, then the two rates: all measured, none zero.
+        assert!(figures.len() >= 5 && figures.iter().all(|f| *f > 0.0), "{row}");
+    }
+}
