@@ -26,6 +26,24 @@ pub struct Listeners {
     pub http_socket: Option<UnixSocket>,
 }
 
+/// Serves `serves` on the connections of a listener that may not be configured (see
+/// [`http::serve`]); done at once when there is none.
+async fn serve_if<IO>(
+    state: &Arc<State>,
+    conns: Option<tokio::sync::mpsc::Receiver<conn::Conn<IO>>>,
+    serves: http::Serves,
+    hosts: &Arc<http::AllowedHosts>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+    tls: bool,
+) -> Result<(), TlsError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(conns) = conns else { return Ok(()) };
+    let routes = http::router(state.clone(), serves, hosts.clone());
+    http::serve(state.clone(), routes, conns, stop.clone(), tls).await
+}
+
 /// A bound Unix-domain socket and its path, removed when the service stops.
 pub struct UnixSocket {
     /// The listener.
@@ -161,33 +179,12 @@ pub async fn run_with(
         stop_rx.clone(),
         true,
     );
-    let (socket_conns, socket_accept) = match socket_conns {
-        Some((conns, accepting)) => (Some(conns), Some(accepting)),
-        None => (None, None),
-    };
-    let socket_server = async {
-        match socket_conns {
-            Some(conns) => {
-                // The API only (no console: a person's browser does not reach a socket file).
-                let routes = http::router(state.clone(), http::Serves::Api { console: false }, hosts.clone());
-                http::serve(state.clone(), routes, conns, stop_rx.clone(), false).await
-            }
-            None => Ok(()),
-        }
-    };
-    let (console_conns, console_accept) = match console_conns {
-        Some((conns, accepting)) => (Some(conns), Some(accepting)),
-        None => (None, None),
-    };
-    let console_server = async {
-        match console_conns {
-            Some(conns) => {
-                let routes = http::router(state.clone(), http::Serves::Console, hosts.clone());
-                http::serve(state.clone(), routes, conns, stop_rx.clone(), true).await
-            }
-            None => Ok(()),
-        }
-    };
+    let (socket_conns, socket_accept) = socket_conns.unzip();
+    // The API only on the socket (no console: a person's browser does not reach a socket
+    // file), and no TLS (the file's mode says who may connect).
+    let socket_server = serve_if(&state, socket_conns, http::Serves::Api { console: false }, &hosts, &stop_rx, false);
+    let (console_conns, console_accept) = console_conns.unzip();
+    let console_server = serve_if(&state, console_conns, http::Serves::Console, &hosts, &stop_rx, true);
     let servers = async {
         let (g, h, c, u) = tokio::join!(grpc_server, http_server, console_server, socket_server);
         g?;

@@ -380,30 +380,27 @@ fn the_api_can_answer_on_a_unix_socket_of_its_own() {
 #[test]
 fn a_socket_path_that_is_not_a_socket_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
+    let serve = |flags: &[&str], socket: &std::path::Path| {
+        crate::common::editgate()
+            .args(crate::common::SERVE_LOOPBACK)
+            .arg("--no-watch")
+            .args(flags)
+            .arg("--http-socket")
+            .arg(socket)
+            .arg("--policies")
+            .arg(shipped_policies())
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap()
+    };
     let file = dir.path().join("important.txt");
     std::fs::write(&file, "keep me").unwrap();
-    let out = crate::common::editgate()
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--http-socket"])
-        .arg(&file)
-        .arg("--policies")
-        .arg(shipped_policies())
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = serve(&[], &file);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("exists and is not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
-    let out = crate::common::editgate()
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--http-socket-mode", "999", "--http-socket"])
-        .arg(dir.path().join("s.sock"))
-        .arg("--policies")
-        .arg(shipped_policies())
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = serve(&["--http-socket-mode", "999"], &dir.path().join("s.sock"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http_socket_mode"));
 }
