@@ -219,16 +219,8 @@ fn hmac_of(keyed: &Hmac<Sha256>, ip: IpAddr) -> String {
         IpAddr::V4(v4) => mac.update(&v4.octets()),
         IpAddr::V6(v6) => mac.update(&v6.octets()),
     }
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(2 * digest.len());
-    for b in digest {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    hex
+    editgate_core::files::hex(&mac.finalize().into_bytes())
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// One line of the log, in the order docs/policy.md shows it.
 #[derive(serde::Serialize)]

@@ -97,7 +97,7 @@ impl State {
 
     /// Builds a new snapshot on a dedicated low-priority thread and swaps it in when it is
     /// valid and different. A list that shrank past its `max_shrink` against the serving
-    /// snapshot is invalid (see [`editgate_core::load::reload_dir`]). On error the old snapshot keeps
+    /// snapshot is invalid (see [`editgate_core::load::load`]). On error the old snapshot keeps
     /// serving, the errors are logged with their `file:line:col`,
     /// `editgate_reload_failures_total` goes up, and `/healthz` says `degraded` until a
     /// reload succeeds.

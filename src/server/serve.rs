@@ -182,7 +182,14 @@ pub async fn run_with(
     let (socket_conns, socket_accept) = socket_conns.unzip();
     // The API only on the socket (no console: a person's browser does not reach a socket
     // file), and no TLS (the file's mode says who may connect).
-    let socket_server = serve_if(&state, socket_conns, http::Serves::Api { console: false }, &hosts, &stop_rx, false);
+    let socket_server = serve_if(
+        &state,
+        socket_conns,
+        http::Serves::Api { console: false },
+        &hosts,
+        &stop_rx,
+        false,
+    );
     let (console_conns, console_accept) = console_conns.unzip();
     let console_server = serve_if(&state, console_conns, http::Serves::Console, &hosts, &stop_rx, true);
     let servers = async {

@@ -148,10 +148,28 @@ fn process_groups() -> Vec<u32> {
     out
 }
 
+/// `bytes` in lower-case hex (digests in file names, sidecars, policy versions and the
+/// decision log).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn key_with_mode(mode: u32) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();

@@ -3,7 +3,6 @@
 //! This is the one place the core touches the file system (plain `std::fs`, no async): the CLI,
 //! the server's reload task, the tests and the benches all load through here.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -316,23 +315,11 @@ pub fn load_dir(dir: &Path, now: Timestamp) -> Result<Loaded, LoadError> {
     )
 }
 
-/// Loads a policy directory to replace `previous`, the serving snapshot: as [`load_dir`], and
-/// a list source that lost more than its `max_shrink` of the entries it serves (or all of
-/// them) is an error, unless that copy was confirmed with `editgate accept-shrink`. A
-/// truncated download or an emptied file then never replaces good data.
-pub fn reload_dir(dir: &Path, now: Timestamp, previous: &Snapshot) -> Result<Loaded, LoadError> {
-    load(
-        dir,
-        LoadOptions {
-            now,
-            previous: Some(previous),
-            pacer: Pacer::none(),
-        },
-    )
-}
-
-/// Loads a policy directory as `options` say ([`load_dir`] and [`reload_dir`] are the usual
-/// cases).
+/// Loads a policy directory as `options` say ([`load_dir`] is the usual case). With
+/// `previous`, the serving snapshot, a list source that lost more than its `max_shrink` of the
+/// entries it serves (or all of them) is an error, unless that copy was confirmed with
+/// `editgate accept-shrink`: a truncated download or an emptied file never replaces good
+/// data.
 pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
     let LoadOptions {
         now,
@@ -447,11 +434,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
             SourceContent::Maxmind(_) => None,
         }
     }));
-    let digest = hasher.finalize();
-    let mut version = String::with_capacity(16);
-    for b in &digest[..8] {
-        let _ = write!(version, "{b:02x}");
-    }
+    let version = crate::files::hex(&hasher.finalize()[..8]);
     Ok(Loaded {
         snapshot: Snapshot::build_paced(policy, data, version, &mut pacer),
         warnings,

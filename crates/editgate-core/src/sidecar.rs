@@ -3,7 +3,6 @@
 //! an operator's confirmation of a large shrink (`<path>.accept-shrink`). The fetcher and the
 //! CLI write them; the loader reads them.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -47,12 +46,7 @@ pub fn acceptance_path(data: &Path) -> PathBuf {
 
 /// SHA-256 of `bytes`, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::files::hex(&Sha256::digest(bytes))
 }
 
 /// Whether `bytes` is the copy an operator confirmed with `editgate accept-shrink` (or

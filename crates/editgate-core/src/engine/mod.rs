@@ -199,11 +199,6 @@ impl Snapshot {
         &self.sources
     }
 
-    /// The prefix index.
-    pub fn index(&self) -> &Index {
-        &self.index
-    }
-
     /// Whether any rule tests forwarded-for addresses (callers skip their facts otherwise).
     pub fn has_xff_rules(&self) -> bool {
         self.has_xff
