@@ -316,7 +316,7 @@ fn browse(browser: &Path, args: &[&str], url: &str) -> (String, String) {
     )
 }
 
-/// Issue 14's browser test: `/` and an explain URL from the real binary on the shipped
+/// The console's browser test: `/` and an explain URL from the real binary on the shipped
 /// policies, rendered by Chromium, checked in the DOM it built. Skips with a message when
 /// Chromium is not installed, unless `EDITGATE_REQUIRE_BROWSER` is set (as
 /// `tests/browser/run`, which installs it, does). With `EDITGATE_SCREENSHOTS=DIR` it also

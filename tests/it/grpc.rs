@@ -123,7 +123,7 @@ async fn bad_requests_name_the_field() {
             },
             "wiki: `wwww",
         ),
-        // Issue 12, item 11: ids that only look like a wiki's are refused, not taken as a
+        // Ids that only look like a wiki's are refused, not taken as a
         // wiki without local rules (officewiki's default `block` must not be skipped).
         (
             CheckRequest {

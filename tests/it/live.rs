@@ -322,7 +322,7 @@ fn url_settings_are_checked_with_positions() {
             "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nrefresh = \"0s\"\n",
             "5:11: `refresh = \"0s\"` must be between 1s and 30d",
         ),
-        // Issue 12, item 5: a refresh too long to schedule is an error, not a panic later.
+        // A refresh too long to schedule is an error, not a panic later.
         (
             "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nrefresh = \"99999999w\"\n",
             "`refresh = \"99999999w\"` must be between 1s and 30d",

@@ -15,7 +15,7 @@
 //! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
 //! - `production`: the production example: files, and its live sources awaiting a fetch.
 //! - `forwarded_for`: the forwarded-for attacks through the CLI, gRPC, HTTP and the console.
-//! - `fail_closed`: issue 12, one test per way the service once failed open (see its index).
+//! - `fail_closed`: one test per way the service once failed open (see its index).
 //! - `common`: temporary policy directories, fixture paths, the binary;
 //!   `server`: an in-process server on `127.0.0.1:0` and loopback clients for it.
 

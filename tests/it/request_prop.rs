@@ -6,7 +6,7 @@ use proptest::prelude::*;
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Requests with any text in their strings (issue 12: wiki ids that only look like a
+    /// Requests with any text in their strings (wiki ids that only look like a
     /// wiki's, actions, names, timestamps): never a panic, and what is accepted is normalized.
     #[test]
     fn any_json_request_is_refused_naming_a_field_or_normalized(

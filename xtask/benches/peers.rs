@@ -1,4 +1,4 @@
-//! Peer comparison (issue 4): editgate's `decide` against Cedar running equivalent rules, and
+//! Peer comparison: editgate's `decide` against Cedar running equivalent rules, and
 //! against a naive linear `ipnet` scan, at N = 10, 1,000 and 10,000 ranges.
 //!
 //! Equivalent rules: N forbid rules, each "anonymous account from this range", then allow.

@@ -408,7 +408,7 @@ mod tests {
         }
     }
 
-    /// Issue 12, item 14: an anonymous request's account facts never count.
+    /// An anonymous request's account facts never count.
     #[test]
     fn an_anonymous_attempt_has_no_age_edits_or_email_whatever_it_carries() {
         let now: Timestamp = "2026-11-26T00:00:00Z".parse().unwrap();
@@ -441,7 +441,7 @@ mod tests {
         assert_eq!((empty.wiki(), empty.action()), ("", "edit"));
     }
 
-    /// Issue 12, item 11: ids that only look like a wiki's are refused, not treated as a
+    /// Ids that only look like a wiki's are refused, not treated as a
     /// wiki without local rules (whose default would then not apply).
     #[test]
     fn odd_wiki_ids_and_actions_are_refused_naming_the_field() {

@@ -1,14 +1,14 @@
-//! Issue 12, "fail closed, never open": every way an operator mistake or a hostile file once
+//! "Fail closed, never open": every way an operator mistake or a hostile file once
 //! let Tor and VPN edits through, made a panic or hung the service, each through the real
 //! binary or a real server, as an operator or a client would meet it.
 //!
-//! - `lists`: emptied and shrunken lists; `url` sources that were never fetched (items 1, 6);
+//! - `lists`: emptied and shrunken lists; `url` sources that were never fetched;
 //! - `reloads`: half-written files, `--deny-warnings`, health that says `degraded`, a
-//!   replaced policy directory (items 2, 3, 4);
-//! - `inputs`: settings out of range, special and huge files, host bits, lints (5, 7, 12, 15);
-//! - `connections`: shutdown with open streams, idle connections (8, 9);
+//!   replaced policy directory;
+//! - `inputs`: settings out of range, special and huge files, host bits, lints;
+//! - `connections`: shutdown with open streams, idle connections;
 //! - `requests`: one `Attempt` for every entry point, odd wiki ids, error quality, anonymous
-//!   means no account (10, 11, 13, 14).
+//!   means no account.
 
 mod connections;
 mod inputs;

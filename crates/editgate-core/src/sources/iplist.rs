@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(nets, want);
     }
 
-    /// Issue 12, item 12: a network with host bits set is refused, saying what it would
+    /// A network with host bits set is refused, saying what it would
     /// mean, in rules and lists alike, unless a list opts into masking.
     #[test]
     fn host_bits_are_an_error_naming_the_network_meant() {
@@ -359,7 +359,7 @@ mod tests {
         }
     }
 
-    /// Issue 12, item 13: invalid UTF-8 is reported at its line and column.
+    /// Invalid UTF-8 is reported at its line and column.
     #[test]
     fn binary_is_rejected_at_its_position() {
         assert!(parse_bytes(&[0xff, 0xfe, 0x00], false).is_err());
