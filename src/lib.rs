@@ -9,12 +9,10 @@
 //! - [`fetch`]: one conditional fetch of a `url` source, validated as a reload would, saved
 //!   atomically.
 //! - [`cli`]: the `editgate` subcommands.
-//! - `cache`: per-IP facts behind a bounded moka cache (private to the server).
 //!
 //! Dependencies point toward the core: this crate calls `editgate_core` to parse, check,
 //! load and decide, and the core depends on nothing here.
 
-mod cache;
 pub mod cli;
 pub mod fetch;
 pub mod proto;

@@ -32,7 +32,7 @@ use super::metrics::PortLabel;
 const RESERVED_FDS: u64 = 64;
 
 /// The connection cap of one port: `configured`, or when 0, half of what the file descriptor
-/// limit leaves after [`RESERVED_FDS`] (at least 16, at most 16,384).
+/// limit leaves after `RESERVED_FDS` (at least 16, at most 16,384).
 pub fn connection_cap(configured: usize) -> usize {
     if configured > 0 {
         return configured;

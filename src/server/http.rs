@@ -97,8 +97,8 @@ pub enum Serves {
     Console,
 }
 
-/// The routes of one HTTP listener. The console behind the [`guard`] layer; the API's routes
-/// make the same checks inline, in [`api`], which is the whole of their request path.
+/// The routes of one HTTP listener. The console behind the `guard` layer; the API's routes
+/// make the same checks inline, in `api`, which is the whole of their request path.
 pub fn router(state: Arc<State>, serves: Serves, hosts: Arc<AllowedHosts>) -> Router {
     let base = match serves {
         Serves::Api { console: true } | Serves::Console => super::console::router(),

@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
 use super::activity::{Activity, MinuteRing, RuleActivity};
-use crate::cache::{FactsCache, StripedCounter};
+use super::cache::{FactsCache, StripedCounter};
 use editgate_core::decision::{DecidedBy, Decision, Verdict};
 use editgate_core::engine::Snapshot;
 

@@ -1,17 +1,30 @@
-//! The gRPC service (`editgate.v1.EditGate`), health, reflection, metrics and hot reload.
+//! The service: the gRPC and HTTP ports, admission, health, metrics, hot reload and live
+//! sources. This is the only async part of editgate; it decides with the same pure engine as
+//! the CLI: [`State::check`] turns a wire request ([`crate::proto`]) into an
+//! [`editgate_core::attempt::Attempt`], looks up the IP facts through the facts cache, and
+//! calls [`editgate_core::engine::decide_with_facts`].
 //!
-//! This is the only async part of editgate. It calls the same pure engine as the CLI:
-//! [`State::check`] turns a wire request into an [`editgate_core::attempt::Attempt`], looks up the IP
-//! facts through the [`FactsCache`], and calls [`editgate_core::engine::decide_with_facts`].
-//!
-//! - [`proto`]: generated types and wire ↔ domain conversions;
-//! - [`service`]: the tonic handlers;
-//! - [`metrics`]: Prometheus metrics;
-//! - [`http`]: the HTTP port (`/metrics`, `/healthz`);
-//! - [`reload`]: SIGHUP and file watching, building snapshots off the request path.
+//! The map:
+//! - this file: [`State`] (what the handlers share: the serving snapshot, its metrics, the
+//!   facts cache, admission, the decision log, the fetch book and the reload history) and
+//!   [`Config`];
+//! - running: `serve` (both ports, the optional console and Unix-socket listeners, the
+//!   drain at shutdown), [`conn`] (accepting under a connection cap, the first-bytes
+//!   deadline), [`tls`];
+//! - the request path: [`service`] (the gRPC handlers), [`http`] (the HTTP port: the JSON
+//!   API, `/metrics`, `/healthz`, the `Host` check), [`admission`] (concurrency limit and
+//!   deadline for both ports), `error` (`RequestError`, one refusal type for every transport,
+//!   and the server's other errors), `cache` (per-IP facts behind a bounded moka cache);
+//! - what the server reports: [`metrics`] (Prometheus), [`activity`] (per-rule minute
+//!   history), [`health`] (`/healthz` and gRPC health), [`decision_log`] (the opt-in log),
+//!   [`console`] (the read-only admin console);
+//! - keeping the snapshot current: `reload` (building a snapshot off the request path and
+//!   swapping it in), [`watch`] (SIGHUP and file watching), [`fetcher`] (`url` sources on
+//!   their schedule).
 
 pub mod activity;
 pub mod admission;
+mod cache;
 pub mod conn;
 pub mod console;
 pub mod decision_log;
@@ -37,8 +50,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use jiff::Timestamp;
 
-use crate::cache::FactsCache;
 use crate::proto::{self, CheckRequest, CheckResponse, RequestLimits};
+use cache::FactsCache;
 use editgate_core::engine::{Snapshot, decide_with_facts};
 use editgate_core::load::{LoadError, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};

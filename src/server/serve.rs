@@ -99,8 +99,8 @@ pub async fn run(
 }
 
 /// Runs every listener until `shutdown` completes; then stops accepting and lets the
-/// requests and streams in flight finish for at most [`Config::drain_timeout`] before cutting
-/// them, and returns. With [`Config::watch`], a file watcher reloads on change.
+/// requests and streams in flight finish for at most [`super::Config::drain_timeout`] before cutting
+/// them, and returns. With [`super::Config::watch`], a file watcher reloads on change.
 pub async fn run_with(
     state: Arc<State>,
     listeners: Listeners,
