@@ -5,64 +5,15 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::hot::{HotPlan, HotRule};
+use super::compiled::{AnonDb, CompiledCond, CompiledRule, HotPlan, HotRule, LabelOwner, WikiPlan};
 use super::{SourceContent, SourceData, SourceInfo};
 use crate::decision::{DecidedBy, Verdict};
 use crate::index::{IndexBuilder, Label, LabelMask};
 use crate::pace::Pacer;
 use crate::policy::{Cond, Policy, Stage};
 use crate::sources::SourceKind;
-use crate::sources::maxmind::MaxmindDb;
 
 use super::Snapshot;
-
-#[derive(Debug)]
-pub(super) struct CompiledCond {
-    /// `ip_in`: index labels and the mask of anonymous-source bits.
-    pub(super) ip_in: Option<(Vec<Label>, u64)>,
-    /// `ip`: this table's inline networks.
-    pub(super) ip: Option<Label>,
-    /// `account`: mask of [`crate::attempt::AccountKind::bit`].
-    pub(super) account: Option<u8>,
-    pub(super) cond: Cond,
-}
-
-#[derive(Debug)]
-pub(super) struct CompiledRule {
-    pub(super) when: CompiledCond,
-    pub(super) unless: Option<CompiledCond>,
-    pub(super) appeal: String,
-    /// Forwarded-for addresses may satisfy `when`: `xff = true` on a refusing rule (the
-    /// checker refuses it on an `allow` rule; this keeps a hand-built policy from loosening
-    /// anything either).
-    pub(super) xff: bool,
-}
-
-/// Evaluation order and default for one wiki (or for every wiki without a file).
-#[derive(Debug)]
-pub(super) struct WikiPlan {
-    pub(super) order: Vec<u32>,
-    /// `order` without the rules whose `when.account` excludes the kind, per
-    /// [`crate::attempt::AccountKind`]: what the untraced hot path scans.
-    pub(super) hot: [HotPlan; 3],
-    pub(super) default: Verdict,
-    pub(super) decided_by: DecidedBy,
-    pub(super) reason: String,
-    pub(super) message: String,
-    pub(super) appeal: String,
-}
-
-#[derive(Debug)]
-pub(super) struct AnonDb {
-    pub(super) db: MaxmindDb,
-    pub(super) mask: u8,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(super) enum LabelOwner {
-    Source(usize),
-    Rule(usize),
-}
 
 impl Snapshot {
     /// Compiles a checked policy and its data. `data` follows `policy.sources`; a source whose

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use super::Snapshot;
-use super::compile::CompiledCond;
+use super::compiled::CompiledCond;
 use super::facts::Facts;
 use crate::attempt::Attempt;
 use crate::decision::{CondKey, Outcome};

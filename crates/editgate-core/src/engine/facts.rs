@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::Snapshot;
-use super::compile::LabelOwner;
+use super::compiled::LabelOwner;
 use crate::index::SetId;
 use crate::sources::maxmind::AnonFlag;
 

@@ -4,96 +4,15 @@
 use jiff::Timestamp;
 
 use super::Snapshot;
-use super::compile::{CompiledRule, WikiPlan};
+use super::compiled::{HotPlan, HotRule, WikiPlan};
 use super::facts::Facts;
 use super::resolve::Resolver;
 use crate::attempt::Attempt;
 use crate::decision::Decision;
-use crate::index::{Label, LabelMask};
-
-/// The hot-path view of one rule: the few fields that reject most requests, packed together
-/// so that scanning a plan's rules stays in L1 cache. Only rules that pass these cheap IP
-/// tests are checked in full with [`Snapshot::holds`].
-#[derive(Debug)]
-pub(super) struct HotRule {
-    pub(super) rule: u32,
-    /// Skipped from this time on (`Timestamp::MAX`: never).
-    pub(super) expires: Timestamp,
-    /// Forwarded-for addresses may satisfy `when` (see [`super::resolve`]).
-    pub(super) xff: bool,
-    /// `when.ip_in`: list labels and anonymous-source bits.
-    pub(super) ip_in: Option<(LabelMask, u64)>,
-    /// `when.ip`: the rule's inline label.
-    pub(super) ip: Option<LabelMask>,
-    /// `when` edit-count bounds, inclusive (`0..=u64::MAX` when absent).
-    pub(super) edits: (u64, u64),
-    /// `when` account-age bounds in seconds, inclusive.
-    pub(super) age: (i64, i64),
-    /// `when.asn`, checked inline for rules without `xff` (a forwarded address may carry
-    /// another ASN).
-    pub(super) asn: Option<Box<[u32]>>,
-}
-
-/// A plan's rules for one account kind, with an inverted index from label to the rules that
-/// need it, so that with thousands of IP rules a decision only visits the rules whose
-/// networks contain the address (plus the rules without an IP requirement).
-#[derive(Debug, Default)]
-pub(super) struct HotPlan {
-    pub(super) rules: Vec<HotRule>,
-    /// Positions in `rules` that must always be visited: no `ip`/`ip_in` requirement, or
-    /// `xff` (forwarded addresses have their own label sets).
-    pub(super) always: Vec<u32>,
-    /// Label → positions of the rules that require it, indexed by label (labels are dense
-    /// small integers; an array index beat a hash lookup per label on the hot path).
-    pub(super) by_label: Vec<Vec<u32>>,
-    /// Positions of the rules whose `ip_in` names a MaxMind anonymous source.
-    pub(super) anon: Vec<u32>,
-}
+use crate::index::Label;
 
 /// Below this many rules a linear scan of the packed records beats the candidate merge.
 const INVERTED_MIN_RULES: usize = 48;
-
-impl HotPlan {
-    pub(super) fn new(rules: Vec<HotRule>, compiled: &[CompiledRule]) -> Self {
-        let mut plan = HotPlan {
-            rules,
-            ..HotPlan::default()
-        };
-        for (pos, h) in plan.rules.iter().enumerate() {
-            let pos = pos as u32;
-            let when = &compiled[h.rule as usize].when;
-            // Key each rule by its most selective IP requirement: its own inline networks,
-            // else the lists of `ip_in`.
-            match (when.ip, &when.ip_in) {
-                _ if h.xff => plan.always.push(pos),
-                (Some(label), _) => key(&mut plan.by_label, label, pos),
-                (None, Some((labels, anon))) => {
-                    for l in labels {
-                        key(&mut plan.by_label, *l, pos);
-                    }
-                    if *anon != 0 {
-                        plan.anon.push(pos);
-                    }
-                }
-                (None, None) => plan.always.push(pos),
-            }
-        }
-        plan
-    }
-
-    /// The rules keyed by `label`.
-    pub(super) fn keyed(&self, label: Label) -> &[u32] {
-        self.by_label.get(label as usize).map_or(&[], Vec::as_slice)
-    }
-}
-
-fn key(by_label: &mut Vec<Vec<u32>>, label: Label, pos: u32) {
-    let i = label as usize;
-    if by_label.len() <= i {
-        by_label.resize_with(i + 1, Vec::new);
-    }
-    by_label[i].push(pos);
-}
 
 /// The untraced path: scans the plan's packed rules for this account kind, rejecting on the
 /// cheap IP tests first, and checks survivors in full. Gives the same decision as the traced

@@ -14,6 +14,7 @@
 //! - `facts`: what a snapshot knows about an address ([`Facts`], [`IpFacts`]).
 
 mod compile;
+mod compiled;
 mod evaluate;
 mod facts;
 mod hot;
@@ -31,7 +32,7 @@ use crate::sources::maxmind::MaxmindDb;
 
 pub use facts::{AddressFacts, Facts, IpFacts};
 
-use compile::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
+use compiled::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
 use hot::decide_hot;
 use resolve::Resolver;
 

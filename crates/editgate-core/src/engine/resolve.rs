@@ -11,7 +11,7 @@
 //! that matches the client address (an exemption, say) still decides before a later `xff`
 //! rule is reached.
 
-use super::compile::WikiPlan;
+use super::compiled::WikiPlan;
 use super::{Snapshot, default_decision, rule_decision};
 use crate::decision::{Decision, Outcome, Step, Verdict};
 
