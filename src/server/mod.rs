@@ -6,8 +6,9 @@
 //!
 //! The map:
 //! - this file: [`State`] (what the handlers share: the serving snapshot, its metrics, the
-//!   facts cache, admission, the decision log, the fetch book and the reload history) and
-//!   [`Config`];
+//!   facts cache, admission, the decision log, the fetch book and the reload history), its
+//!   decisions ([`State::check`], [`State::explain`]) and [`Config`]; `reload` holds its
+//!   reload (build, apply, reject, history) and [`health`] its health report;
 //! - running: `serve` (both ports, the optional console and Unix-socket listeners, the
 //!   drain at shutdown), [`conn`] (accepting under a connection cap, the first-bytes
 //!   deadline), [`tls`];
@@ -154,6 +155,20 @@ pub struct Live {
     pub starting: Option<String>,
 }
 
+/// What the fetcher knows of the `url` sources, by source name; one lock, as the fetcher
+/// updates these together.
+#[derive(Default)]
+struct FetchBook {
+    /// The last fetch results.
+    status: std::collections::HashMap<String, fetcher::FetchStatus>,
+    /// When each origin last confirmed its copy unchanged: the snapshot stays as built, and a
+    /// "not modified" answer moves freshness forward here.
+    confirmed: std::collections::HashMap<String, Timestamp>,
+    /// `url` sources of a policy that could not load because they have no copy yet: the
+    /// fetcher fetches them too, so that the reload can succeed.
+    pending: Vec<editgate_core::policy::SourceDef>,
+}
+
 /// Everything the handlers share.
 pub struct State {
     live: ArcSwap<Live>,
@@ -167,16 +182,10 @@ pub struct State {
     pub decision_log: decision_log::DecisionLog,
     /// Admission control for both ports.
     pub admission: admission::Admission,
-    /// Fetch results of `url` sources, by source name.
-    fetch_status: std::sync::Mutex<std::collections::HashMap<String, fetcher::FetchStatus>>,
-    /// `url` sources of a policy that could not load because they have no copy yet: the
-    /// fetcher fetches them too, so that the reload can succeed.
-    pending_fetch: std::sync::Mutex<Vec<editgate_core::policy::SourceDef>>,
-    /// The last loads and reloads, oldest first.
-    reloads: std::sync::Mutex<std::collections::VecDeque<ReloadRecord>>,
-    /// When the origin of each `url` source last confirmed its copy unchanged, by source name:
-    /// the snapshot stays as built, and a "not modified" answer moves freshness forward here.
-    confirmations: std::sync::Mutex<std::collections::HashMap<String, Timestamp>>,
+    /// What the fetcher knows of the `url` sources.
+    fetches: std::sync::Mutex<FetchBook>,
+    /// The last loads and reloads.
+    reloads: reload::History,
     /// The gRPC health service, once serving: NOT_SERVING while starting.
     health: std::sync::Mutex<Option<tonic_health::server::HealthReporter>>,
     /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
@@ -199,7 +208,8 @@ impl State {
         let log = decision_log::DecisionLog::new();
         log.configure(loaded.decision_log.clone());
         let live = Self::make_live(&metrics, loaded, 1);
-        let first = ReloadRecord {
+        let reloads = reload::History::default();
+        reloads.push(ReloadRecord {
             time: live.loaded_at,
             trigger: Trigger::Start,
             ok: true,
@@ -207,7 +217,7 @@ impl State {
             version: live.snapshot.version().to_owned(),
             generation: 1,
             elapsed_ms: started.elapsed().as_millis() as u64,
-        };
+        });
         if let Some(why) = &live.starting {
             tracing::warn!("not answering yet: {why}");
         }
@@ -219,10 +229,8 @@ impl State {
             metrics,
             config,
             decision_log: log,
-            fetch_status: Default::default(),
-            pending_fetch: Default::default(),
-            confirmations: Default::default(),
-            reloads: std::sync::Mutex::new(std::collections::VecDeque::from([first])),
+            fetches: Default::default(),
+            reloads,
             health: Default::default(),
             reload_requests: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -258,8 +266,8 @@ impl State {
 
     /// Records a fetch result; returns the failures in a row (0 after a success).
     pub fn record_fetch(&self, source: &str, outcome: &crate::fetch::FetchOutcome, at: Timestamp) -> u32 {
-        let mut map = lock(&self.fetch_status);
-        let st = map.entry(source.to_owned()).or_default();
+        let mut book = lock(&self.fetches);
+        let st = book.status.entry(source.to_owned()).or_default();
         st.last_attempt = Some(at);
         st.last_result = Some(crate::fetch::label(outcome));
         match outcome {
@@ -278,29 +286,34 @@ impl State {
 
     /// The fetch status of a `url` source, if it was fetched since start.
     pub fn fetch_status(&self, source: &str) -> Option<fetcher::FetchStatus> {
-        lock(&self.fetch_status).get(source).cloned()
+        lock(&self.fetches).status.get(source).cloned()
     }
 
     /// Records that the origin of `url` source `name` confirmed its copy unchanged at `at`.
     pub fn confirm(&self, name: &str, at: Timestamp) {
-        let mut map = lock(&self.confirmations);
-        let t = map.entry(name.to_owned()).or_insert(at);
+        let mut book = lock(&self.fetches);
+        let t = book.confirmed.entry(name.to_owned()).or_insert(at);
         *t = (*t).max(at);
     }
 
     /// The last confirmation of `url` source `name` since start, if any.
     pub fn confirmed(&self, name: &str) -> Option<Timestamp> {
-        lock(&self.confirmations).get(name).copied()
+        lock(&self.fetches).confirmed.get(name).copied()
     }
 
     /// `url` sources that a policy waiting to load needs fetched first.
     pub fn pending_fetch(&self) -> Vec<editgate_core::policy::SourceDef> {
-        lock(&self.pending_fetch).clone()
+        lock(&self.fetches).pending.clone()
+    }
+
+    /// Sets the `url` sources a waiting policy needs fetched first (none once it loaded).
+    fn set_pending_fetch(&self, pending: Vec<editgate_core::policy::SourceDef>) {
+        lock(&self.fetches).pending = pending;
     }
 
     /// The last loads and reloads, oldest first (at most 20).
     pub fn reload_history(&self) -> Vec<ReloadRecord> {
-        lock(&self.reloads).iter().cloned().collect()
+        self.reloads.records()
     }
 
     /// The serving snapshot.

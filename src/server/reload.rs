@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use editgate_core::load::{LoadError, LoadOptions, Loaded};
 
-use super::{ReloadError, State, lock, set_health};
+use super::{Live, ReloadError, State, lock, set_health};
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,19 +100,38 @@ impl State {
     /// snapshot is invalid (see [`editgate_core::load::load`]). On error the old snapshot keeps
     /// serving, the errors are logged with their `file:line:col`,
     /// `editgate_reload_failures_total` goes up, and `/healthz` says `degraded` until a
-    /// reload succeeds.
+    /// reload succeeds. Every attempt goes into the reload history.
     pub async fn reload_for(&self, trigger: Trigger) -> Result<ReloadOutcome, ReloadError> {
         let _serial = self.reload_lock.lock().await;
-        let dir = self.config.policies.clone();
         let started = Instant::now();
         let old = self.current();
-        let previous = old.clone();
+        let outcome = match self.build(old.clone()).await {
+            Ok(loaded) => Ok(self.apply(loaded, &old, started).await),
+            Err(e) => Err(self.reject(e)),
+        };
+        let current = self.current();
+        self.reloads.push(ReloadRecord {
+            time: Timestamp::now(),
+            trigger,
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().map(ToString::to_string),
+            version: current.snapshot.version().to_owned(),
+            generation: current.generation,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        drop_in_background(old);
+        outcome
+    }
+
+    /// Loads the policy directory against `previous` on a dedicated thread at a lower
+    /// priority, paced (`editgate_core::pace`): rebuilding a large snapshot takes hundreds of
+    /// milliseconds of CPU, and on a small host it must not hold a core for long while
+    /// requests wait for it.
+    async fn build(&self, previous: Arc<Live>) -> Result<Loaded, ReloadError> {
+        let dir = self.config.policies.clone();
         let deny = self.config.deny_warnings;
-        // A dedicated thread at a lower priority, paced (`editgate_core::pace`): rebuilding a large
-        // snapshot takes hundreds of milliseconds of CPU, and on a small host it must not hold
-        // a core for long while requests wait for it.
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("editgate-reload".into())
             .spawn(move || {
                 lower_priority();
@@ -128,79 +147,75 @@ impl State {
                 );
                 drop(previous);
                 let _ = tx.send(deny_warnings(loaded, deny));
-            });
-        let result = match spawned {
-            Ok(_) => rx
-                .await
-                .map_err(|_| ReloadError::Lost)
-                .and_then(|r| r.map_err(ReloadError::from)),
-            Err(e) => Err(ReloadError::Spawn(e)),
-        };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        let outcome = match result {
-            Ok(loaded) => {
-                lock(&self.pending_fetch).clear();
-                // The key file is not part of the policy version, so apply the log settings
-                // (and reopen the file) even when nothing else changed.
-                self.decision_log.configure(loaded.decision_log.clone());
-                if loaded.snapshot.version() == old.snapshot.version() {
-                    self.metrics.reload_success.inc();
-                    tracing::info!(version = old.snapshot.version(), "reload: inputs unchanged");
-                    drop_in_background(loaded);
-                    Ok(ReloadOutcome::Unchanged)
-                } else {
-                    for w in &loaded.warnings {
-                        tracing::warn!(lint = w.lint.as_str(), "{w}");
-                    }
-                    let generation = old.generation + 1;
-                    let live = Self::make_live(&self.metrics, loaded, generation);
-                    let version = live.snapshot.version().to_owned();
-                    let ready = live.starting.is_none();
-                    self.live.store(Arc::new(live));
-                    self.cache.clear();
-                    self.metrics.reload_success.inc();
-                    tracing::info!(
-                        generation,
-                        version = %version,
-                        previous = old.snapshot.version(),
-                        elapsed_ms,
-                        "reload: new snapshot serving"
-                    );
-                    let reporter = lock(&self.health).clone();
-                    if let Some(reporter) = reporter {
-                        set_health(&reporter, ready).await;
-                    }
-                    Ok(ReloadOutcome::Swapped { generation, version })
-                }
-            }
-            Err(e) => {
-                self.decision_log.reopen();
-                self.metrics.reload_failures.inc();
-                for line in e.to_string().lines() {
-                    tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
-                }
-                *lock(&self.pending_fetch) = unfetched_url_sources(&self.config.policies);
-                Err(e)
-            }
-        };
-        let current = self.current();
-        let record = ReloadRecord {
-            time: Timestamp::now(),
-            trigger,
-            ok: outcome.is_ok(),
-            error: outcome.as_ref().err().map(ToString::to_string),
-            version: current.snapshot.version().to_owned(),
-            generation: current.generation,
-            elapsed_ms,
-        };
-        let mut history = lock(&self.reloads);
+            })
+            .map_err(ReloadError::Spawn)?;
+        rx.await.map_err(|_| ReloadError::Lost)?.map_err(ReloadError::from)
+    }
+
+    /// Swaps in a valid snapshot unless it is the serving one again (same version); the
+    /// decision log takes its settings either way (its key file is not part of the version).
+    async fn apply(&self, loaded: Loaded, old: &Live, started: Instant) -> ReloadOutcome {
+        self.set_pending_fetch(Vec::new());
+        self.decision_log.configure(loaded.decision_log.clone());
+        self.metrics.reload_success.inc();
+        if loaded.snapshot.version() == old.snapshot.version() {
+            tracing::info!(version = old.snapshot.version(), "reload: inputs unchanged");
+            drop_in_background(loaded);
+            return ReloadOutcome::Unchanged;
+        }
+        for w in &loaded.warnings {
+            tracing::warn!(lint = w.lint.as_str(), "{w}");
+        }
+        let generation = old.generation + 1;
+        let live = Self::make_live(&self.metrics, loaded, generation);
+        let version = live.snapshot.version().to_owned();
+        let ready = live.starting.is_none();
+        self.live.store(Arc::new(live));
+        self.cache.clear();
+        tracing::info!(
+            generation,
+            version = %version,
+            previous = old.snapshot.version(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "reload: new snapshot serving"
+        );
+        let reporter = lock(&self.health).clone();
+        if let Some(reporter) = reporter {
+            set_health(&reporter, ready).await;
+        }
+        ReloadOutcome::Swapped { generation, version }
+    }
+
+    /// Keeps the serving snapshot after a failed reload, says why, and notes the `url`
+    /// sources the policy on disk waits for.
+    fn reject(&self, e: ReloadError) -> ReloadError {
+        self.decision_log.reopen();
+        self.metrics.reload_failures.inc();
+        for line in e.to_string().lines() {
+            tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
+        }
+        self.set_pending_fetch(unfetched_url_sources(&self.config.policies));
+        e
+    }
+}
+
+/// The last [`RELOAD_HISTORY`] loads and reloads, oldest first.
+#[derive(Default)]
+pub(super) struct History(std::sync::Mutex<std::collections::VecDeque<ReloadRecord>>);
+
+impl History {
+    /// Adds a record, forgetting the oldest past [`RELOAD_HISTORY`].
+    pub(super) fn push(&self, record: ReloadRecord) {
+        let mut history = lock(&self.0);
         if history.len() == RELOAD_HISTORY {
             history.pop_front();
         }
         history.push_back(record);
-        drop(history);
-        drop_in_background(old);
-        outcome
+    }
+
+    /// The records, oldest first.
+    pub(super) fn records(&self) -> Vec<ReloadRecord> {
+        lock(&self.0).iter().cloned().collect()
     }
 }
 
