@@ -11,7 +11,8 @@ use std::net::IpAddr;
 use jiff::Timestamp;
 
 /// The kind of account behind an edit attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(rename_all = "lowercase")]
 pub enum AccountKind {
     /// Not logged in; the IP address is public (or masked by the wiki).
     Anonymous,

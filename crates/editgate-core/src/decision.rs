@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// What happens to the edit attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
 pub enum Verdict {
     /// The edit goes through.
     Allow,

@@ -342,7 +342,8 @@ pub enum Stage {
 }
 
 /// Whether a rule decides or only reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(rename_all = "lowercase")]
 pub enum Mode {
     /// Decides when it matches.
     Enforce,

@@ -9,81 +9,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::value::Datetime;
 
-// Names that only exist for the JSON Schema (`editgate schema`), so editors can complete
-// and check the values; the checker parses the strings itself to give did-you-mean hints.
-
-/// A verdict.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum VerdictName {
-    /// The edit goes through.
-    Allow,
-    /// The editor must log in first.
-    RequireLogin,
-    /// The edit is refused.
-    Block,
-}
-
-/// An account kind.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum AccountName {
-    /// Not logged in.
-    Anonymous,
-    /// A temporary account (IP masking).
-    Temporary,
-    /// A registered account.
-    Registered,
-}
-
-/// A source kind.
-#[derive(JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum KindName {
-    /// TorDNSEL, bulk or Onionoo exit list.
-    TorExits,
-    /// One IP or CIDR a line.
-    IpList,
-    /// GeoIP2 Anonymous IP database.
-    MaxmindAnonymous,
-    /// GeoLite2/GeoIP2 ASN database.
-    MaxmindAsn,
-    /// GeoLite2/GeoIP2 Country or City database.
-    MaxmindCountry,
-}
-
-/// A rule mode.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum ModeName {
-    /// Decides when it matches.
-    Enforce,
-    /// Only reported when it matches.
-    Shadow,
-}
-
-/// A GeoIP2 Anonymous IP flag.
-#[derive(JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code, clippy::enum_variant_names)] // the names are the database's field names
-enum FlagName {
-    /// Any anonymizer.
-    IsAnonymous,
-    /// A commercial VPN.
-    IsAnonymousVpn,
-    /// A hosting provider.
-    IsHostingProvider,
-    /// An open proxy.
-    IsPublicProxy,
-    /// A residential proxy.
-    IsResidentialProxy,
-    /// A Tor exit.
-    IsTorExitNode,
-}
+// The schema names the values of verdicts, kinds, accounts, modes and flags from the
+// checker's own types (their `JsonSchema`), so editors can complete and check them; the raw
+// structs keep strings so the checker can give did-you-mean hints.
 
 /// An RFC 3339 date-time (TOML offset date-time), or a date.
 #[derive(JsonSchema)]
@@ -127,7 +55,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
     /// Verdict when no rule matches.
-    #[schemars(with = "Option<VerdictName>")]
+    #[schemars(with = "Option<crate::decision::Verdict>")]
     pub default: Option<Spanned<String>>,
     /// Message shown when the default refuses an edit.
     pub default_message: Option<String>,
@@ -160,7 +88,7 @@ pub struct RawDecisionLog {
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
     /// `tor-exits`, `ip-list`, `maxmind-anonymous`, `maxmind-asn`, `maxmind-country`.
-    #[schemars(with = "KindName")]
+    #[schemars(with = "crate::sources::SourceKind")]
     pub kind: Spanned<String>,
     /// File path, relative to the policy directory.
     #[schemars(with = "Option<String>")]
@@ -196,7 +124,7 @@ pub struct RawSource {
     #[schemars(with = "Option<String>")]
     pub max_age: Option<Spanned<String>>,
     /// For `maxmind-anonymous`: the flags that put an IP in this source.
-    #[schemars(with = "Option<Vec<FlagName>>")]
+    #[schemars(with = "Option<Vec<crate::sources::maxmind::AnonFlag>>")]
     pub flags: Option<SpannedList<String>>,
     /// A change tag for every attempt whose client address is in this source, answered with
     /// every decision (the wiki tags the edit, as TorBlock tags Tor edits `tor`).
@@ -217,7 +145,7 @@ pub struct RawRule {
     /// Human explanation: explain, logs, appeals.
     pub description: Option<String>,
     /// `allow`, `require-login`, `block`.
-    #[schemars(with = "VerdictName")]
+    #[schemars(with = "crate::decision::Verdict")]
     pub verdict: Spanned<String>,
     /// Message key or text for the wiki to show.
     pub message: Option<String>,
@@ -233,7 +161,7 @@ pub struct RawRule {
     #[schemars(with = "Option<DateTimeString>")]
     pub expires: Option<Spanned<Datetime>>,
     /// `enforce` (default) or `shadow`.
-    #[schemars(with = "Option<ModeName>")]
+    #[schemars(with = "Option<super::Mode>")]
     pub mode: Option<Spanned<String>>,
     /// Global file only: evaluated before every wiki's rules.
     #[schemars(with = "Option<bool>")]
@@ -261,7 +189,7 @@ pub struct RawCond {
     #[schemars(with = "Option<Vec<String>>")]
     pub country: Option<SpannedList<String>>,
     /// Account kinds.
-    #[schemars(with = "Option<Vec<AccountName>>")]
+    #[schemars(with = "Option<Vec<crate::attempt::AccountKind>>")]
     pub account: Option<SpannedList<String>>,
     /// User groups.
     #[schemars(with = "Option<Vec<String>>")]
@@ -290,4 +218,40 @@ pub struct RawCond {
     /// Wiki ids.
     #[schemars(with = "Option<Vec<String>>")]
     pub wikis: Option<Spanned<Vec<String>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values the schema offers are the names the checker parses, since both come from
+    /// the same types.
+    #[test]
+    fn the_schema_offers_exactly_the_names_the_checker_parses() {
+        let schema = policy_schema();
+        let offered = |def: &str| -> Vec<String> {
+            let mut v: Vec<String> = schema["$defs"][def]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {def} in the schema"))
+                .iter()
+                .map(|x| x["const"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = |names: &[&str]| {
+            let mut v: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+            v.sort();
+            v
+        };
+        use crate::decision::Verdict;
+        use crate::sources::SourceKind;
+        use crate::sources::maxmind::AnonFlag;
+        assert_eq!(offered("Verdict"), sorted(&Verdict::ALL.map(Verdict::as_str)));
+        assert_eq!(offered("SourceKind"), sorted(&SourceKind::ALL.map(SourceKind::as_str)));
+        assert_eq!(offered("AnonFlag"), sorted(&AnonFlag::ALL.map(AnonFlag::as_str)));
+        let kinds = crate::attempt::AccountKind::ALL.map(crate::attempt::AccountKind::as_str);
+        assert_eq!(offered("AccountKind"), sorted(&kinds));
+        assert_eq!(offered("Mode"), sorted(&["enforce", "shadow"]));
+    }
 }

@@ -13,19 +13,26 @@ use maxminddb::{Reader, geoip2};
 use super::{ParseError, SourceKind};
 
 /// The GeoIP2 Anonymous IP flags a `maxmind-anonymous` source can test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(rename_all = "snake_case")]
 pub enum AnonFlag {
     /// `is_anonymous`: any kind of anonymizer.
+    #[schemars(rename = "is_anonymous")]
     Anonymous,
     /// `is_anonymous_vpn`: a commercial VPN provider.
+    #[schemars(rename = "is_anonymous_vpn")]
     AnonymousVpn,
     /// `is_hosting_provider`: a hosting or VPN provider.
+    #[schemars(rename = "is_hosting_provider")]
     HostingProvider,
     /// `is_public_proxy`: an open proxy.
+    #[schemars(rename = "is_public_proxy")]
     PublicProxy,
     /// `is_residential_proxy`: an anonymizer on a residential network.
+    #[schemars(rename = "is_residential_proxy")]
     ResidentialProxy,
     /// `is_tor_exit_node`: a Tor exit.
+    #[schemars(rename = "is_tor_exit_node")]
     TorExitNode,
 }
 

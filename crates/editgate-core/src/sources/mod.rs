@@ -14,7 +14,8 @@ pub mod tor;
 use std::fmt;
 
 /// Kinds of source, as written in `kind = "..."`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
 pub enum SourceKind {
     /// Tor exit addresses (TorDNSEL, bulk list or Onionoo details JSON).
     TorExits,
