@@ -173,8 +173,7 @@ fn cpu_measures_every_transport_against_the_trivial_peers() {
     for transport in ["HTTP/JSON /v1/check", "gRPC Check", "gRPC CheckStream"] {
         let row = text
             .lines()
-            .filter(|l| l.starts_with(transport))
-            .last()
+            .rfind(|l| l.starts_with(transport))
             .unwrap_or_else(|| panic!("no {transport} row:\n{text}"));
         let figures: Vec<f64> = row[transport.len()..]
             .split_whitespace()
