@@ -79,7 +79,7 @@ pub enum ServeError {
 /// Why a request (`Check`, `CheckStream`, `Explain`, `POST /v1/check`, `POST /v1/explain`,
 /// the console's explain) got no decision. One type for every transport:
 /// [`RequestError::status`] is its gRPC status, its `IntoResponse` its HTTP
-/// answer, and [`super::metrics::Metrics::refused`] counts it.
+/// answer, and `Metrics::refused` counts it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// A field is missing, malformed or out of range (`field: message`).

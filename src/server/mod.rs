@@ -8,37 +8,37 @@
 //! - this file: [`State`] (what the handlers share: the serving snapshot, its metrics, the
 //!   facts cache, admission, the decision log, the fetch book and the reload history), its
 //!   decisions ([`State::check`], [`State::explain`]) and [`Config`]; `reload` holds its
-//!   reload (build, apply, reject, history) and [`health`] its health report;
+//!   reload (build, apply, reject, history) and `health` its health report;
 //! - running: `serve` (both ports, the optional console and Unix-socket listeners, the
-//!   drain at shutdown), [`conn`] (accepting under a connection cap, the first-bytes
-//!   deadline), [`tls`];
-//! - the request path: [`service`] (the gRPC handlers), [`http`] (the HTTP port: the JSON
+//!   drain at shutdown), `conn` (accepting under a connection cap, the first-bytes
+//!   deadline), `tls`;
+//! - the request path: `service` (the gRPC handlers), `http` (the HTTP port: the JSON
 //!   API, `/metrics`, `/healthz`, the `Host` check), [`admission`] (concurrency limit and
 //!   deadline for both ports), `error` (`RequestError`, one refusal type for every transport,
 //!   and the server's other errors), `cache` (per-IP facts behind a bounded moka cache);
-//! - what the server reports: [`metrics`] (Prometheus), [`activity`] (per-rule minute
-//!   history), [`health`] (`/healthz` and gRPC health), [`decision_log`] (the opt-in log),
+//! - what the server reports: `metrics` (Prometheus), `activity` (per-rule minute
+//!   history), `health` (`/healthz` and gRPC health), [`decision_log`] (the opt-in log),
 //!   [`console`] (the read-only admin console);
 //! - keeping the snapshot current: `reload` (building a snapshot off the request path and
-//!   swapping it in), [`watch`] (SIGHUP and file watching), [`fetcher`] (`url` sources on
+//!   swapping it in), `watch` (SIGHUP and file watching), `fetcher` (`url` sources on
 //!   their schedule).
 
-pub mod activity;
+pub(crate) mod activity;
 pub mod admission;
 mod cache;
-pub mod conn;
+pub(crate) mod conn;
 pub mod console;
 pub mod decision_log;
 mod error;
-pub mod fetcher;
-pub mod health;
-pub mod http;
-pub mod metrics;
+pub(crate) mod fetcher;
+pub(crate) mod health;
+pub(crate) mod http;
+pub(crate) mod metrics;
 mod reload;
 mod serve;
-pub mod service;
-pub mod tls;
-pub mod watch;
+pub(crate) mod service;
+pub(crate) mod tls;
+pub(crate) mod watch;
 
 pub use error::{ReloadError, RequestError, ServeError, TlsError};
 pub use reload::{ReloadOutcome, ReloadRecord, Trigger};
@@ -88,14 +88,14 @@ pub struct Config {
     /// keep-alive), and a gRPC client to send its first bytes.
     pub header_timeout: Duration,
     /// Open connections per port beyond which new ones are closed at once; 0 derives it
-    /// from the file descriptor limit (see [`conn::connection_cap`]).
+    /// from the file descriptor limit (see `conn::connection_cap`).
     pub max_connections: usize,
     /// TLS for both ports, when set.
     pub tls: Option<TlsFiles>,
     /// Serve the admin console (at `/` on the HTTP port, or on its own listener).
     pub console: bool,
     /// The `Host` names the API and the console answer (`*`: any); `None`: the loopback names
-    /// and the listen addresses (see [`http::AllowedHosts`]).
+    /// and the listen addresses (see `http::AllowedHosts`).
     pub allowed_hosts: Option<Vec<String>>,
     /// Console pages rendered at once (on the blocking pool, off the request threads); more
     /// wait briefly, then get 503.

@@ -5,7 +5,7 @@
 //! - `/`: status and problems, the serving version, the last reload, every source with its
 //!   entries, data age (and where the age comes from) and last fetch;
 //! - `/rules?wiki=W&page=N`: a wiki's rules in evaluation order, 100 a page, each with its
-//!   decisions since start and over the last hour, minute by minute ([`super::activity`]),
+//!   decisions since start and over the last hour, minute by minute (`activity`),
 //!   shadow matches beside them;
 //! - `/explain?ip=…&wiki=…`: the same trace as `POST /v1/explain` (the query becomes a
 //!   `CheckRequest` and goes through [`State::explain`]); the inputs are in the URL, so a
