@@ -13,8 +13,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use editgate_core::files::read_regular;
-use editgate_core::load::{parse_checked, parse_list_checked, shrink_message};
+use editgate_core::load::{parse_checked, parse_list_checked};
 use editgate_core::policy::{Remote, SourceDef};
+use editgate_core::shrink;
 use editgate_core::sidecar::{FetchMeta, meta_path, read_meta};
 use editgate_core::sources::ParseError;
 
@@ -128,16 +129,13 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
         parse_checked(def, body.bytes.clone()).map(|_| 0)
     };
     let entries = parsed.map_err(FetchError::Invalid)?;
-    let shrank = guard
-        .serving
-        .filter(|_| def.kind.is_network_list())
-        .is_some_and(|p| editgate_core::sources::shrank_too_much(p, entries, def.max_shrink));
+    let shrank = shrink::too_much(def, guard.serving, entries);
     if shrank && !guard.accept {
         let confirm = format!(
             "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
             def.name
         );
-        return Err(FetchError::Shrank(shrink_message(
+        return Err(FetchError::Shrank(shrink::message(
             def,
             guard.serving.unwrap_or_default(),
             entries,
@@ -151,7 +149,7 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
         confirmed_at: Some(now),
     };
     if shrank {
-        editgate_core::sidecar::accept_shrink(&path, &body.bytes, entries).map_err(|e| save_error(&path, e))?;
+        write_acceptance(&path, &body.bytes, entries, now).map_err(|e| save_error(&path, e))?;
     }
     write_atomically(&path, &body.bytes).map_err(|e| save_error(&path, e))?;
     // The data is in place; a lost sidecar only costs one unconditional fetch later.
@@ -234,6 +232,16 @@ fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<
 fn save_meta(data: &Path, meta: &FetchMeta) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
     write_atomically(&meta_path(data), &json)
+}
+
+/// Records, beside `path`, that its copy `bytes` (`entries` entries) is taken despite a
+/// shrink past `max_shrink` (see [`editgate_core::shrink`]), as of `now`; atomically, as every
+/// file editgate writes.
+pub fn write_acceptance(path: &Path, bytes: &[u8], entries: usize, now: Timestamp) -> std::io::Result<()> {
+    write_atomically(
+        &shrink::acceptance_path(path),
+        shrink::acceptance(bytes, entries, now).as_bytes(),
+    )
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it, and renames it into place, so

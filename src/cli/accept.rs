@@ -10,9 +10,10 @@ use clap::Args;
 use jiff::Timestamp;
 
 use super::ExitCode;
+use crate::fetch::write_acceptance;
 use editgate_core::files::read_regular;
 use editgate_core::load::{parse_list_checked, read_policy_files};
-use editgate_core::sidecar::{accept_shrink, sha256_hex};
+use editgate_core::sidecar::sha256_hex;
 
 /// `editgate accept-shrink`
 #[derive(Debug, Args)]
@@ -69,7 +70,7 @@ pub fn run(args: &AcceptShrinkArgs) -> ExitCode {
                 continue;
             }
         };
-        if let Err(e) = accept_shrink(&path, &bytes, entries) {
+        if let Err(e) = write_acceptance(&path, &bytes, entries, Timestamp::now()) {
             eprintln!("error: source `{name}`: cannot write the confirmation: {e}");
             return ExitCode::Usage;
         }

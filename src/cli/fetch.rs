@@ -9,8 +9,6 @@ use jiff::Timestamp;
 
 use super::{ExitCode, load_or_report};
 use crate::fetch::{Fetched, ShrinkGuard, fetch, label};
-use editgate_core::files::read_regular;
-use editgate_core::load::parse_list_checked;
 
 /// `editgate fetch`
 #[derive(Debug, Args)]
@@ -49,14 +47,10 @@ pub fn run(args: &FetchArgs) -> ExitCode {
     }
     let mut failed = 0;
     for def in &defs {
-        // The copy on disk is the one a server serves: a new one is judged against it.
-        let serving = Some(def)
-            .filter(|d| d.kind.is_network_list())
-            .and_then(|d| read_regular(&args.dir.join(&d.path), d.max_bytes).ok())
-            .and_then(|bytes| parse_list_checked(def, &bytes).ok())
-            .map(|nets| nets.len());
+        // The copy on disk, as loaded, is the one a server serves: a new one is judged against
+        // it by the rule the server's fetcher follows.
         let guard = ShrinkGuard {
-            serving,
+            serving: editgate_core::shrink::baseline(&loaded.snapshot, def),
             accept: args.accept_shrink,
         };
         let outcome = fetch(&args.dir, def, Timestamp::now(), guard);

@@ -89,10 +89,9 @@ async fn run(state: Arc<State>) {
             let dir = state.config.policies.clone();
             let d = def.clone();
             let guard = ShrinkGuard {
-                serving: i
-                    .and_then(|i| live.snapshot.sources().get(i))
-                    .map(|s| s.entries)
-                    .filter(|n| *n > 0),
+                // A source the serving snapshot has: its copy is the baseline (a pending one
+                // has none yet).
+                serving: i.and_then(|_| editgate_core::shrink::baseline(&live.snapshot, def)),
                 accept: false,
             };
             let outcome = tokio::task::spawn_blocking(move || fetch(&dir, &d, Timestamp::now(), guard))

@@ -31,6 +31,7 @@ pub mod index;
 pub mod load;
 pub mod pace;
 pub mod policy;
+pub mod shrink;
 pub mod sidecar;
 pub mod sources;
 pub mod testcases;

@@ -270,26 +270,6 @@ fn data_time(def: &SourceDef, path: &Path, bytes: &[u8]) -> Option<DataTime> {
     })
 }
 
-/// Why a list that shrank from `previous` to `new` entries is rejected; `confirm` says how to
-/// take it anyway.
-pub fn shrink_message(def: &SourceDef, previous: usize, new: usize, confirm: &str) -> String {
-    format!(
-        "{new} entries, down from {previous} in the serving copy ({:.0}% fewer, more than `max_shrink = {}` allows); the serving copy stays. If the shrink is deliberate, {confirm}",
-        100.0 * previous.saturating_sub(new) as f64 / previous as f64,
-        def.max_shrink,
-    )
-}
-
-/// The entries of a list source in `previous`, when it served that source with entries.
-fn previous_entries(previous: Option<&Snapshot>, def: &SourceDef) -> Option<usize> {
-    previous?
-        .sources()
-        .iter()
-        .find(|s| s.name == def.name && s.kind.is_network_list())
-        .map(|s| s.entries)
-        .filter(|n| *n > 0)
-}
-
 /// How to load a policy directory.
 pub struct LoadOptions<'a> {
     /// Decides which rules count as expired in the warnings.
@@ -338,7 +318,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
     for def in &policy.sources {
         let path = dir.join(&def.path);
         inputs.push(path.clone());
-        let previous_entries = previous_entries(previous, def);
+        let previous_entries = previous.and_then(|p| crate::shrink::baseline(p, def));
         let bytes = match read_regular(&path, def.max_bytes) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
@@ -384,14 +364,17 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         let parsed = if def.kind.is_network_list() {
             parse_list_paced(def, &bytes, &mut pacer).and_then(|nets| match previous_entries {
                 Some(p)
-                    if crate::sources::shrank_too_much(p, nets.len(), def.max_shrink)
-                        && !crate::sidecar::shrink_accepted(&path, &bytes) =>
+                    if crate::shrink::too_much(def, Some(p), nets.len()) && !crate::shrink::accepted(&path, &bytes) =>
                 {
                     let confirm = format!(
                         "confirm this copy with `editgate accept-shrink <policy dir> {}`",
                         def.name
                     );
-                    Err(ParseError::at(0, 0, shrink_message(def, p, nets.len(), &confirm)))
+                    Err(ParseError::at(
+                        0,
+                        0,
+                        crate::shrink::message(def, p, nets.len(), &confirm),
+                    ))
                 }
                 _ => Ok(SourceContent::Networks(nets)),
             })

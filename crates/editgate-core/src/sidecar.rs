@@ -1,7 +1,7 @@
-//! Files beside a source's data file: what its last fetch left (`<path>.fetch.json`: the
-//! validators for conditional requests and the time the origin last confirmed the copy), and
-//! an operator's confirmation of a large shrink (`<path>.accept-shrink`). The fetcher and the
-//! CLI write them; the loader reads them.
+//! The file beside a source's data file that its last fetch left (`<path>.fetch.json`: the
+//! validators for conditional requests and the time the origin last confirmed the copy). The
+//! fetcher writes it; the loader reads it. (An operator's confirmation of a large shrink is
+//! [`crate::shrink`]'s.)
 
 use std::path::{Path, PathBuf};
 
@@ -37,35 +37,7 @@ pub fn read_meta(data: &Path) -> Option<FetchMeta> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The sidecar that confirms one copy of a list despite a large shrink: `<data>.accept-shrink`.
-pub fn acceptance_path(data: &Path) -> PathBuf {
-    let mut name = data.file_name().unwrap_or_default().to_os_string();
-    name.push(".accept-shrink");
-    data.with_file_name(name)
-}
-
 /// SHA-256 of `bytes`, in hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::files::hex(&Sha256::digest(bytes))
-}
-
-/// Whether `bytes` is the copy an operator confirmed with `editgate accept-shrink` (or
-/// `editgate fetch --accept-shrink`): the sidecar names its SHA-256. Bound to the content, a
-/// confirmation never lets a later, different shrink through.
-pub fn shrink_accepted(data: &Path, bytes: &[u8]) -> bool {
-    let Ok(text) = read_regular(&acceptance_path(data), 4096) else {
-        return false;
-    };
-    let want = format!("sha256:{}", sha256_hex(bytes));
-    String::from_utf8_lossy(&text).lines().any(|l| l.trim() == want)
-}
-
-/// Records that the copy `bytes` of `data` is confirmed despite its shrink.
-pub fn accept_shrink(data: &Path, bytes: &[u8], entries: usize) -> std::io::Result<()> {
-    let text = format!(
-        "# written by `editgate accept-shrink` at {}: this copy ({entries} entries) is taken even though it\n# shrank past `max_shrink`; a different copy needs a new confirmation\nsha256:{}\n",
-        Timestamp::now(),
-        sha256_hex(bytes)
-    );
-    std::fs::write(acceptance_path(data), text)
 }

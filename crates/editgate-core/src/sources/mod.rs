@@ -107,13 +107,6 @@ pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
     })
 }
 
-/// Whether a list going from `previous` to `new` entries lost more than `max_shrink` of
-/// them (a fraction, 0 to 1), or emptied: such an update is rejected unless confirmed. A
-/// list that had no entries can never shrink.
-pub fn shrank_too_much(previous: usize, new: usize, max_shrink: f64) -> bool {
-    previous > 0 && new < previous && (new == 0 || (new as f64) < previous as f64 * (1.0 - max_shrink))
-}
-
 /// Shortens user input for an error message, so a binary file does not flood the terminal.
 pub(crate) fn snippet(s: &str) -> String {
     const MAX: usize = 60;
@@ -153,17 +146,5 @@ mod tests {
         assert_eq!(human_secs(3.0 * 3600.0 + 125.0), "3h 2m");
         assert_eq!(human_secs(7200.0), "2h");
         assert_eq!(human_secs((4 * 365 + 48) as f64 * 86_400.0 + 3600.0), "4y 48d");
-    }
-
-    #[test]
-    fn shrinking_past_the_limit_or_to_nothing_is_too_much() {
-        assert!(!shrank_too_much(0, 0, 0.5), "nothing to lose");
-        assert!(!shrank_too_much(859, 900, 0.5), "growth");
-        assert!(!shrank_too_much(859, 430, 0.5), "just under half lost");
-        assert!(shrank_too_much(859, 429, 0.5), "more than half lost");
-        assert!(shrank_too_much(859, 185, 0.5));
-        assert!(shrank_too_much(859, 0, 1.0), "empty is never a mere shrink");
-        assert!(!shrank_too_much(859, 1, 1.0));
-        assert!(shrank_too_much(10, 9, 0.0), "max_shrink = 0: any loss");
     }
 }
