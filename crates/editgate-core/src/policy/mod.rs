@@ -1,4 +1,4 @@
-//! Policy files: TOML → raw serde structs ([`raw`]) → a checked [`Policy`] ([`check`]), plus
+//! Policy files: TOML → raw serde structs ([`raw`]) → a checked [`Policy`] ([`check()`]), plus
 //! lint warnings ([`lint`]).
 //!
 //! Everything here is pure: callers hand in file names and contents ([`PolicyFile`]), and get

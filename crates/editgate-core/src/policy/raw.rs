@@ -1,5 +1,5 @@
 //! Raw serde structs: the policy files exactly as written. Unknown keys are rejected here;
-//! meaning is checked in [`super::check`]. Values that need a did-you-mean hint (verdicts,
+//! meaning is checked in [`super::check()`]. Values that need a did-you-mean hint (verdicts,
 //! kinds, accounts) stay strings so the checker can name the closest valid value.
 
 use std::collections::BTreeMap;

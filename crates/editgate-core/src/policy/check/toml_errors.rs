@@ -64,7 +64,7 @@ fn deep_key_offset(text: &str) -> Option<usize> {
     None
 }
 
-/// Rewrites serde's "unknown field" message as "unknown key ... in [table], expected one of:
+/// Rewrites serde's "unknown field" message as "unknown key ... in `[table]`, expected one of:
 /// ...; did you mean ...?"; other messages pass through with "field" said as "key".
 pub fn describe_serde_message(msg: &str) -> String {
     let msg = msg.trim_end().trim_end_matches('.');
