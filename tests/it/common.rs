@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::path::Path;
+use std::time::Duration;
 
 pub use editgate_testkit::dirs::{copy_dir, fixture, policy_dir, shipped_copy, shipped_policies, shipped_with, write};
 
@@ -51,3 +52,20 @@ pub fn serving_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAddr)
     };
     (addr(4), addr(8))
 }
+
+/// `editgate validate DIR`: its exit code and its output.
+pub fn validate(dir: &Path) -> (i32, String) {
+    let out = editgate()
+        .arg("validate")
+        .arg(dir)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// A Tor exit in the shipped list.
+pub const TOR_EXIT: &str = "162.247.74.201";

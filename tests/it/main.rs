@@ -8,16 +8,26 @@
 //! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
 //! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
 //! - `http_port`: `Host` names, JSON bodies, probes, and a large policy's console beside the API.
-//! - `lifecycle`: reloads, shutdown, and the real `editgate serve` binary under signals.
+//! - `lifecycle`: reloads, shutdown and draining, idle connections, and the real `editgate
+//!   serve` binary under signals.
+//! - `reload`: half-written policy files, `--deny-warnings`, health that says why, a
+//!   replaced policy directory or symbolic link.
+//! - `sources`: lists that empty or shrink, `url` sources never fetched (no decisions
+//!   without data).
+//! - `files`: policy and data files the loader refuses (special and huge files, host bits,
+//!   empty tables) and `serve` settings out of range.
+//! - `requests`: the request boundary: every entry point checks and normalizes alike, odd
+//!   wiki ids, error quality on both ports, anonymous means no account.
 //! - `console`: the admin console over HTTP, and in headless Chromium.
 //! - `decision_log`: hashes and prefixes, never a raw address; sampling and rotation.
 //! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
 //! - `ops`: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
 //! - `production`: the production example: files, and its live sources awaiting a fetch.
 //! - `forwarded_for`: the forwarded-for attacks through the CLI, gRPC, HTTP and the console.
-//! - `fail_closed`: one test per way the service once failed open (see its index).
 //! - `common`: temporary policy directories, fixture paths, the binary;
 //!   `server`: an in-process server on `127.0.0.1:0` and loopback clients for it.
+//!
+//! What each fail-closed protection is and where its test is: docs/development.md.
 
 #![allow(clippy::unwrap_used)]
 
@@ -25,7 +35,7 @@ mod cli;
 mod common;
 mod console;
 mod decision_log;
-mod fail_closed;
+mod files;
 mod forwarded_for;
 mod fuzz_regressions;
 mod grpc;
@@ -34,5 +44,37 @@ mod lifecycle;
 mod live;
 mod ops;
 mod production;
+mod reload;
 mod request_prop;
+mod requests;
 mod server;
+mod sources;
+
+/// The table of fail-closed protections in docs/development.md names tests that exist.
+#[test]
+fn the_fail_closed_table_names_existing_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/development.md")).unwrap();
+    let table = doc
+        .split("## Fail-closed protections and their tests")
+        .nth(1)
+        .and_then(|t| t.split("\n## ").next())
+        .expect("the table's section");
+    let mut checked = 0;
+    for cell in table.split('`').skip(1).step_by(2) {
+        let Some((module, test)) = cell.split_once("::") else {
+            continue;
+        };
+        let file = root.join("tests/it").join(format!("{module}.rs"));
+        if !file.is_file() || test.contains("::") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            source.contains(&format!("fn {test}(")),
+            "docs/development.md names {module}::{test}, which does not exist"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} tests named");
+}

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use editgate::server::Config;
 
-use super::lists::{SHRINK_GLOBAL, blocks_policy};
-use super::{shipped_copy, validate};
-use crate::common::{editgate, policy_dir, shipped_policies, write};
+use crate::common::{editgate, policy_dir, shipped_copy, shipped_policies, validate, write};
 use crate::server::Running;
+use crate::sources::{SHRINK_GLOBAL, blocks_policy};
 
-// --- 5. Config out of range ----------------------------------------------------------------
+// --- Config out of range ----------------------------------------------------------------
 
 #[test]
 fn settings_out_of_range_are_refused_naming_the_setting() {
@@ -59,7 +58,7 @@ fn settings_out_of_range_are_refused_naming_the_setting() {
     }
 }
 
-// --- 7. Special and huge files ---------------------------------------------------------------
+// --- Special and huge files ---------------------------------------------------------------
 
 #[test]
 fn a_fifo_or_a_device_in_place_of_a_list_is_refused_at_once() {
@@ -124,7 +123,7 @@ async fn a_fifo_does_not_wedge_reloads() {
     srv.state.reload().await.expect("reloads work again");
 }
 
-// --- 12. Host bits ---------------------------------------------------------------------------------
+// --- Host bits ---------------------------------------------------------------------------------
 
 #[test]
 fn host_bits_are_errors_in_rules_and_lists_unless_masking_is_asked_for() {
@@ -171,7 +170,7 @@ fn host_bits_are_errors_in_rules_and_lists_unless_masking_is_asked_for() {
     );
 }
 
-// --- 15. Lints -----------------------------------------------------------------------------------
+// --- Lints -----------------------------------------------------------------------------------
 
 #[test]
 fn empty_groups_rights_and_unless_tables_are_flagged() {

@@ -4,11 +4,10 @@ use editgate::proto::AccountKind;
 use editgate::server::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{TOR_EXIT, copy_dir, shipped_copy, validate};
-use crate::common::{editgate, policy_dir, shipped_policies, write};
+use crate::common::{TOR_EXIT, copy_dir, editgate, policy_dir, shipped_copy, shipped_policies, validate, write};
 use crate::server::{Running, check, http_post, req};
 
-// --- 10, 11. One Attempt for every entry point; odd wiki ids ------------------------------------
+// --- One Attempt for every entry point; odd wiki ids ------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_entry_point_normalizes_wiki_ids_alike() {
@@ -171,7 +170,7 @@ fn wiki_files_with_odd_names_are_errors_not_skipped() {
     assert!(out.contains("not valid UTF-8"), "{out}");
 }
 
-// --- 13. Error quality -------------------------------------------------------------------------------
+// --- Error quality -------------------------------------------------------------------------------
 
 #[test]
 fn a_broken_global_toml_is_reported_once_not_as_unknown_sources_in_wiki_files() {
@@ -302,7 +301,7 @@ impl tonic::codec::Decoder for RawCodec {
     }
 }
 
-// --- 14. Anonymous means no account ------------------------------------------------------------
+// --- Anonymous means no account ------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_requests_registration_time_never_counts() {

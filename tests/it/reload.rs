@@ -8,11 +8,10 @@ use std::time::Duration;
 use editgate::proto::{AccountKind, Verdict};
 use editgate::server::Config;
 
-use super::copy_dir;
-use crate::common::{editgate, policy_dir, write};
+use crate::common::{copy_dir, editgate, policy_dir, write};
 use crate::server::{Running, check, healthz, http_get, metric, req, until};
 
-// --- 2. Half-written policy files ----------------------------------------------------------
+// --- Half-written policy files ----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_file_written_in_parts_is_never_applied_half_written() {
@@ -111,7 +110,7 @@ async fn deny_warnings_refuses_a_policy_with_warnings_on_every_reload() {
     child.wait().unwrap();
 }
 
-// --- 3. Health that tells -------------------------------------------------------------------
+// --- Health that tells -------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_metrics_say_degraded_and_why() {
@@ -168,7 +167,7 @@ async fn healthz_and_metrics_say_degraded_and_why() {
     assert_eq!(metric(&http_get(srv.http, "/metrics").await, "editgate_degraded "), 0.0);
 }
 
-// --- 4. A replaced policy directory --------------------------------------------------------
+// --- A replaced policy directory --------------------------------------------------------
 
 const V1: &str = "[[rule]]\nid = \"v1\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
 

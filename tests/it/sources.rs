@@ -5,11 +5,10 @@ use std::time::Duration;
 use editgate::proto::{AccountKind, Verdict};
 use editgate::server::Config;
 
-use super::{TOR_EXIT, shipped_copy, validate};
-use crate::common::{editgate, policy_dir, shipped_policies, write};
+use crate::common::{TOR_EXIT, editgate, policy_dir, shipped_copy, shipped_policies, validate, write};
 use crate::server::{Running, check, healthz, http_post, req, until};
 
-// --- 1. Emptied and shrunken lists -------------------------------------------------------
+// --- Emptied and shrunken lists -------------------------------------------------------
 
 #[test]
 fn emptied_or_truncated_tor_lists_are_refused() {
@@ -74,11 +73,11 @@ fn a_first_start_with_an_empty_list_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lists/tor-exit-addresses.txt"));
 }
 
-pub(super) fn blocks_policy(n: usize) -> String {
+pub(crate) fn blocks_policy(n: usize) -> String {
     (0..n).map(|i| format!("10.{}.{}.0/24\n", i / 256, i % 256)).collect()
 }
 
-pub(super) const SHRINK_GLOBAL: &str = "[sources.blocks]\nkind = \"ip-list\"\npath = \"blocks.txt\"\nmin_entries = 1\n\n[[rule]]\nid = \"blocked-anon\"\nverdict = \"require-login\"\nwhen.ip_in = [\"blocks\"]\nwhen.account = [\"anonymous\"]\n";
+pub(crate) const SHRINK_GLOBAL: &str = "[sources.blocks]\nkind = \"ip-list\"\npath = \"blocks.txt\"\nmin_entries = 1\n\n[[rule]]\nid = \"blocked-anon\"\nverdict = \"require-login\"\nwhen.ip_in = [\"blocks\"]\nwhen.account = [\"anonymous\"]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shrunken_list_keeps_the_serving_copy_until_confirmed() {
@@ -138,7 +137,7 @@ async fn a_shrunken_list_keeps_the_serving_copy_until_confirmed() {
     assert!(err.contains("0 entries, down from 40"), "{err}");
 }
 
-// --- 1 (first start) and url sources: no decisions without data --------------------------
+// --- A first start, and url sources: no decisions without data ---------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_never_fetched_url_source_decides_nothing_until_its_first_fetch() {
