@@ -69,3 +69,10 @@ pub fn validate(dir: &Path) -> (i32, String) {
 
 /// A Tor exit in the shipped list.
 pub const TOR_EXIT: &str = "162.247.74.201";
+
+/// Service settings for `dir`, without the file watcher (tests reload explicitly).
+pub fn settings(dir: &Path) -> editgate::server::Config {
+    let mut s = editgate::server::Config::new(dir.to_owned());
+    s.watch = false;
+    s
+}

@@ -418,3 +418,23 @@ async fn idle_connections_neither_exhaust_descriptors_nor_starve_health_and_grpc
     signal(&child, "-TERM");
     wait_exit(&mut child, Duration::from_secs(30)).expect("exits");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_binary_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Command;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (mut child, _) = crate::common::spawn_serve(&shipped_policies(), &[("NOTIFY_SOCKET", &sock_path)]);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 from the service");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let n = sock.recv(&mut buf).expect("STOPPING=1 from the service");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(child.wait().unwrap().success());
+}

@@ -1,109 +1,15 @@
-//! Operations: load shedding, deadlines, TLS and mutual TLS on both ports, systemd readiness.
+//! TLS and mutual TLS on both ports; unusable TLS files and a key others can read keep `serve`
+//! from starting.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use editgate::proto::edit_gate_client::EditGateClient;
 use editgate::proto::{AccountKind, Verdict};
-use editgate::server::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_stream::StreamExt;
-use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::common::{policy_dir, shipped_policies, write};
-use crate::server::{Running, check, http_get, http_post, metric, req};
-
-fn settings(dir: &Path) -> Config {
-    let mut s = Config::new(dir.to_owned());
-    s.watch = false;
-    s
-}
-
-const CHECK_JSON: &str =
-    r#"{"ip":"192.0.2.1","wiki":"enwiki","action":"edit","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_server_refuses_at_once_and_keeps_reporting_health() {
-    let mut s = settings(&shipped_policies());
-    s.max_concurrent_requests = 1;
-    let r = Running::start_with(s).await;
-    let mut c = r.client().await;
-
-    // An open CheckStream holds the only slot for as long as it lives.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut stream = c
-        .check_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("stream admitted")
-        .into_inner();
-    tx.send(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
-        .await
-        .unwrap();
-    assert!(stream.next().await.unwrap().is_ok());
-    assert_eq!(r.state.admission.inflight(), 1);
-
-    let err = c
-        .check(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-    let (code, body) = http_post(r.http, "/v1/check", CHECK_JSON).await;
-    assert_eq!(code, 503, "{body}");
-    assert!(body.contains("ResourceExhausted"), "{body}");
-
-    // Health and metrics still answer, and count what was shed.
-    let channel = Channel::from_shared(format!("http://{}", r.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let status = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-        .await
-        .unwrap();
-    assert_eq!(status.into_inner().status, 1, "SERVING");
-    let metrics = http_get(r.http, "/metrics").await;
-    assert_eq!(metric(&metrics, "editgate_requests_shed_total{method=\"Check\"}"), 1.0);
-    assert_eq!(
-        metric(&metrics, "editgate_requests_shed_total{method=\"http/check\"}"),
-        1.0
-    );
-
-    // Closing the stream frees the slot.
-    drop(tx);
-    assert!(stream.next().await.is_none());
-    drop(stream);
-    for _ in 0..200 {
-        if r.state.admission.inflight() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
-    assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_slower_than_the_deadline_gets_a_clear_error() {
-    let mut s = settings(&shipped_policies());
-    s.request_timeout = Duration::from_millis(200);
-    let r = Running::start_with(s).await;
-    // Promise a body and send only part of it: the deadline ends the wait.
-    let mut conn = tokio::net::TcpStream::connect(r.http).await.unwrap();
-    conn.write_all(
-        b"POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ip\":",
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut out)).await;
-    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
-    assert!(out.contains("DeadlineExceeded") && out.contains("200 ms"), "{out}");
-    assert_eq!(r.state.admission.inflight(), 0);
-}
+use crate::common::{policy_dir, settings, shipped_policies, write};
+use crate::server::{Running, check, req};
 
 struct Pki {
     ca: String,
@@ -257,47 +163,6 @@ fn serve_refuses_to_start_on_unusable_tls_files() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("tls_cert needs tls_key"));
-}
-
-#[cfg(unix)]
-#[test]
-fn the_binary_tells_systemd_when_it_is_ready_and_when_it_stops() {
-    use std::os::unix::net::UnixDatagram;
-    use std::process::Command;
-
-    let dir = tempfile::tempdir().unwrap();
-    let sock_path = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let (mut child, _) = crate::common::spawn_serve(&shipped_policies(), &[("NOTIFY_SOCKET", &sock_path)]);
-    let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).expect("READY=1 from the service");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let n = sock.recv(&mut buf).expect("STOPPING=1 from the service");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
-    assert!(child.wait().unwrap().success());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_messages_and_forwarded_for_chains_are_refused_by_limit() {
-    let mut s = settings(&shipped_policies());
-    s.max_message_bytes = 1024;
-    s.limits.max_forwarded_for = 2;
-    let r = Running::start_with(s).await;
-    let mut c = r.client().await;
-    let mut big = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
-    big.request_id = "x".repeat(2048);
-    let err = c.check(big).await.unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
-    let mut chain = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
-    chain.forwarded_for = vec!["192.0.2.1".into(), "192.0.2.2".into(), "192.0.2.3".into()];
-    let err = c.check(chain).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("forwarded_for"), "{err:?}");
-    // The server is unharmed.
-    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
-    assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
 }
 
 /// The TLS private key lets whoever reads it impersonate the service: `serve` refuses a key
