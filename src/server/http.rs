@@ -173,6 +173,23 @@ impl AllowedHosts {
     pub fn names(&self) -> &[String] {
         &self.names
     }
+
+    /// Whether `req`'s `Host` header (or its URI's authority) is accepted.
+    fn check(&self, req: &Request) -> Result<(), RequestError> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if host.is_some_and(|h| self.allows(h)) {
+            return Ok(());
+        }
+        let shown: String = host.unwrap_or_default().chars().take(64).collect();
+        Err(RequestError::Forbidden(format!(
+            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
+            self.names().join(", ")
+        )))
+    }
 }
 
 /// The host of a `Host` value: without its port or IPv6 brackets, lower-cased, without a
@@ -199,25 +216,6 @@ async fn guard(AxState(hosts): AxState<Arc<AllowedHosts>>, req: Request, next: a
     match hosts.check(&req) {
         Ok(()) => next.run(req).await,
         Err(e) => e.into_response(),
-    }
-}
-
-impl AllowedHosts {
-    /// Whether `req`'s `Host` header (or its URI's authority) is accepted.
-    fn check(&self, req: &Request) -> Result<(), RequestError> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        if host.is_some_and(|h| self.allows(h)) {
-            return Ok(());
-        }
-        let shown: String = host.unwrap_or_default().chars().take(64).collect();
-        Err(RequestError::Forbidden(format!(
-            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
-            self.names().join(", ")
-        )))
     }
 }
 

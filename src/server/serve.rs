@@ -26,8 +26,8 @@ pub struct Listeners {
     pub http_socket: Option<UnixSocket>,
 }
 
-/// Serves `serves` on the connections of a listener that may not be configured (see
-/// [`http::serve`]); done at once when there is none.
+/// Serves `serves` on the connections of an HTTP listener (see [`http::serve`]); done at once
+/// for one that is not configured.
 async fn serve_if<IO>(
     state: &Arc<State>,
     conns: Option<tokio::sync::mpsc::Receiver<conn::Conn<IO>>>,
@@ -172,13 +172,7 @@ pub async fn run_with(
     let api = http::Serves::Api {
         console: state.config.console && console_conns.is_none(),
     };
-    let http_server = http::serve(
-        state.clone(),
-        http::router(state.clone(), api, hosts.clone()),
-        http_conns,
-        stop_rx.clone(),
-        true,
-    );
+    let http_server = serve_if(&state, Some(http_conns), api, &hosts, &stop_rx, true);
     let (socket_conns, socket_accept) = socket_conns.unzip();
     // The API only on the socket (no console: a person's browser does not reach a socket
     // file), and no TLS (the file's mode says who may connect).

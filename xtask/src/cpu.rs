@@ -155,28 +155,26 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / clock_ticks())
 }
 
-/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux unless told otherwise).
+/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux unless told otherwise); asked once.
 fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// `editgate_decisions_total`, summed over its labels.
-fn decisions(http: SocketAddr) -> anyhow::Result<f64> {
-    let mut s = std::net::TcpStream::connect(http)?;
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("editgate_decisions_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+async fn decisions(http: SocketAddr) -> f64 {
+    crate::soak::metric(
+        &crate::soak::http_get(http, "/metrics").await,
+        "editgate_decisions_total{",
+    )
 }
 
 /// Runs h2load with `args`; the requests that succeeded and the seconds it took.
@@ -318,11 +316,11 @@ async fn run_async(a: &CpuArgs) -> anyhow::Result<()> {
                 Transport::Http => (editgate.http, trivial.http),
                 _ => (editgate.grpc, trivial.grpc),
             };
-            let decided = decisions(editgate.http)?;
+            let decided = decisions(editgate.http).await;
             let e = tokio::task::block_in_place(|| measure(a, *t, epid, eaddr, &files))?;
             // h2load counts a gRPC call as a success by its HTTP status; the counter says
             // whether every request was decided.
-            let decided = decisions(editgate.http)? - decided;
+            let decided = decisions(editgate.http).await - decided;
             anyhow::ensure!(
                 decided == e.asked,
                 "{}: editgate decided {decided} of {} requests",

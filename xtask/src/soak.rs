@@ -84,14 +84,16 @@ fn schedule(v1: &[u8], v2: &[u8], tiny: &[u8]) -> Vec<(&'static str, Behavior)> 
     ]
 }
 
-fn metric(text: &str, prefix: &str) -> f64 {
+/// The sum of the metric lines that start with `prefix` (over their labels).
+pub(crate) fn metric(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .fold(0.0, |a, b| a + b)
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+/// `GET path` on `addr`: the raw answer, empty when it fails.
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
         return String::new();
