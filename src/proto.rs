@@ -98,10 +98,6 @@ pub fn to_attempt(req: &mut CheckRequest, now: Timestamp, limits: RequestLimits)
         return Err(FieldError::new("ip", "required"));
     }
     let ip = parse_ip("ip", &req.ip)?;
-    if req.probe {
-        // A probe decides on the client address alone (see `CheckRequest.probe`).
-        req.forwarded_for.clear();
-    }
     if req.forwarded_for.len() > limits.max_forwarded_for {
         return Err(FieldError::new(
             "forwarded_for",

@@ -74,7 +74,7 @@ class CheckPayload {
 	 *   - registration (string|null|false): a MediaWiki timestamp (YYYYMMDDHHMMSS, UTC), or
 	 *     null/false when unknown
 	 *   - emailConfirmed (bool); requestId (string): echoed back, for log correlation
-	 *   - probe (bool): a view or a permission test, not an attempt
+	 *   - probe (bool): nothing will be saved (a view, a permission test), not an attempt
 	 *   - maxForwardedFor (int): the most forwarded-for entries editgate accepts
 	 * @return array The request, ready for json_encode()
 	 * @throws InvalidArgumentException On a fact of an unknown name, or a required one
@@ -107,11 +107,11 @@ class CheckPayload {
 			$account['registeredAt'] = $registeredAt;
 		}
 		// The entries nearest the wiki are kept: the ones further left are the client's own
-		// words anyway. A probe sends none (editgate ignores them there).
+		// words anyway. A probe sends them too: it is decided on the attempt's facts.
 		$max = max( 0, (int)$f['maxForwardedFor'] );
 		$payload = [
 			'ip' => $f['ip'],
-			'forwardedFor' => $f['probe'] || $max === 0 ? [] : array_slice( array_values( $f['forwardedFor'] ), -$max ),
+			'forwardedFor' => $max === 0 ? [] : array_slice( array_values( $f['forwardedFor'] ), -$max ),
 			'wiki' => $f['wiki'],
 			'action' => $f['action'],
 			'account' => $account,

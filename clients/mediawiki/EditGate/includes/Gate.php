@@ -88,8 +88,9 @@ class Gate {
 
 	/**
 	 * What editgate says about `$user` doing `$action` from this request's client address.
-	 * A request that is not a POST (or `$probe`) is a probe: decided alike, not counted as an
-	 * attempt, on the client address alone.
+	 * A request that cannot save anything ({@see RequestIntent::canWrite}), or `$probe`, is sent as
+	 * a probe: decided on the same facts as an attempt (the forwarded-for chain included), but
+	 * not counted as one.
 	 *
 	 * @param \User|\MediaWiki\User\User $user
 	 * @param string $action
@@ -102,7 +103,7 @@ class Gate {
 	public function ask( $user, string $action, bool $probe = false, bool $explicitGroups = false ): Outcome {
 		$request = $user->getRequest();
 		$ip = (string)$request->getIP();
-		$probe = $probe || !$request->wasPosted();
+		$probe = $probe || !RequestIntent::canWrite( (string)$request->getMethod(), [ $request, 'getCheck' ] );
 		$key = implode( "\n", [ $user->getName(), $action, $ip, $probe ? 'probe' : 'attempt' ] );
 		if ( isset( $this->answers[$key] ) ) {
 			return Outcome::decided( $this->answers[$key] );

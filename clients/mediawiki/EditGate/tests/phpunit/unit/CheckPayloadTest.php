@@ -165,9 +165,10 @@ class CheckPayloadTest extends TestCase {
 		$this->assertSame( [], $this->build( [ 'forwardedFor' => $chain, 'maxForwardedFor' => 0 ] )['forwardedFor'] );
 	}
 
-	public function testAProbeSendsNoChainAndSaysItIsAProbe() {
+	public function testAProbeSendsTheChainAndSaysItIsAProbe() {
+		// A probe is decided on the attempt's facts: its chain is sent as an attempt's is.
 		$p = $this->build( [ 'forwardedFor' => [ '198.51.100.7' ], 'probe' => true ] );
-		$this->assertSame( [], $p['forwardedFor'] );
+		$this->assertSame( [ '198.51.100.7' ], $p['forwardedFor'] );
 		$this->assertTrue( $p['probe'] );
 		$this->assertArrayNotHasKey( 'probe', $this->build() );
 	}
