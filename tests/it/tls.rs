@@ -205,6 +205,19 @@ fn serve_refuses_a_tls_key_others_can_read() {
             ))
             .and(predicates::str::contains("chmod 600")),
     );
+    // Mode 0600, but an ACL entry lets another user read it: refused, as every user could.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if editgate_testkit::dirs::grant_acl(&key, 65_534, None, 4) {
+        serve(&[]).assert().code(2).stderr(
+            predicates::str::contains("the TLS private key")
+                .and(predicates::str::contains("through its ACL entry `user:65534:r--`")),
+        );
+        let pem = std::fs::read(&key).unwrap();
+        std::fs::remove_file(&key).unwrap();
+        editgate_testkit::dirs::write(dir.path(), "key.pem", &String::from_utf8(pem).unwrap());
+    } else {
+        eprintln!("skipped the ACL case: this file system has no ACLs");
+    }
     // A group the service is not in: a warning, or with --deny-warnings a refusal.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
     if std::os::unix::fs::chown(&key, None, Some(65_534)).is_err() {

@@ -361,6 +361,45 @@ fn a_decision_log_key_others_can_read_is_refused_or_flagged() {
     );
 }
 
+/// A key others can read through an ACL, a key another user owns, and a key in a directory
+/// others can write to are refused, naming the file and the fix.
+#[test]
+fn a_decision_log_key_others_can_reach_another_way_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let global = "[settings.decision_log]\npath = \"d.jsonl\"\nkey_file = \"keys/log.key\"\n";
+    let dir = policy_dir(&[
+        ("global.toml", global),
+        ("keys/log.key", "0123456789abcdef0123456789abcdef"),
+    ]);
+    let key = dir.path().join("keys/log.key");
+    let refused = |want: &str| {
+        let Err(LoadError::Invalid(e)) = load_dir(dir.path(), now()) else {
+            panic!("{want}: the key must be refused")
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("global.toml:1:1: decision_log: the key file") && text.contains(want),
+            "{text}"
+        );
+    };
+    std::fs::set_permissions(dir.path().join("keys"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused("which others can write to (mode 0777, no sticky bit)");
+    std::fs::set_permissions(dir.path().join("keys"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(load_dir(dir.path(), now()).is_ok());
+    if editgate_testkit::dirs::grant_acl(&key, 65_534, None, 4) {
+        refused("through its ACL entry `user:65534:r--`");
+    } else {
+        eprintln!("skipped the ACL case: this file system has no ACLs");
+    }
+    std::fs::remove_file(&key).unwrap();
+    editgate_testkit::dirs::write(dir.path(), "keys/log.key", "0123456789abcdef0123456789abcdef");
+    if std::os::unix::fs::chown(&key, Some(65_534), None).is_ok() {
+        refused("is owned by user 65534");
+    } else {
+        eprintln!("skipped the owner case: only root can give a file to another user");
+    }
+}
+
 /// Pacing changes when a build runs, never what it builds: the shipped policy (60,000 list
 /// networks, long enough to pause many times) gives the same facts with the reload thread's
 /// pacer as without.
