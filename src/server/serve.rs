@@ -44,22 +44,42 @@ where
     http::serve(state.clone(), routes, conns, stop.clone(), tls).await
 }
 
-/// A bound Unix-domain socket and its path, removed when the service stops.
+/// A bound Unix-domain socket and its path, removed when the service stops (if it is still
+/// this one's).
 pub struct UnixSocket {
     /// The listener.
     pub listener: UnixListener,
     /// Its file.
     pub path: std::path::PathBuf,
+    /// The file's device and inode when bound: at exit the path is removed only if it still
+    /// names this socket, never one another instance bound there since.
+    id: (u64, u64),
 }
 
 impl UnixSocket {
-    /// Binds `path` with file mode `mode`: a stale socket file left by an earlier run is
-    /// replaced, any other file is an error. The mode is set before the first connection
-    /// can be accepted.
+    /// Binds `path` with file mode `mode`.
+    ///
+    /// - A socket file at `path` that a live server answers on is left alone: this is an
+    ///   error (another instance serves the wikis there, and taking the path over would cut
+    ///   them off when this one stops). Only a dead socket left by an earlier run is replaced;
+    ///   any other file is an error.
+    /// - No other user can connect before the mode is set: the socket is bound in a private
+    ///   directory (mode 0700) beside `path`, given its mode, then renamed into place, which
+    ///   also replaces a dead socket atomically.
     pub fn bind(path: &std::path::Path, mode: u32) -> std::io::Result<Self> {
-        use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+        use std::os::unix::fs::{DirBuilderExt as _, FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
         match std::fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+            Ok(m) if m.file_type().is_socket() => {
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!(
+                            "a server is answering on `{}` (another editgate?): stop it first, or give this one another `http_socket`",
+                            path.display()
+                        ),
+                    ));
+                }
+            }
             Ok(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AlreadyExists,
@@ -68,12 +88,47 @@ impl UnixSocket {
             }
             Err(_) => {}
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let private = parent.join(format!(".editgate-socket-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+        let bound = (|| {
+            let staged = private.join("socket");
+            let listener = std::os::unix::net::UnixListener::bind(&staged)?;
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+            std::fs::rename(&staged, path)?;
+            listener.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>(listener)
+        })();
+        // Empty once the socket is renamed away; removed whatever happened.
+        let _ = std::fs::remove_dir_all(&private);
+        let listener = UnixListener::from_std(bound?)?;
+        let meta = std::fs::symlink_metadata(path)?;
         Ok(Self {
             listener,
             path: path.to_owned(),
+            id: (meta.dev(), meta.ino()),
         })
+    }
+
+    /// Removes the socket file if `path` still names the socket bound by [`UnixSocket::bind`].
+    fn remove(path: &std::path::Path, id: (u64, u64)) {
+        use std::os::unix::fs::MetadataExt as _;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if (m.dev(), m.ino()) == id => {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(_) => tracing::warn!(
+                path = %path.display(),
+                "the socket path now names another file (another instance?): left in place"
+            ),
+            Err(_) => {}
+        }
     }
 }
 
@@ -149,7 +204,7 @@ pub async fn run_with(
     let (grpc_conns, grpc_accept) = conn::accept(grpc, "grpc", &state, stop_rx.clone());
     let (http_conns, http_accept) = conn::accept(http, "http", &state, stop_rx.clone());
     let console_conns = console.map(|l| conn::accept(l, "console", &state, stop_rx.clone()));
-    let socket_path = http_socket.as_ref().map(|s| s.path.clone());
+    let socket_file = http_socket.as_ref().map(|s| (s.path.clone(), s.id));
     let socket_conns = http_socket.map(|s| conn::accept(s.listener, "http-socket", &state, stop_rx.clone()));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_conns).map(Ok::<_, std::io::Error>);
     let mut grpc_stop = stop_rx.clone();
@@ -223,8 +278,8 @@ pub async fn run_with(
     if let Some(c) = socket_accept {
         c.close().await;
     }
-    if let Some(path) = socket_path {
-        let _ = std::fs::remove_file(path);
+    if let Some((path, id)) = socket_file {
+        UnixSocket::remove(&path, id);
     }
     drop(watcher);
     drop(fetcher);
