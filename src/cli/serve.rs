@@ -64,6 +64,9 @@ pub struct ServeArgs {
     /// Console pages rendered at once, off the request threads [default: 1].
     #[arg(long, env = "EDITGATE_CONSOLE_CONCURRENCY", value_name = "N")]
     pub console_concurrency: Option<usize>,
+    /// Explain requests (gRPC and HTTP) decided at once, off the request threads [default: 1].
+    #[arg(long, env = "EDITGATE_EXPLAIN_CONCURRENCY", value_name = "N")]
+    pub explain_concurrency: Option<usize>,
     /// Also serve the JSON API, /metrics and /healthz on this Unix-domain socket, for a web
     /// server on the same host (plain HTTP; the file's mode says who may connect).
     #[arg(long, env = "EDITGATE_HTTP_SOCKET", value_name = "PATH")]
@@ -142,6 +145,8 @@ pub struct ConfigFile {
     pub console_listen: Option<SocketAddr>,
     /// Console pages rendered at once.
     pub console_concurrency: Option<usize>,
+    /// Explain requests decided at once.
+    pub explain_concurrency: Option<usize>,
     /// The Unix-domain socket of the JSON API.
     pub http_socket: Option<PathBuf>,
     /// Its file mode, octal.
@@ -280,6 +285,9 @@ impl ServeArgs {
         config.console = !self.no_console && cfg.console.unwrap_or(true);
         if let Some(n) = self.console_concurrency.or(cfg.console_concurrency) {
             config.console_concurrency = number_setting("console_concurrency", n, 1, 64)?;
+        }
+        if let Some(n) = self.explain_concurrency.or(cfg.explain_concurrency) {
+            config.explain_concurrency = number_setting("explain_concurrency", n, 1, 64)?;
         }
         let hosts = if self.allowed_hosts.is_empty() {
             cfg.allowed_hosts

@@ -100,6 +100,10 @@ pub enum RequestError {
     /// At `max_concurrent_requests`.
     #[error("editgate is at its concurrent request limit; retry shortly or fall back to your default")]
     Overloaded,
+    /// The threads of an offloaded kind of work (`explain`, `console`) are busy and its queue
+    /// is full.
+    #[error("editgate is busy with other {0} requests; retry shortly")]
+    Busy(&'static str),
     /// Not answered within `request_timeout`.
     #[error("request not answered within the {} ms deadline", .0.as_millis())]
     Deadline(Duration),
@@ -117,7 +121,7 @@ impl RequestError {
             Self::TooLarge => Code::OutOfRange,
             Self::Forbidden(_) => Code::PermissionDenied,
             Self::Starting(_) => Code::Unavailable,
-            Self::Overloaded => Code::ResourceExhausted,
+            Self::Overloaded | Self::Busy(_) => Code::ResourceExhausted,
             Self::Deadline(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
@@ -130,7 +134,7 @@ impl RequestError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Starting(_) | Self::Overloaded | Self::Deadline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Starting(_) | Self::Overloaded | Self::Busy(_) | Self::Deadline(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -431,11 +431,12 @@ impl Metrics {
 
     /// Counts a request to `method` that got no decision: a malformed one under
     /// `editgate_invalid_requests_total`, one refused at the concurrency limit under
-    /// `editgate_requests_shed_total` (starting and deadlines show in health and latency).
+    /// `editgate_requests_shed_total`, as is one refused because its offload queue is full
+    /// (starting and deadlines show in health and latency).
     pub fn refused(&self, method: &str, e: &super::RequestError) {
         let family = match e {
             e if e.is_invalid() => &self.invalid,
-            super::RequestError::Overloaded => &self.shed,
+            super::RequestError::Overloaded | super::RequestError::Busy(_) => &self.shed,
             _ => return,
         };
         family

@@ -34,6 +34,7 @@ pub(crate) mod fetcher;
 pub(crate) mod health;
 pub(crate) mod http;
 pub(crate) mod metrics;
+mod offload;
 mod reload;
 mod serve;
 pub(crate) mod service;
@@ -97,9 +98,12 @@ pub struct Config {
     /// The `Host` names the API and the console answer (`*`: any); `None`: the loopback names
     /// and the listen addresses (see `http::AllowedHosts`).
     pub allowed_hosts: Option<Vec<String>>,
-    /// Console pages rendered at once (on the blocking pool, off the request threads); more
-    /// wait briefly, then get 503.
+    /// Console pages rendered at once (off the request threads); more wait briefly, then get
+    /// 503.
     pub console_concurrency: usize,
+    /// `explain` requests (both ports) decided at once, off the request threads; a few more
+    /// wait, within `request_timeout`, and the rest get 503 / `RESOURCE_EXHAUSTED`.
+    pub explain_concurrency: usize,
 }
 
 /// Certificate files for TLS (PEM).
@@ -134,6 +138,7 @@ impl Config {
             console: true,
             allowed_hosts: None,
             console_concurrency: 1,
+            explain_concurrency: 1,
         }
     }
 }
@@ -191,8 +196,10 @@ pub struct State {
     /// Where to ask the watcher for a reload (it re-resolves the policy directory first).
     reload_requests: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<Trigger>>>,
     reload_lock: tokio::sync::Mutex<()>,
-    /// Console pages being rendered (see `console`).
-    console_renders: Arc<tokio::sync::Semaphore>,
+    /// Where console pages render (see `console`).
+    console_pool: offload::Offload,
+    /// Where `explain` requests are decided.
+    explain_pool: offload::Offload,
 }
 
 impl State {
@@ -221,7 +228,8 @@ impl State {
         if let Some(why) = &live.starting {
             tracing::warn!("not answering yet: {why}");
         }
-        let console_renders = Arc::new(tokio::sync::Semaphore::new(config.console_concurrency.max(1)));
+        let console_pool = offload::Offload::new("console", config.console_concurrency, CONSOLE_QUEUE);
+        let explain_pool = offload::Offload::new("explain", config.explain_concurrency, EXPLAIN_QUEUE);
         Ok(Arc::new(Self {
             live: ArcSwap::from_pointee(live),
             admission: admission::Admission::new(config.max_concurrent_requests),
@@ -234,7 +242,8 @@ impl State {
             health: Default::default(),
             reload_requests: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
-            console_renders,
+            console_pool,
+            explain_pool,
         }))
     }
 
@@ -373,8 +382,27 @@ impl State {
     }
 }
 
+/// Console pages that may wait for a console thread.
+const CONSOLE_QUEUE: usize = 64;
+/// `explain` requests that may wait for an explain thread.
+const EXPLAIN_QUEUE: usize = 16;
+
 impl State {
-    /// Decides one wire request with the full trace and the IP facts.
+    /// [`State::explain`] on the explain threads, never the request threads: a large policy's
+    /// explain takes milliseconds of CPU. Waits at most `request_timeout`; a full queue is
+    /// refused at once ([`RequestError::Busy`]).
+    pub async fn explain_offloaded(
+        self: &Arc<Self>,
+        mut req: CheckRequest,
+    ) -> Result<proto::ExplainResponse, RequestError> {
+        let state = self.clone();
+        self.explain_pool
+            .run(self.config.request_timeout, move || state.explain(&mut req))
+            .await?
+    }
+
+    /// Decides one wire request with the full trace and the IP facts (on the caller's thread:
+    /// what [`State::explain_offloaded`] and the console's pages run).
     pub fn explain(&self, req: &mut CheckRequest) -> Result<proto::ExplainResponse, RequestError> {
         let now = Timestamp::now();
         let live = self.current();

@@ -71,7 +71,8 @@ impl EditGate for EditGateService {
 
     async fn explain(&self, request: Request<CheckRequest>) -> Result<Response<ExplainResponse>, Status> {
         self.state
-            .explain(&mut request.into_inner())
+            .explain_offloaded(request.into_inner())
+            .await
             .map(Response::new)
             .map_err(|e| self.refused("Explain", e))
     }

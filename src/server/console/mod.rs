@@ -96,29 +96,30 @@ fn secure(h: &mut axum::http::HeaderMap) {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 
-/// How long a console request waits for its turn to render before it gets 503.
+/// How long a console request may take, waiting for its turn included, before it gets 503.
 const RENDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Renders a page on the blocking pool, at most `console_concurrency` at once: the pages of
-/// a large policy take milliseconds of CPU each, and rendering them on the request threads
-/// once pushed `/v1/check` past the wikis' timeout (48 parallel reads of a 20,000-rule
-/// policy: 0.5 ms became 150–390 ms). Past the wait, 503 says the console is busy.
+/// Renders a page on the console's threads, `console_concurrency` at once (see `offload`):
+/// the pages of a large policy take milliseconds of CPU each, and rendering them on the
+/// request threads once pushed `/v1/check` past the wikis' timeout. A full queue or a page
+/// not rendered within the wait gets 503: the console is busy.
 async fn rendered(state: Arc<State>, render: impl FnOnce(&State) -> Response + Send + 'static) -> Response {
-    let Ok(Ok(permit)) = tokio::time::timeout(RENDER_WAIT, state.console_renders.clone().acquire_owned()).await else {
-        let mut resp = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the console is busy rendering other pages; try again shortly",
-        )
-            .into_response();
-        secure(resp.headers_mut());
-        return resp;
-    };
-    let page = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        render(&state)
-    })
-    .await;
-    page.unwrap_or_else(|_| (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response())
+    let pool_state = state.clone();
+    match state.console_pool.run(RENDER_WAIT, move || render(&pool_state)).await {
+        Ok(page) => page,
+        Err(RequestError::Internal(_)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response()
+        }
+        Err(_) => {
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the console is busy rendering other pages; try again shortly",
+            )
+                .into_response();
+            secure(resp.headers_mut());
+            resp
+        }
+    }
 }
 
 async fn overview(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Response {
