@@ -115,13 +115,13 @@ pub fn router(state: Arc<State>, serves: Serves, hosts: Arc<AllowedHosts>) -> Ro
                 .route(
                     "/v1/check",
                     post(move |AxState(state): AxState<Arc<State>>, req: Request| async move {
-                        api(&state, &check_hosts, "http/check", req, State::check).await
+                        api(&state, &check_hosts, Method::Check, req).await
                     }),
                 )
                 .route(
                     "/v1/explain",
                     post(move |AxState(state): AxState<Arc<State>>, req: Request| async move {
-                        api(&state, &explain_hosts, "http/explain", req, State::explain).await
+                        api(&state, &explain_hosts, Method::Explain, req).await
                     }),
                 )
         }
@@ -145,8 +145,8 @@ impl AllowedHosts {
     /// The configured names (`*` accepts any host), or by default the loopback names and the
     /// specific addresses in `listening` (not `0.0.0.0` or `::`, which no client names).
     pub fn new(configured: Option<&[String]>, listening: &[std::net::SocketAddr]) -> Self {
-        let names: Vec<String> = match configured {
-            Some(list) => list.iter().filter_map(|h| host_name(h)).collect(),
+        let mut names: Vec<String> = match configured {
+            Some(list) => list.iter().filter_map(|h| configured_name(h)).collect(),
             None => ["localhost", "127.0.0.1", "::1"]
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -158,15 +158,12 @@ impl AllowedHosts {
                 )
                 .collect(),
         };
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
         Self {
             any: configured.is_some_and(|l| l.iter().any(|h| h.trim() == "*")),
             names,
         }
-    }
-
-    /// Whether a request with this `Host` header (with or without a port) is answered.
-    pub fn allows(&self, host: &str) -> bool {
-        self.any || host_name(host).is_some_and(|h| self.names.contains(&h))
     }
 
     /// The accepted names, for error messages and logs.
@@ -174,36 +171,131 @@ impl AllowedHosts {
         &self.names
     }
 
-    /// Whether `req`'s `Host` header (or its URI's authority) is accepted.
+    /// Whether `req`'s `Host` (and, in absolute form, its target's authority, which must agree
+    /// with it) is accepted.
     fn check(&self, req: &Request) -> Result<(), RequestError> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        if host.is_some_and(|h| self.allows(h)) {
-            return Ok(());
+        let header = req.headers().get(header::HOST);
+        let target = req.uri().authority().map(|a| a.as_str());
+        let shown = |v: &[u8]| -> String { String::from_utf8_lossy(v).chars().take(64).collect() };
+        let refuse = |why: String| {
+            Err(RequestError::Forbidden(format!(
+                "{why}; this port answers {} (set `allowed_hosts` to the names clients use)",
+                self.names().join(", ")
+            )))
+        };
+        let from_header = match header {
+            Some(v) => match std::str::from_utf8(v.as_bytes()).ok().and_then(Authority::parse) {
+                Some(a) => Some(a),
+                None => {
+                    return refuse(format!(
+                        "Host `{}` is not a host name with an optional port",
+                        shown(v.as_bytes())
+                    ));
+                }
+            },
+            None => None,
+        };
+        let from_target = match target {
+            Some(t) => match Authority::parse(t) {
+                Some(a) => Some(a),
+                None => {
+                    return refuse(format!(
+                        "the request target's authority `{}` is not a host name with an optional port",
+                        shown(t.as_bytes())
+                    ));
+                }
+            },
+            None => None,
+        };
+        let authority = match (from_header, from_target) {
+            (Some(h), Some(t)) if h != t => {
+                return refuse(format!(
+                    "Host `{}` and the request target's `{}` disagree",
+                    h.host, t.host
+                ));
+            }
+            (h, t) => t.or(h),
+        };
+        match authority {
+            Some(a) if self.any || self.names.contains(&a.host) => Ok(()),
+            Some(a) => refuse(format!(
+                "Host `{}` is not one this port answers",
+                shown(a.host.as_bytes())
+            )),
+            None => refuse("a request without a Host is not answered".to_owned()),
         }
-        let shown: String = host.unwrap_or_default().chars().take(64).collect();
-        Err(RequestError::Forbidden(format!(
-            "Host `{shown}` is not one this port answers ({}); set `allowed_hosts` to the names clients use",
-            self.names().join(", ")
-        )))
     }
 }
 
-/// The host of a `Host` value: without its port or IPv6 brackets, lower-cased, without a
-/// trailing dot; `None` when empty.
-fn host_name(value: &str) -> Option<String> {
+/// The `Host` of a request, as RFC 9110 (§7.2) and RFC 3986 (§3.2.2) write it: `uri-host [
+/// ":" port ]`, the host being a bracketed IPv6 literal or a name (an IPv4 address is one),
+/// the port digits.
+///
+/// Hand-written because `http::uri::Authority` takes userinfo, percent-encoding and any
+/// byte a URI allows, and leaves comparing names to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Authority {
+    /// Lower-cased, one trailing dot removed; an IPv6 literal without its brackets.
+    host: String,
+    /// The port, when given.
+    port: Option<u16>,
+}
+
+impl Authority {
+    /// The authority `value` names; `None` when it is not one: anything but visible ASCII, a
+    /// bracketed literal that is no IPv6 address or has text after it, a name with an empty
+    /// label or a character no DNS name has (`_` allowed, as hosts use it), a port that is not
+    /// a number.
+    fn parse(value: &str) -> Option<Self> {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        let (host, port) = match value.strip_prefix('[') {
+            Some(rest) => {
+                let (literal, after) = rest.split_once(']')?;
+                let ip: std::net::Ipv6Addr = literal.parse().ok()?;
+                let port = match after {
+                    "" => None,
+                    p => Some(p.strip_prefix(':')?),
+                };
+                (ip.to_string(), port)
+            }
+            None => {
+                let (name, port) = match value.split_once(':') {
+                    Some((n, p)) => (n, Some(p)),
+                    None => (value, None),
+                };
+                let name = name.strip_suffix('.').unwrap_or(name);
+                let valid = !name.split('.').any(str::is_empty)
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+                if !valid {
+                    return None;
+                }
+                (name.to_ascii_lowercase(), port)
+            }
+        };
+        let port = match port {
+            None | Some("") => None,
+            Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+            Some(_) => return None,
+        };
+        Some(Self { host, port })
+    }
+}
+
+/// A configured `allowed_hosts` name as the accepted list holds it: lower-cased, one trailing
+/// dot and any IPv6 brackets removed (a bare IPv6 address is taken as written); `None` when
+/// empty.
+fn configured_name(value: &str) -> Option<String> {
     let v = value.trim();
-    let host = match v.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or_default(),
-        // One colon: a name or IPv4 address with a port. More: a bare IPv6 address.
-        None if v.matches(':').count() == 1 => v.split(':').next().unwrap_or_default(),
-        None => v,
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
+    let v = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(v);
+    if let Ok(ip) = v.parse::<std::net::Ipv6Addr>() {
+        return Some(ip.to_string());
+    }
+    let v = v.strip_suffix('.').unwrap_or(v).to_ascii_lowercase();
+    (!v.is_empty()).then_some(v)
 }
 
 /// Refuses a console request whose `Host` is not accepted (403); `/healthz` and `/metrics`
@@ -258,19 +350,33 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Reques
     })
 }
 
+/// The API's two methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// `POST /v1/check`: decided inline, in microseconds.
+    Check,
+    /// `POST /v1/explain`: decided on the explain threads ([`State::explain_offloaded`]).
+    Explain,
+}
+
+impl Method {
+    /// The label a request that gets no decision is counted under.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Check => "http/check",
+            Self::Explain => "http/explain",
+        }
+    }
+}
+
 /// The whole request path of `POST /v1/check` and `POST /v1/explain`: the `Host` and body
-/// checks, admission, then within the deadline the body, the JSON request, `decide` and the
-/// JSON answer. A request that gets no decision is counted under `method`, as gRPC counts it.
+/// checks, admission, then within the deadline the body, the JSON request, the decision and
+/// the JSON answer. A request that gets no decision is counted under its method's label, as
+/// gRPC counts it.
 ///
 /// One function rather than a middleware per step: each `from_fn` layer costs a boxed future
-/// and a clone of the inner service per request, which was measurable at this rate.
-async fn api<T: serde::Serialize>(
-    state: &State,
-    hosts: &AllowedHosts,
-    method: &str,
-    req: Request,
-    decide: fn(&State, &mut proto::CheckRequest) -> Result<T, RequestError>,
-) -> Response {
+/// and a clone of the inner service per request.
+async fn api(state: &Arc<State>, hosts: &AllowedHosts, method: Method, req: Request) -> Response {
     let answered = async {
         hosts.check(&req)?;
         json_body(&req)?;
@@ -278,15 +384,18 @@ async fn api<T: serde::Serialize>(
         super::admission::within(state, async {
             let body = read_body(req.into_body(), state.config.max_message_bytes).await?;
             let mut wire = proto::request_from_json(&body)?;
-            let answer = decide(state, &mut wire)?;
-            proto::to_json(&answer).map_err(|e| RequestError::Internal(e.to_string()))
+            let json = match method {
+                Method::Check => proto::to_json(&state.check(&mut wire)?),
+                Method::Explain => proto::to_json(&state.explain_offloaded(wire).await?),
+            };
+            json.map_err(|e| RequestError::Internal(e.to_string()))
         })
         .await?
     };
     match answered.await {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(e) => {
-            state.metrics.refused(method, &e);
+            state.metrics.refused(method.label(), &e);
             e.into_response()
         }
     }
@@ -315,4 +424,63 @@ async fn healthz(AxState(state): AxState<Arc<State>>) -> Response {
     };
     let body = serde_json::to_vec(&health).unwrap_or_default();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(s: &str) -> Option<(String, Option<u16>)> {
+        Authority::parse(s).map(|a| (a.host, a.port))
+    }
+
+    #[test]
+    fn a_host_is_a_name_or_an_address_with_an_optional_port() {
+        let some = |h: &str, p: Option<u16>| Some((h.to_owned(), p));
+        assert_eq!(host("localhost"), some("localhost", None));
+        assert_eq!(host("LocalHost.:9090"), some("localhost", Some(9090)));
+        assert_eq!(host("127.0.0.1:80"), some("127.0.0.1", Some(80)));
+        assert_eq!(host("[::1]"), some("::1", None));
+        assert_eq!(host("[0:0::1]:9090"), some("::1", Some(9090)));
+        assert_eq!(host("editgate_1.internal"), some("editgate_1.internal", None));
+        assert_eq!(
+            host("localhost:"),
+            some("localhost", None),
+            "RFC 3986 allows an empty port"
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for bad in [
+            "",
+            "[127.0.0.1]evil.example",
+            "[::1]evil",
+            "[::1]:x",
+            "[not-v6]",
+            "localhost:evil",
+            "localhost:99999",
+            "localhost:123456",
+            "localhost..",
+            "localhost....",
+            "::1",
+            "user@localhost",
+            "local%68ost",
+            "localhost /x",
+            "l\u{f6}calhost",
+            ".",
+            ":80",
+        ] {
+            assert_eq!(host(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn configured_names_are_compared_exactly() {
+        let hosts = AllowedHosts::new(Some(&["Editgate.Internal.".into(), "[::1]".into(), "::2".into()]), &[]);
+        assert_eq!(hosts.names(), ["editgate.internal", "::1", "::2"]);
+        let allowed = |h: &str| Authority::parse(h).is_some_and(|a| hosts.names.contains(&a.host));
+        assert!(allowed("editgate.internal:9090") && allowed("EDITGATE.internal.") && allowed("[::2]"));
+        assert!(!allowed("editgate.internal..") && !allowed("editgate.internal.evil") && !allowed("internal"));
+    }
 }

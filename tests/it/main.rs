@@ -7,7 +7,8 @@
 //! - `fuzz_regressions`: inputs the fuzz targets once found, replayed.
 //! - `cli`: the real `editgate` binary (check, explain, validate, test, fetch; exit codes).
 //! - `grpc`: the service through a real tonic client, and the HTTP/JSON API beside it.
-//! - `http_port`: `Host` names, JSON bodies, probes, and a large policy's console beside the API.
+//! - `http_port`: `Host` names, JSON bodies, probes, and a large policy's console and explain
+//!   calls beside the API.
 //! - `lifecycle`: reloads, shutdown and draining, idle connections, and the real `editgate
 //!   serve` binary under signals.
 //! - `reload`: half-written policy files, `--deny-warnings`, health that says why, a
@@ -23,6 +24,8 @@
 //! - `live`: `url` sources fetched from a local origin that misbehaves on demand.
 //! - `admission`: load shedding, deadlines, size and chain limits.
 //! - `tls`: TLS and mutual TLS on both ports, unusable or exposed TLS files.
+//! - `unix_socket`: the API on a Unix-domain socket: its mode, and one instance never taking
+//!   the socket of another.
 //! - `production`: the production example: files, and its live sources awaiting a fetch.
 //! - `forwarded_for`: the forwarded-for attacks through the CLI, gRPC, HTTP and the console.
 //! - `common`: temporary policy directories, fixture paths, the binary;
@@ -51,6 +54,7 @@ mod requests;
 mod server;
 mod sources;
 mod tls;
+mod unix_socket;
 
 /// The table of fail-closed protections in docs/development.md names tests that exist.
 #[test]
