@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use super::{ExitCode, load_or_report, plural, report_invalid};
 use editgate_core::load::{LoadError, read_policy_files};
+use editgate_core::policy::Warning;
 
 /// `editgate validate`
 #[derive(Debug, Args)]
@@ -43,9 +44,8 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             args.dir.display()
         );
     }
-    let n = loaded.warnings.len();
-    println!(
-        "{}: valid: {} rule{}, {} source{}, {} wiki file{}, {} warning{}; policy version {}",
+    outln!(
+        "{}: valid: {} rule{}, {} source{}, {} wiki file{}, {}; policy version {}",
         args.dir.display(),
         snap.rules().len(),
         plural(snap.rules().len()),
@@ -53,11 +53,10 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
         plural(snap.sources().len()),
         snap.policy.wikis.len(),
         plural(snap.policy.wikis.len()),
-        n,
-        plural(n),
+        count(&loaded.warnings),
         snap.version()
     );
-    verdict(args, n)
+    verdict(args, &loaded.warnings)
 }
 
 /// `validate --no-data`: the policy files through the checker and the lints, no data read.
@@ -77,9 +76,8 @@ fn files_only(args: &ValidateArgs) -> ExitCode {
     for w in &warnings {
         eprintln!("{w}");
     }
-    let n = warnings.len();
-    println!(
-        "{}: policy files valid (data not read): {} rule{}, {} source{}, {} wiki file{}, {} warning{}",
+    outln!(
+        "{}: policy files valid (data not read): {} rule{}, {} source{}, {} wiki file{}, {}",
         args.dir.display(),
         policy.rules.len(),
         plural(policy.rules.len()),
@@ -87,14 +85,26 @@ fn files_only(args: &ValidateArgs) -> ExitCode {
         plural(policy.sources.len()),
         policy.wikis.len(),
         plural(policy.wikis.len()),
-        n,
-        plural(n),
+        count(&warnings),
     );
-    verdict(args, n)
+    verdict(args, &warnings)
 }
 
-fn verdict(args: &ValidateArgs, warnings: usize) -> ExitCode {
-    if args.deny_warnings && warnings > 0 {
+/// `3 warnings (1 allowed)`.
+fn count(warnings: &[Warning]) -> String {
+    let n = warnings.len();
+    let allowed = warnings.iter().filter(|w| w.allowed).count();
+    let note = if allowed > 0 {
+        format!(" ({allowed} allowed)")
+    } else {
+        String::new()
+    };
+    format!("{n} warning{}{note}", plural(n))
+}
+
+/// With `--deny-warnings`, failure when a warning the policy does not allow is left.
+fn verdict(args: &ValidateArgs, warnings: &[Warning]) -> ExitCode {
+    if args.deny_warnings && warnings.iter().any(|w| w.denied(false)) {
         ExitCode::Failure
     } else {
         ExitCode::Ok

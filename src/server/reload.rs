@@ -68,7 +68,7 @@ pub(super) const RELOAD_HISTORY: usize = 20;
 /// `expired-rule`: a date passing must never stop a server from starting or reloading (the
 /// rule is skipped anyway); `validate --deny-warnings` still fails on it.
 pub(super) fn deny_warnings(loaded: Result<Loaded, LoadError>, deny: bool) -> Result<Loaded, LoadError> {
-    let denied = |w: &&editgate_core::policy::Warning| w.lint != editgate_core::policy::Lint::ExpiredRule;
+    let denied = |w: &&editgate_core::policy::Warning| w.denied(true);
     match loaded {
         Ok(l) if deny && l.warnings.iter().any(|w| denied(&w)) => {
             Err(LoadError::Invalid(editgate_core::policy::PolicyErrors(

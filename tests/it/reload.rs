@@ -72,7 +72,7 @@ async fn a_policy_file_written_in_parts_is_never_applied_half_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_warnings_refuses_a_policy_with_warnings_on_every_reload() {
-    let good = "[[rule]]\nid = \"r\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
+    let good = "[settings]\nappeal = \"[[Project:Appeals]]\"\n\n[[rule]]\nid = \"r\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n";
     let dir = policy_dir(&[("global.toml", good), ("x.txt", "192.0.2.1\n")]);
     let mut s = Config::new(dir.path().to_owned());
     s.watch = false;
@@ -82,7 +82,7 @@ async fn deny_warnings_refuses_a_policy_with_warnings_on_every_reload() {
     write(
         dir.path(),
         "global.toml",
-        "[sources.x]\nkind = \"ip-list\"\npath = \"x.txt\"\nmin_entries = 1\n",
+        "[settings]\nappeal = \"[[Project:Appeals]]\"\n\n[sources.x]\nkind = \"ip-list\"\npath = \"x.txt\"\nmin_entries = 1\n",
     );
     let err = srv.state.reload().await.expect_err("warnings are errors").to_string();
     assert!(
@@ -98,6 +98,13 @@ async fn deny_warnings_refuses_a_policy_with_warnings_on_every_reload() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // A warning the policy allows never refuses it (a refusal without an appeal, here).
+    write(
+        dir.path(),
+        "global.toml",
+        "[settings]\nallow_lints = [\"appeal-unset\"]\n\n[[rule]]\nid = \"r\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n",
+    );
+    srv.state.reload().await.expect("an allowed warning is not fatal");
     // A rule that merely expired never stops a start: time passing must not take it down.
     write(
         dir.path(),

@@ -93,11 +93,11 @@ fn decision_log_config(
     );
     let warning = match exposure {
         Some((true, why)) => return Err(PolicyError::new(s.location.clone(), why)),
-        Some((false, why)) => Some(Warning {
-            lint: crate::policy::Lint::SecretFileMode,
-            location: s.location.clone(),
-            message: why,
-        }),
+        Some((false, why)) => Some(Warning::new(
+            crate::policy::Lint::SecretFileMode,
+            s.location.clone(),
+            why,
+        )),
         None => None,
     };
     let key = read_regular(&key_path, MAX_KEY_BYTES).map_err(cannot_read)?;
@@ -410,13 +410,14 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
     if !errors.is_empty() {
         return Err(LoadError::Invalid(PolicyErrors(errors)));
     }
-    warnings.extend(crate::policy::lint::redundant_ip_in(&policy, |name| {
+    warnings.extend(crate::policy::lint::with_data(&policy, |name| {
         let i = policy.sources.iter().position(|s| s.name == name)?;
         match &data.get(i)?.content {
             SourceContent::Networks(n) => Some(n.as_slice()),
             SourceContent::Maxmind(_) => None,
         }
     }));
+    policy.apply_allowances(&mut warnings);
     let version = crate::files::hex(&hasher.finalize()[..8]);
     Ok(Loaded {
         snapshot: Snapshot::build_paced(policy, data, version, &mut pacer),

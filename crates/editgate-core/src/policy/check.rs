@@ -15,9 +15,9 @@ pub use toml_errors::{describe_serde_message, toml_error};
 
 use super::raw::{RawCond, RawRule, RawSettings, SpannedList};
 use super::{
-    Cond, DecisionLogSettings, LineIndex, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Rule,
+    Cond, DecisionLogSettings, LineIndex, Lint, Location, Mode, Policy, PolicyError, PolicyErrors, PolicyFile, Rule,
     Settings, SourceDef, Stage, Warning, WikiPolicy, hint, is_wiki_id, parse_account_kind, parse_duration,
-    parse_verdict,
+    parse_verdict, unknown,
 };
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
@@ -143,7 +143,8 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
         });
         return Err(PolicyErrors(errors));
     }
-    let warnings = super::lint::lint(&policy, now);
+    let mut warnings = super::lint::lint(&policy, now);
+    policy.apply_allowances(&mut warnings);
     Ok((policy, warnings))
 }
 
@@ -258,7 +259,23 @@ impl<'a> Cx<'a> {
             default_message: raw.default_message.clone(),
             appeal: raw.appeal.clone(),
             decision_log,
+            allow_lints: self.lints(raw.allow_lints.as_ref()),
         }
+    }
+
+    /// `allow_lints`: known lint names; an unknown one is an error naming them all.
+    fn lints(&mut self, raw: Option<&SpannedList<String>>) -> Vec<Lint> {
+        let Some(list) = raw else { return Vec::new() };
+        self.each(list, |cx, name| match Lint::parse(name.get_ref()) {
+            Some(lint) => Some(lint),
+            None => {
+                cx.err(
+                    name.span(),
+                    unknown("lint", name.get_ref(), &Lint::ALL.map(Lint::as_str)),
+                );
+                None
+            }
+        })
     }
 
     fn rule(
@@ -327,6 +344,11 @@ impl<'a> Cx<'a> {
             None => Some(None),
         };
         let verdict = verdict?;
+        let errors_before = self.errors.len();
+        let allow_lints = self.lints(r.allow_lints.as_ref());
+        if self.errors.len() > errors_before {
+            ok = false;
+        }
         let xff = r.xff.as_ref().is_some_and(|x| *x.get_ref());
         if let Some(x) = r.xff.as_ref().filter(|_| xff && verdict == Verdict::Allow) {
             self.err(
@@ -357,6 +379,7 @@ impl<'a> Cx<'a> {
             expires: if r.expires.is_some() { Some(expires?) } else { None },
             when: when?,
             unless: unless?,
+            allow_lints,
             location,
         })
     }

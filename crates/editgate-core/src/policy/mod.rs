@@ -151,8 +151,10 @@ impl fmt::Display for PolicyErrors {
 
 impl std::error::Error for PolicyErrors {}
 
-/// Lint names; `validate` prints them so warnings can be searched for and discussed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Lint names; `validate` prints them so warnings can be searched for and discussed, and a
+/// policy allows one by name (`allow_lints`, on a rule or in `[settings]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[schemars(rename_all = "kebab-case")]
 pub enum Lint {
     /// A rule whose `expires` is in the past.
     ExpiredRule,
@@ -175,9 +177,38 @@ pub enum Lint {
     MissingMinEntries,
     /// A secret file (the decision log key) a group other than the service's can read.
     SecretFileMode,
+    /// Refusals that carry no appeal: no `appeal` on the rule, its wiki or the policy.
+    AppealUnset,
+    /// A wiki rule refuses attempts a later global `allow` rule exists to let through (an
+    /// exemption by right, group or range): wiki rules run first, so it never applies there.
+    ExemptionOverridden,
+    /// A locked global rule refuses everything a wiki `allow` rule, or a rule's `unless`,
+    /// would let through: locked rules run first, so that exemption never applies.
+    ExemptionUnreachable,
+    /// An entry of a source that a locked refusing rule tests covers a rule's `unless.ip`:
+    /// the locked rule refuses those addresses first, so the exemption never applies.
+    ExemptionListed,
 }
 
 impl Lint {
+    /// Every lint, in the order docs/policy.md lists them.
+    pub const ALL: [Lint; 14] = [
+        Self::ExpiredRule,
+        Self::UnusedSource,
+        Self::UnreachableRule,
+        Self::UselessXff,
+        Self::XffUnless,
+        Self::SecretFileMode,
+        Self::ImpossibleCondition,
+        Self::RedundantIpIn,
+        Self::AnonymousBlock,
+        Self::MissingMinEntries,
+        Self::AppealUnset,
+        Self::ExemptionOverridden,
+        Self::ExemptionUnreachable,
+        Self::ExemptionListed,
+    ];
+
     /// The lint's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -191,7 +222,16 @@ impl Lint {
             Self::AnonymousBlock => "anonymous-block",
             Self::MissingMinEntries => "missing-min-entries",
             Self::SecretFileMode => "secret-file-mode",
+            Self::AppealUnset => "appeal-unset",
+            Self::ExemptionOverridden => "exemption-overridden",
+            Self::ExemptionUnreachable => "exemption-unreachable",
+            Self::ExemptionListed => "exemption-listed",
         }
+    }
+
+    /// The lint named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == name)
     }
 }
 
@@ -204,13 +244,38 @@ pub struct Warning {
     pub location: Location,
     /// What, and why it matters.
     pub message: String,
+    /// The rule it is about, when it is about one (its `allow_lints` can allow it).
+    pub rule: Option<String>,
+    /// Allowed by the policy (`allow_lints`): still reported, never fatal.
+    pub allowed: bool,
+}
+
+impl Warning {
+    /// A warning about no rule in particular.
+    pub fn new(lint: Lint, location: Location, message: impl Into<String>) -> Self {
+        Self {
+            lint,
+            location,
+            message: message.into(),
+            rule: None,
+            allowed: false,
+        }
+    }
+
+    /// Whether `--deny-warnings` refuses the policy for it: not when the policy allows it,
+    /// and (for a server, `serving`) never `expired-rule`, so that a date passing never
+    /// stops a start or a reload.
+    pub fn denied(&self, serving: bool) -> bool {
+        !(self.allowed || serving && self.lint == Lint::ExpiredRule)
+    }
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let allowed = if self.allowed { " (allowed)" } else { "" };
         write!(
             f,
-            "{}: warning[{}]: {}",
+            "{}: warning[{}]{allowed}: {}",
             self.location,
             self.lint.as_str(),
             self.message
@@ -229,6 +294,9 @@ pub struct Settings {
     pub appeal: Option<String>,
     /// The decision log, when enabled (global.toml only).
     pub decision_log: Option<DecisionLogSettings>,
+    /// Lints allowed for the whole file's scope: every warning in `global.toml`, every
+    /// warning about a wiki's file or rules in its own.
+    pub allow_lints: Vec<Lint>,
 }
 
 /// `[settings.decision_log]`, checked.
@@ -422,6 +490,8 @@ pub struct Rule {
     pub when: Cond,
     /// Exempts when it holds (`None`: no `unless`).
     pub unless: Option<Cond>,
+    /// Lints allowed for this rule.
+    pub allow_lints: Vec<Lint>,
     /// Where the `[[rule]]` starts.
     pub location: Location,
 }
@@ -446,6 +516,25 @@ pub struct Policy {
     pub wikis: BTreeMap<String, WikiPolicy>,
     /// Every rule: `global.toml` in file order, then each wiki file in name order.
     pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Marks the warnings the policy allows (`allow_lints` in `[settings]` of `global.toml`,
+    /// of the wiki file a warning is in or about, or on the rule it is about): they are still
+    /// reported, never fatal.
+    pub fn apply_allowances(&self, warnings: &mut [Warning]) {
+        let rules: std::collections::HashMap<&str, &Rule> = self.rules.iter().map(|r| (r.id.as_str(), r)).collect();
+        for w in warnings {
+            let rule = w.rule.as_deref().and_then(|id| rules.get(id));
+            let wiki = match rule.map(|r| &r.stage) {
+                Some(Stage::Wiki(wiki)) => self.wikis.get(wiki),
+                _ => self.wikis.values().find(|p| p.file == w.location.file),
+            };
+            w.allowed = self.settings.allow_lints.contains(&w.lint)
+                || wiki.is_some_and(|p| p.settings.allow_lints.contains(&w.lint))
+                || rule.is_some_and(|r| r.allow_lints.contains(&w.lint));
+        }
+    }
 }
 
 /// Closest candidate to `word`, when close enough to be a likely typo.

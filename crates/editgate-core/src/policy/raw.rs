@@ -64,6 +64,9 @@ pub struct RawSettings {
     /// The opt-in, privacy-safe decision log (global.toml only).
     #[schemars(with = "Option<RawDecisionLog>")]
     pub decision_log: Option<Spanned<RawDecisionLog>>,
+    /// Lints allowed in this file's scope: still reported by `validate`, never fatal.
+    #[schemars(with = "Option<Vec<super::Lint>>")]
+    pub allow_lints: Option<SpannedList<String>>,
 }
 
 /// `[settings.decision_log]`
@@ -170,6 +173,9 @@ pub struct RawRule {
     /// make a decision stricter).
     #[schemars(with = "Option<bool>")]
     pub xff: Option<Spanned<bool>>,
+    /// Lints allowed for this rule: still reported by `validate`, never fatal.
+    #[schemars(with = "Option<Vec<super::Lint>>")]
+    pub allow_lints: Option<SpannedList<String>>,
 }
 
 /// A `when` / `unless` condition table.
@@ -253,5 +259,9 @@ mod tests {
         let kinds = crate::attempt::AccountKind::ALL.map(crate::attempt::AccountKind::as_str);
         assert_eq!(offered("AccountKind"), sorted(&kinds));
         assert_eq!(offered("Mode"), sorted(&["enforce", "shadow"]));
+        assert_eq!(
+            offered("Lint"),
+            sorted(&super::super::Lint::ALL.map(super::super::Lint::as_str))
+        );
     }
 }

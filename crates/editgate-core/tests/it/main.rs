@@ -2,6 +2,8 @@
 //! network): `cargo test -p editgate-core` runs them.
 //!
 //! - `policy`: checker errors with positions, lints, loading, the decision log settings.
+//! - `stages`: lints across stages (a rule that runs first takes away a later exemption),
+//!   allowing a lint, and the appeal every refusal needs.
 //! - `evaluation`: the evaluation order, `xff`, `unless`, the policy version, and the hot
 //!   path against the traced path.
 //! - `forwarded_for`: a forwarded-for address only ever makes a decision stricter: the
@@ -20,3 +22,4 @@ mod index_prop;
 mod parsers_prop;
 mod policy;
 mod sources;
+mod stages;

@@ -134,7 +134,7 @@ fn missing_global_toml_is_an_error() {
     assert!(e[0].starts_with("global.toml: missing"), "{}", e[0]);
 }
 
-fn lints(files: &[(&str, &str)]) -> Vec<(Lint, String)> {
+pub(crate) fn lints(files: &[(&str, &str)]) -> Vec<(Lint, String)> {
     load(files)
         .unwrap()
         .warnings
@@ -238,7 +238,7 @@ when.account = ["temporary"]
     assert!(
         has(
             Lint::AnonymousBlock,
-            "rule `anon-on-list` blocks only anonymous and temporary editors; consider `require-login`"
+            "rule `anon-on-list` blocks only anonymous and temporary editors, who may then log in"
         ),
         "{w:?}"
     );

@@ -1,4 +1,9 @@
 //! Warnings: the policy loads, but something in it is probably a mistake.
+//!
+//! - this file: the lints of one rule or one source, and pre-emption within a stage;
+//! - `stages`: a rule of an earlier stage that takes away a later rule's exemption.
+
+mod stages;
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +15,7 @@ use crate::attempt::AccountKind;
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
 
-use super::{Cond, Lint, Mode, Policy, Rule, Warning};
+use super::{Cond, Lint, Mode, Policy, Rule, Stage, Warning};
 
 /// Every warning for a checked policy, in rule order.
 pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
@@ -67,7 +72,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 Lint::AnonymousBlock,
                 rule,
                 format!(
-                    "rule `{}` blocks only anonymous and temporary editors; consider `require-login`: it refuses the same edits but lets people in good standing continue after logging in, where account rules (age, edits, ipblock-exempt) can judge them, like MediaWiki's soft blocks. Keep `block` if logged-in edits from here must be refused too, and say so in the rule's description",
+                    "rule `{}` blocks only anonymous and temporary editors, who may then log in and edit as this rule never matches a registered account: `require-login` refuses the same edits and tells them so, with a login link (a soft block, as MediaWiki's); `block` tells them only that they are refused. Keep `block` when the refusal must not invite logging in (an abused network whose account creations are refused too), and allow the lint on the rule: `allow_lints = [\"anonymous-block\"]`",
                     rule.id
                 ),
             ));
@@ -86,6 +91,8 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
             ));
         }
     }
+    out.extend(appeal_unset(policy));
+    out.extend(stages::across_stages(policy));
     let preempting = Preempting::new(&policy.rules);
     for (i, rule) in policy.rules.iter().enumerate() {
         if let Some(earlier) = preempting.first_before(i, &policy.rules) {
@@ -109,14 +116,14 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         .any(|r| r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some()));
     for s in &policy.sources {
         if s.kind.is_network_list() && s.min_entries.is_none() {
-            out.push(Warning {
-                lint: Lint::MissingMinEntries,
-                location: s.location.clone(),
-                message: format!(
+            out.push(Warning::new(
+                Lint::MissingMinEntries,
+                s.location.clone(),
+                format!(
                     "list source `{}` has no `min_entries`: a truncated or emptied copy is caught only when it is empty or lost more than `max_shrink` of the serving entries (and not at all at a first start); set `min_entries` to a count a good copy never falls below, like half its usual size",
                     s.name
                 ),
-            });
+            ));
         }
         let is_used = match s.kind {
             SourceKind::MaxmindAsn => uses_asn,
@@ -129,14 +136,55 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
                 SourceKind::MaxmindCountry => "no rule has a `country` condition",
                 _ => "no rule names it in `ip_in`",
             };
-            out.push(Warning {
-                lint: Lint::UnusedSource,
-                location: s.location.clone(),
-                message: format!("source `{}` is loaded but {how}", s.name),
-            });
+            out.push(Warning::new(
+                Lint::UnusedSource,
+                s.location.clone(),
+                format!("source `{}` is loaded but {how}", s.name),
+            ));
         }
     }
     out
+}
+
+/// `appeal-unset`: refusals that would carry no appeal at all (no `appeal` on the rule, in its
+/// wiki's `[settings]`, or in global.toml's), so the refused editor is told nowhere to go.
+fn appeal_unset(policy: &Policy) -> Option<Warning> {
+    if policy.settings.appeal.is_some() {
+        return None;
+    }
+    let wiki_appeal = |stage: &Stage| match stage {
+        Stage::Wiki(w) => policy.wikis.get(w).is_some_and(|p| p.settings.appeal.is_some()),
+        _ => false,
+    };
+    let refuses = |s: &super::Settings| s.default.is_some_and(|v| v != Verdict::Allow);
+    let bare: Vec<String> = policy
+        .rules
+        .iter()
+        .filter(|r| r.verdict != Verdict::Allow && r.appeal.is_empty() && !wiki_appeal(&r.stage))
+        .map(|r| format!("rule `{}`", r.id))
+        .chain(refuses(&policy.settings).then(|| "the global default".to_owned()))
+        .chain(
+            policy
+                .wikis
+                .iter()
+                .filter(|(_, p)| refuses(&p.settings) && p.settings.appeal.is_none())
+                .map(|(wiki, _)| format!("the default of `{wiki}`")),
+        )
+        .collect();
+    let first = bare.first()?;
+    let others = match bare.len() - 1 {
+        0 => String::new(),
+        1 => " and 1 more".to_owned(),
+        n => format!(" and {n} more"),
+    };
+    Some(Warning::new(
+        Lint::AppealUnset,
+        crate::policy::Location::file("global.toml"),
+        format!(
+            "{first}{others} refuse{} with no appeal: refused editors are told nowhere to ask for a review; set `appeal` in the [settings] of global.toml (a URL, or a page of the wiki as `[[Project:Appeals]]`), or on the rules and wiki files",
+            if bare.len() == 1 { "s" } else { "" },
+        ),
+    ))
 }
 
 /// The IP keys a table tests.
@@ -153,11 +201,11 @@ fn ip_keys(c: &Cond) -> Vec<&'static str> {
     .collect()
 }
 
+/// A warning about `rule`, at its `[[rule]]`.
 fn warn(lint: Lint, rule: &Rule, message: String) -> Warning {
     Warning {
-        lint,
-        location: rule.location.clone(),
-        message,
+        rule: Some(rule.id.clone()),
+        ..Warning::new(lint, rule.location.clone(), message)
     }
 }
 
@@ -260,41 +308,61 @@ fn always_preempts(e: &Rule, r: &Rule) -> bool {
 
 /// Whether every request satisfying `a` satisfies `b`, judged key by key.
 fn implies(a: &Cond, b: &Cond) -> bool {
-    fn subset<T: PartialEq>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
-        match (a, b) {
-            (_, None) => true,
-            (None, Some(_)) => false,
-            (Some(a), Some(b)) => a.iter().all(|x| b.contains(x)),
-        }
+    implies_all(&[a], b)
+}
+
+/// Whether every request satisfying all of `parts` satisfies `b`, judged key by key: each key
+/// of `b` must be implied by the same key of one of the parts (conservative: `false` when
+/// unsure).
+fn implies_all(parts: &[&Cond], b: &Cond) -> bool {
+    fn subset<T: PartialEq>(parts: &[&Cond], key: impl Fn(&Cond) -> &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
+        let Some(b) = b else { return true };
+        parts
+            .iter()
+            .any(|a| key(a).as_ref().is_some_and(|a| a.iter().all(|x| b.contains(x))))
     }
-    let ip = match (&a.ip, &b.ip) {
-        (_, None) => true,
-        (None, Some(_)) => false,
-        (Some(a), Some(b)) => a.iter().all(|n| b.iter().any(|m| m.contains(n))),
+    let any = |f: &dyn Fn(&Cond) -> bool| parts.iter().any(|a| f(a));
+    let ip = match &b.ip {
+        None => true,
+        Some(b) => any(&|a| {
+            a.ip.as_ref()
+                .is_some_and(|a| a.iter().all(|n| b.iter().any(|m| m.contains(n))))
+        }),
     };
     let at_least = |a: Option<u64>, b: Option<u64>| b.is_none_or(|b| a.is_some_and(|a| a >= b));
     let at_most = |a: Option<u64>, b: Option<u64>| b.is_none_or(|b| a.is_some_and(|a| a <= b));
     let age = |x: Option<i64>| x.map(|v| v.max(0) as u64);
-    ip && subset(&a.ip_in, &b.ip_in)
-        && subset(&a.asn, &b.asn)
-        && subset(&a.country, &b.country)
-        && subset(&a.account, &b.account)
-        && subset(&a.groups, &b.groups)
-        && subset(&a.rights, &b.rights)
-        && subset(&a.actions, &b.actions)
-        && subset(&a.wikis, &b.wikis)
-        && at_least(a.min_edits, b.min_edits)
-        && at_most(a.max_edits, b.max_edits)
-        && at_least(age(a.min_age), age(b.min_age))
-        && at_most(age(a.max_age), age(b.max_age))
-        && b.email_confirmed.is_none_or(|v| a.email_confirmed == Some(v))
+    let bound =
+        |key: &dyn Fn(&Cond) -> Option<u64>, b: Option<u64>, check: &dyn Fn(Option<u64>, Option<u64>) -> bool| {
+            b.is_none() || any(&|a| check(key(a), b))
+        };
+    ip && subset(parts, |c| &c.ip_in, &b.ip_in)
+        && subset(parts, |c| &c.asn, &b.asn)
+        && subset(parts, |c| &c.country, &b.country)
+        && subset(parts, |c| &c.account, &b.account)
+        && subset(parts, |c| &c.groups, &b.groups)
+        && subset(parts, |c| &c.rights, &b.rights)
+        && subset(parts, |c| &c.actions, &b.actions)
+        && subset(parts, |c| &c.wikis, &b.wikis)
+        && bound(&|c| c.min_edits, b.min_edits, &at_least)
+        && bound(&|c| c.max_edits, b.max_edits, &at_most)
+        && bound(&|c| age(c.min_age), age(b.min_age), &at_least)
+        && bound(&|c| age(c.max_age), age(b.max_age), &at_most)
+        && b.email_confirmed.is_none_or(|v| any(&|a| a.email_confirmed == Some(v)))
+}
+
+/// The lints that need the sources' data, so [`crate::load`] runs them: `redundant-ip-in` and
+/// `exemption-listed`. `networks(name)` gives a list source's networks, or `None` for a
+/// MaxMind database (never judged).
+pub fn with_data<'a>(policy: &Policy, networks: impl Fn(&str) -> Option<&'a [ipnet::IpNet]>) -> Vec<Warning> {
+    let mut out = redundant_ip_in(policy, &networks);
+    out.extend(stages::listed_exemptions(policy, &networks));
+    out
 }
 
 /// Warns about tables whose `ip` networks all lie inside one network of a source the same
-/// table tests with `ip_in`: the `ip_in` key then adds nothing. Needs the parsed source data,
-/// so [`crate::load`] calls it; `networks(name)` gives a list source's networks, or `None`
-/// for a MaxMind source (never judged).
-pub fn redundant_ip_in<'a>(policy: &Policy, networks: impl Fn(&str) -> Option<&'a [ipnet::IpNet]>) -> Vec<Warning> {
+/// table tests with `ip_in`: the `ip_in` key then adds nothing.
+fn redundant_ip_in<'a>(policy: &Policy, networks: &impl Fn(&str) -> Option<&'a [ipnet::IpNet]>) -> Vec<Warning> {
     let mut out = Vec::new();
     for rule in &policy.rules {
         for (table, c) in std::iter::once(("when", &rule.when)).chain(rule.unless.as_ref().map(|u| ("unless", u))) {
