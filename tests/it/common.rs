@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-pub use editgate_testkit::dirs::{copy_dir, fixture, policy_dir, shipped_copy, shipped_policies, shipped_with, write};
+pub use editgate_testkit::dirs::{
+    copy_dir, fixture, policy_dir, repo, shipped_copy, shipped_policies, shipped_with, write,
+};
 
 /// The real `editgate` binary, to run with arguments.
 pub fn editgate() -> assert_cmd::Command {
