@@ -13,7 +13,7 @@ use crate::common::{settings, shipped_policies};
 use crate::server::{Running, check, http_get, http_post, metric, req};
 
 const CHECK_JSON: &str =
-    r#"{"ip":"192.0.2.1","wiki":"enwiki","action":"edit","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
+    r#"{"ip":"203.0.113.1","wiki":"enwiki","action":"edit","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_refuses_at_once_and_keeps_reporting_health() {
@@ -29,14 +29,14 @@ async fn a_full_server_refuses_at_once_and_keeps_reporting_health() {
         .await
         .expect("stream admitted")
         .into_inner();
-    tx.send(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+    tx.send(req("203.0.113.1", "enwiki", AccountKind::Anonymous))
         .await
         .unwrap();
     assert!(stream.next().await.unwrap().is_ok());
     assert_eq!(r.state.admission.inflight(), 1);
 
     let err = c
-        .check(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+        .check(req("203.0.113.1", "enwiki", AccountKind::Anonymous))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
@@ -73,7 +73,7 @@ async fn a_full_server_refuses_at_once_and_keeps_reporting_health() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
+    let ok = check(&mut c, req("192.0.2.9", "enwiki", AccountKind::Anonymous)).await;
     assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
 }
 
@@ -103,16 +103,16 @@ async fn oversized_messages_and_forwarded_for_chains_are_refused_by_limit() {
     s.limits.max_forwarded_for = 2;
     let r = Running::start_with(s).await;
     let mut c = r.client().await;
-    let mut big = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
+    let mut big = req("192.0.2.9", "enwiki", AccountKind::Anonymous);
     big.request_id = "x".repeat(2048);
     let err = c.check(big).await.unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
-    let mut chain = req("203.0.113.9", "enwiki", AccountKind::Anonymous);
-    chain.forwarded_for = vec!["192.0.2.1".into(), "192.0.2.2".into(), "192.0.2.3".into()];
+    let mut chain = req("192.0.2.9", "enwiki", AccountKind::Anonymous);
+    chain.forwarded_for = vec!["203.0.113.1".into(), "203.0.113.2".into(), "203.0.113.3".into()];
     let err = c.check(chain).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("forwarded_for"), "{err:?}");
     // The server is unharmed.
-    let ok = check(&mut c, req("203.0.113.9", "enwiki", AccountKind::Anonymous)).await;
+    let ok = check(&mut c, req("192.0.2.9", "enwiki", AccountKind::Anonymous)).await;
     assert_eq!(Verdict::try_from(ok.verdict).unwrap(), Verdict::Allow);
 }

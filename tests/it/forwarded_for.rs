@@ -10,7 +10,7 @@ use crate::common::{editgate, shipped_with};
 use crate::server::{Running, check, http_get, http_post, req};
 
 const TOR_EXIT: &str = "162.247.74.201";
-const CAMPUS: &str = "203.0.113.5";
+const CAMPUS: &str = "192.0.2.5";
 
 /// The first attack: an `allow` rule with `xff = true` for a campus range.
 const ALLOW_XFF: &str = r#"
@@ -18,7 +18,7 @@ const ALLOW_XFF: &str = r#"
 id = "campus-allow"
 verdict = "allow"
 xff = true
-when.ip = ["203.0.113.0/24"]
+when.ip = ["192.0.2.0/24"]
 "#;
 
 /// The second attack: a locked `block` with `xff = true` exempting the campus in `unless`.
@@ -29,7 +29,7 @@ verdict = "block"
 locked = true
 xff = true
 when.ip_in = ["tor"]
-unless.ip = ["203.0.113.0/24"]
+unless.ip = ["192.0.2.0/24"]
 "#;
 
 #[test]

@@ -17,7 +17,7 @@ async fn every_verdict_path_over_grpc() {
     assert_eq!((r.verdict(), r.rule_id.as_str()), (Verdict::RequireLogin, "tor-anon"));
     assert_eq!(r.policy_version.len(), 16);
     // Locked global floor, even for an exempt account on a wiki with its own rules.
-    let mut locked = registered("192.0.2.7", "enwiki", 10_000, 4000);
+    let mut locked = registered("203.0.113.7", "enwiki", 10_000, 4000);
     locked.account.as_mut().unwrap().rights = vec!["ipblock-exempt".into()];
     let r = check(&mut c, locked).await;
     assert_eq!((r.verdict(), r.rule_id.as_str()), (Verdict::Block, "global-hard-block"));
@@ -30,7 +30,7 @@ async fn every_verdict_path_over_grpc() {
     );
     let r = check(&mut c, registered("162.247.74.201", "dewiki", 10, 5)).await;
     assert_eq!((r.verdict(), r.rule_id.as_str()), (Verdict::Block, "tor-young-account"));
-    assert!(r.message.contains("ipblock-exempt"));
+    assert_eq!(r.message, "editgate-tor-account-threshold");
     // Shadow: reported, not deciding.
     let r = check(&mut c, registered("2.26.157.10", "", 2, 1)).await;
     assert_eq!((r.verdict(), r.rule_id.as_str()), (Verdict::Allow, ""));
@@ -61,9 +61,9 @@ async fn expiry_over_grpc() {
     let dir = policy_dir(&[("global.toml", global)]);
     let srv = Running::start(dir.path()).await;
     let mut c = srv.client().await;
-    let r = check(&mut c, req("192.0.2.1", "", AccountKind::Anonymous)).await;
+    let r = check(&mut c, req("203.0.113.1", "", AccountKind::Anonymous)).await;
     assert_eq!(r.rule_id, "current");
-    let r = check(&mut c, registered("192.0.2.1", "", 1, 1)).await;
+    let r = check(&mut c, registered("203.0.113.1", "", 1, 1)).await;
     assert_eq!((r.verdict(), r.rule_id.as_str()), (Verdict::Allow, ""));
 }
 
@@ -80,30 +80,30 @@ async fn bad_requests_name_the_field() {
         (
             CheckRequest {
                 forwarded_for: vec!["10.0.0.1".into(), "x".into()],
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "forwarded_for[1]: `x`",
         ),
         (
             CheckRequest {
                 forwarded_for: vec!["10.0.0.1".into(); 33],
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "forwarded_for: 33 entries, at most 32",
         ),
         (
-            req("192.0.2.1", "", AccountKind::Unspecified),
+            req("203.0.113.1", "", AccountKind::Unspecified),
             "account.kind: unspecified",
         ),
         (
             CheckRequest {
                 account: None,
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "account: required",
         ),
         (
-            registered("192.0.2.1", "", 1, -2),
+            registered("203.0.113.1", "", 1, -2),
             "account.registered_at: in the future",
         ),
         (
@@ -112,14 +112,14 @@ async fn bad_requests_name_the_field() {
                     kind: 17,
                     ..Default::default()
                 }),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "account.kind: unknown value 17",
         ),
         (
             CheckRequest {
                 wiki: "w".repeat(300),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "wiki: `wwww",
         ),
@@ -128,21 +128,21 @@ async fn bad_requests_name_the_field() {
         (
             CheckRequest {
                 wiki: "officewiki\0".into(),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "wiki: `officewiki\\0` is not a wiki id",
         ),
         (
             CheckRequest {
                 wiki: "ｏfficewiki".into(),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "is not a wiki id",
         ),
         (
             CheckRequest {
                 action: "edit page".into(),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "action: `edit page` is not an action",
         ),
@@ -153,7 +153,7 @@ async fn bad_requests_name_the_field() {
                     registered_at: Some(pbjson_types::Timestamp { seconds: 1, nanos: -1 }),
                     ..Default::default()
                 }),
-                ..req("192.0.2.1", "", AccountKind::Anonymous)
+                ..req("203.0.113.1", "", AccountKind::Anonymous)
             },
             "account.registered_at.nanos: -1",
         ),
@@ -168,7 +168,7 @@ async fn bad_requests_name_the_field() {
     // Oversized message: rejected by the size limit, and the server keeps answering.
     let huge = CheckRequest {
         action: "x".repeat(100_000),
-        ..req("192.0.2.1", "", AccountKind::Anonymous)
+        ..req("203.0.113.1", "", AccountKind::Anonymous)
     };
     let err = c.check(huge).await.expect_err("too big");
     assert_ne!(err.code(), Code::Ok);
@@ -186,7 +186,7 @@ async fn check_stream_keeps_order_over_thousands() {
         "162.247.74.201",
         "9.9.9.9",
         "2.26.157.10",
-        "192.0.2.1",
+        "203.0.113.1",
         "2001:550:1d05::1",
     ];
     let want = ["tor-anon", "", "vpn-anon", "global-hard-block", "vpn-anon"];
@@ -337,7 +337,10 @@ async fn metrics_count_correctly() {
     );
     assert_eq!(metric(&m, "editgate_decisions_total{verdict=\"allow\",rule=\"\"}"), 2.0);
     assert_eq!(
-        metric(&m, "editgate_shadow_matches_total{rule=\"vpn-new-account-trial\"}"),
+        metric(
+            &m,
+            "editgate_shadow_matches_total{verdict=\"block\",rule=\"vpn-new-account-trial\"}"
+        ),
         1.0
     );
     // One decision in eight is timed, counted per worker thread.
@@ -457,9 +460,9 @@ async fn http_json_gives_the_same_decisions_as_grpc() {
             req("162.247.74.201", "enwiki", AccountKind::Anonymous),
         ),
         (
-            r#"{"ip":"192.0.2.9","account":{"kind":"ACCOUNT_KIND_REGISTERED","editCount":"5000"}}"#,
+            r#"{"ip":"203.0.113.9","account":{"kind":"ACCOUNT_KIND_REGISTERED","editCount":"5000"}}"#,
             {
-                let mut r = req("192.0.2.9", "", AccountKind::Registered);
+                let mut r = req("203.0.113.9", "", AccountKind::Registered);
                 r.account.as_mut().unwrap().edit_count = 5000;
                 r
             },
@@ -494,13 +497,13 @@ async fn http_json_gives_the_same_decisions_as_grpc() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["code"], "InvalidArgument");
     assert!(v["message"].as_str().unwrap().starts_with("ip: `1.2.3`"), "{body}");
-    let (code, body) = http_post(srv.http, "/v1/check", r#"{"ip":"192.0.2.1","acount":{}}"#).await;
+    let (code, body) = http_post(srv.http, "/v1/check", r#"{"ip":"203.0.113.1","acount":{}}"#).await;
     assert_eq!(code, 400);
     assert!(body.contains("unknown field `acount`"), "{body}");
     let (code, body) = http_post(
         srv.http,
         "/v1/check",
-        r#"{"ip":"192.0.2.1","account":{"kind":"ACCOUNT_KIND_UNSPECIFIED"}}"#,
+        r#"{"ip":"203.0.113.1","account":{"kind":"ACCOUNT_KIND_UNSPECIFIED"}}"#,
     )
     .await;
     assert_eq!(code, 400);
@@ -508,7 +511,7 @@ async fn http_json_gives_the_same_decisions_as_grpc() {
     let (code, _) = http_post(
         srv.http,
         "/v1/check",
-        &format!("{{\"ip\":\"192.0.2.1\",\"wiki\":\"{}\"}}", "x".repeat(100_000)),
+        &format!("{{\"ip\":\"203.0.113.1\",\"wiki\":\"{}\"}}", "x".repeat(100_000)),
     )
     .await;
     assert_eq!(code, 413, "bodies over max_message_bytes are refused");

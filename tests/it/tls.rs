@@ -105,7 +105,7 @@ async fn mutual_tls_on_both_ports() {
     let ch = tls_channel(r.grpc, &p.ca, Some(p.client.clone())).await.unwrap();
     let resp = check(
         &mut EditGateClient::new(ch),
-        req("203.0.113.9", "enwiki", AccountKind::Anonymous),
+        req("192.0.2.9", "enwiki", AccountKind::Anonymous),
     )
     .await;
     assert_eq!(Verdict::try_from(resp.verdict).unwrap(), Verdict::Allow);
@@ -115,7 +115,7 @@ async fn mutual_tls_on_both_ports() {
         let refused = match tls_channel(r.grpc, &p.ca, id).await {
             Err(_) => true,
             Ok(ch) => EditGateClient::new(ch)
-                .check(req("192.0.2.1", "enwiki", AccountKind::Anonymous))
+                .check(req("203.0.113.1", "enwiki", AccountKind::Anonymous))
                 .await
                 .is_err(),
         };
@@ -123,7 +123,7 @@ async fn mutual_tls_on_both_ports() {
     }
     let plain = match EditGateClient::connect(format!("http://{}", r.grpc)).await {
         Err(_) => true,
-        Ok(mut c) => c.check(req("192.0.2.1", "", AccountKind::Anonymous)).await.is_err(),
+        Ok(mut c) => c.check(req("203.0.113.1", "", AccountKind::Anonymous)).await.is_err(),
     };
     assert!(plain, "plain text must not be answered on a TLS port");
 

@@ -20,6 +20,12 @@ class Refusal {
 	private const URL_PATTERN = '/^https?:\/\/[^\s\[\]<>"{}|]+$/';
 
 	/**
+	 * An appeal that names a page of the wiki, `[[Project:Appeals]]`: shown as a link on the
+	 * wiki the editor is on, with none of the characters that would make it more than a link.
+	 */
+	private const PAGE_PATTERN = '/^\[\[[^\[\]{}|<>#\n]+\]\]$/';
+
+	/**
 	 * Keys that wrap a refusal: each is also the API error code, and its text is `$1`, the
 	 * reason with its links. They can never be the reason itself.
 	 */
@@ -52,9 +58,7 @@ class Refusal {
 	public static function fromDecision( Decision $decision, bool $loggedOut, $title ) {
 		$parts = [ self::body( $decision->message, $decision->fallbackMessageKey() ) ];
 		if ( $decision->appeal !== '' ) {
-			$appeal = preg_match( self::URL_PATTERN, $decision->appeal )
-				? $decision->appeal
-				: wfEscapeWikiText( $decision->appeal );
+			$appeal = self::appealLink( $decision->appeal );
 			$parts[] = self::message( 'editgate-appeal', [ $appeal ] );
 		}
 		if ( $loggedOut && $decision->verdict === Decision::REQUIRE_LOGIN ) {
@@ -74,6 +78,28 @@ class Refusal {
 			$decision->apiCode(),
 			[ 'editgate' => $decision->toApiData() ]
 		);
+	}
+
+	/**
+	 * The appeal as wikitext: a web address as it is (a link), a page of the wiki
+	 * (`[[Project:Appeals]]`) as a link labelled with the page's name on this wiki, anything
+	 * else escaped so that it shows as written.
+	 *
+	 * @param string $appeal
+	 * @return string
+	 */
+	private static function appealLink( string $appeal ): string {
+		if ( preg_match( self::URL_PATTERN, $appeal ) ) {
+			return $appeal;
+		}
+		if ( preg_match( self::PAGE_PATTERN, $appeal ) ) {
+			$class = Compat::className( 'MediaWiki\Title\Title', 'Title' );
+			$title = $class::newFromText( substr( $appeal, 2, -2 ) );
+			if ( $title !== null ) {
+				return '[[:' . $title->getPrefixedText() . '|' . wfEscapeWikiText( $title->getPrefixedText() ) . ']]';
+			}
+		}
+		return wfEscapeWikiText( $appeal );
 	}
 
 	/**

@@ -31,9 +31,10 @@ VPN_ADDRESS = "2.26.157.10"  # in 2.26.157.0/24 of policies/lists/vpn.txt
 CLEAN = "8.8.4.4"  # in no list
 # In policies/lists/hard-blocks.txt: the locked `global-hard-block` (xff = true) refuses every
 # account whose chain holds it. Sent as the untrusted part of a chain whose client is CLEAN.
-HARD_BLOCKED = "192.0.2.7"
+HARD_BLOCKED = "203.0.113.7"
 HARD_CHAIN = f"{HARD_BLOCKED}, {CLEAN}"
-MARKUP_ADDRESS = "203.0.113.99"  # the rule added in test_policy_text_is_escaped
+MARKUP_ADDRESS = "198.18.200.99"  # the rule added in test_policy_text_is_escaped
+CAMPUS = "192.0.2.0/24"  # exempted by rules the tests add (the docs' example range, in no list)
 TIMEOUT = 0.25  # $wgEditGateTimeout in these tests (the default)
 # What MediaWiki may take beyond the timeout to answer when editgate does not: its own
 # request handling, a few tens of milliseconds on an idle machine, more on a loaded CI host.
@@ -120,7 +121,7 @@ class Wiki:
         self.configure()
 
     def configure(self, enabled=True, fail_open=True, url=None, temp_accounts=False, errors_to=None, extra=(),
-                  timeout=TIMEOUT, socket=None):
+                  timeout=TIMEOUT, socket=None, extension=EXTENSION):
         """Rewrites the settings the tests vary (read on every request: no opcache delay).
         With `errors_to`, the EditGate channel logs only errors, to that file; `extra` lines
         are appended as they are."""
@@ -128,7 +129,7 @@ class Wiki:
         if errors_to:
             lines.append(f"$wgDebugLogGroups['EditGate'] = [ 'destination' => '{errors_to}', 'level' => 'error' ];")
         if enabled:
-            lines.append(f"wfLoadExtension( 'EditGate', '{EXTENSION}/extension.json' );")
+            lines.append(f"wfLoadExtension( 'EditGate', '{extension}/extension.json' );")
             lines.append(f"$wgEditGateUrl = '{url or self.editgate_http or 'http://127.0.0.1:9'}';")
             lines.append(f"$wgEditGateTimeout = {timeout};")
             lines.append(f"$wgEditGateFailOpen = {'true' if fail_open else 'false'};")

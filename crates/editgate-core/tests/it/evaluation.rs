@@ -16,7 +16,7 @@ default = "require-login"
 id = "global-anon"
 verdict = "block"
 when.account = ["anonymous"]
-when.ip = ["192.0.2.0/24"]
+when.ip = ["203.0.113.0/24"]
 
 [[rule]]
 id = "locked-range"
@@ -28,7 +28,7 @@ when.ip = ["198.51.100.0/24"]
 id = "shadow-all"
 verdict = "block"
 mode = "shadow"
-when.ip = ["192.0.2.0/24", "198.51.100.0/24"]
+when.ip = ["203.0.113.0/24", "198.51.100.0/24"]
 
 [[rule]]
 id = "expired"
@@ -39,7 +39,7 @@ expires = 2020-01-01T00:00:00Z
 id = "xff-range"
 verdict = "block"
 xff = true
-when.ip = ["203.0.113.0/24"]
+when.ip = ["192.0.2.0/24"]
 "#;
 
 const ENWIKI: &str = r#"
@@ -49,7 +49,7 @@ default = "allow"
 [[rule]]
 id = "enwiki-allow"
 verdict = "allow"
-when.ip = ["192.0.2.0/24", "198.51.100.0/24"]
+when.ip = ["203.0.113.0/24", "198.51.100.0/24"]
 "#;
 
 #[test]
@@ -58,10 +58,10 @@ fn evaluation_order_locked_then_wiki_then_global_then_defaults() {
     let s = &loaded.snapshot;
     let t = now();
     // Wiki rule beats the global rule.
-    let d = decide(s, &attempt("192.0.2.1", "enwiki", AccountKind::Anonymous), t);
+    let d = decide(s, &attempt("203.0.113.1", "enwiki", AccountKind::Anonymous), t);
     assert_eq!((d.verdict, d.rule_id), (Verdict::Allow, "enwiki-allow"));
     // Elsewhere the global rule decides; the shadow rule comes after it and is not reached.
-    let d = decide(s, &attempt("192.0.2.1", "dewiki", AccountKind::Anonymous), t);
+    let d = decide(s, &attempt("203.0.113.1", "dewiki", AccountKind::Anonymous), t);
     assert_eq!((d.verdict, d.rule_id), (Verdict::Block, "global-anon"));
     assert!(d.shadow_rule_ids.is_empty());
     // The locked rule beats the wiki rule.
@@ -74,7 +74,7 @@ fn evaluation_order_locked_then_wiki_then_global_then_defaults() {
     let d = decide(s, &attempt("9.9.9.9", "dewiki", AccountKind::Registered), t);
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, ""));
     // Shadow: reported, evaluation goes on to the default.
-    let d = decide(s, &attempt("192.0.2.1", "dewiki", AccountKind::Registered), t);
+    let d = decide(s, &attempt("203.0.113.1", "dewiki", AccountKind::Registered), t);
     assert_eq!(
         (d.verdict, d.rule_id, d.shadow_rule_ids.clone()),
         (Verdict::RequireLogin, "", vec!["shadow-all"])
@@ -95,12 +95,12 @@ fn xff_rules_test_forwarded_addresses_others_do_not() {
     let loaded = load(&[("global.toml", ORDER)]).unwrap();
     let s = &loaded.snapshot;
     let mut a = parts("9.9.9.9", "dewiki", AccountKind::Registered);
-    a.forwarded_for = vec!["192.0.2.9".parse().unwrap(), "203.0.113.5".parse().unwrap()];
+    a.forwarded_for = vec!["203.0.113.9".parse().unwrap(), "192.0.2.5".parse().unwrap()];
     let d = decide(s, &built(&a), now());
     assert_eq!(d.rule_id, "xff-range");
     a.forwarded_for.pop();
     let d = decide(s, &built(&a), now());
-    // `global-anon` has no xff, so 192.0.2.9 in the chain does not count (and the account
+    // `global-anon` has no xff, so 203.0.113.9 in the chain does not count (and the account
     // is registered anyway); the default decides.
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, ""));
 }
@@ -128,9 +128,9 @@ unless.min_edits = 10
 
 #[test]
 fn policy_version_changes_with_data() {
-    let a = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.1\n")]).unwrap();
-    let b = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.2\n")]).unwrap();
-    let c = load(&[("global.toml", LISTS), ("bad.txt", "192.0.2.1\n")]).unwrap();
+    let a = load(&[("global.toml", LISTS), ("bad.txt", "203.0.113.1\n")]).unwrap();
+    let b = load(&[("global.toml", LISTS), ("bad.txt", "203.0.113.2\n")]).unwrap();
+    let c = load(&[("global.toml", LISTS), ("bad.txt", "203.0.113.1\n")]).unwrap();
     assert_ne!(a.snapshot.version(), b.snapshot.version());
     assert_eq!(a.snapshot.version(), c.snapshot.version());
     assert_eq!(a.snapshot.version().len(), 16);
@@ -150,7 +150,7 @@ fn hot_path_agrees_with_traced_path() {
         "186.30.236.5",
         "71.160.223.5",
         "9.9.9.9",
-        "192.0.2.9",
+        "203.0.113.9",
         "198.51.100.3",
         "2001:db8:5a::1",
         "::ffff:162.247.74.201",
@@ -280,7 +280,7 @@ fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
     let dir = policy_dir(&refs);
     let loaded = load_dir(dir.path(), now()).unwrap();
     let s = &loaded.snapshot;
-    for ip in ["198.51.100.7", "10.3.1.1", "192.0.2.1"] {
+    for ip in ["198.51.100.7", "10.3.1.1", "203.0.113.1"] {
         for edits in 0..70u64 {
             let mut a = parts(ip, "enwiki", AccountKind::Registered);
             a.account.edit_count = edits;
@@ -304,7 +304,7 @@ fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
 
 #[test]
 fn snapshot_evaluation_order_lists_what_decisions_visit() {
-    let global = "[settings]\ndefault = \"allow\"\n\n[[rule]]\nid = \"g1\"\nverdict = \"block\"\nwhen.ip = [\"192.0.2.0/24\"]\n\n[[rule]]\nid = \"locked\"\nlocked = true\nverdict = \"block\"\nwhen.ip = [\"198.51.100.0/24\"]\n\n[[rule]]\nid = \"g2\"\nverdict = \"allow\"\nwhen.account = [\"registered\"]\n";
+    let global = "[settings]\ndefault = \"allow\"\n\n[[rule]]\nid = \"g1\"\nverdict = \"block\"\nwhen.ip = [\"203.0.113.0/24\"]\n\n[[rule]]\nid = \"locked\"\nlocked = true\nverdict = \"block\"\nwhen.ip = [\"198.51.100.0/24\"]\n\n[[rule]]\nid = \"g2\"\nverdict = \"allow\"\nwhen.account = [\"registered\"]\n";
     let wiki = "[settings]\ndefault = \"require-login\"\ndefault_message = \"w-default\"\n\n[[rule]]\nid = \"w1\"\nverdict = \"allow\"\nwhen.groups = [\"staff\"]\n";
     let l = load(&[("global.toml", global), ("wikis/xwiki.toml", wiki)]).unwrap();
     let snap = &l.snapshot;
@@ -328,7 +328,7 @@ fn snapshot_evaluation_order_lists_what_decisions_visit() {
         (Verdict::Allow, editgate_core::decision::DecidedBy::GlobalDefault)
     );
     // The order is the one decisions follow: the trace visits the same rules.
-    let d = decide(snap, &attempt("203.0.113.9", "xwiki", AccountKind::Anonymous), now());
+    let d = decide(snap, &attempt("192.0.2.9", "xwiki", AccountKind::Anonymous), now());
     let visited: Vec<&str> = d
         .trace
         .iter()
@@ -352,7 +352,7 @@ fn sources_tags_and_shared_addresses() {
         (vpn.sources, vpn.tags, vpn.shared),
         (vec!["anonymizers"], vec!["vpn"], true)
     );
-    let hard = at("192.0.2.1");
+    let hard = at("203.0.113.1");
     assert_eq!(
         (hard.sources, hard.tags, hard.shared),
         (vec!["hard-blocks"], vec![], false)
@@ -367,7 +367,7 @@ fn tags_and_shared_are_checked() {
             "global.toml",
             "[sources.a]\nkind = \"ip-list\"\npath = \"a.txt\"\ntag = \"Tor Exits\"\n\n[sources.asn]\nkind = \"maxmind-asn\"\npath = \"asn.mmdb\"\ntag = \"x\"\nshared = true\n",
         ),
-        ("a.txt", "192.0.2.0/24\n"),
+        ("a.txt", "203.0.113.0/24\n"),
     ]);
     assert!(
         e.iter()
