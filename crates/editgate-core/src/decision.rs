@@ -111,6 +111,10 @@ pub enum Outcome {
     NotStricter,
     /// A shadow rule matched; it is reported and evaluation went on.
     ShadowMatched,
+    /// A shadow rule matched the client address after a forwarded-for match, but enforced it
+    /// would not be stricter than that match, so it would not have decided: not reported
+    /// (a shadow rule is reported only where enforcing it would change the decision's rule).
+    ShadowNotStricter,
     /// `when` failed on this key.
     WhenFailed(CondKey),
     /// `when` held but `unless` held too (every key of it); this names its first key, or
@@ -122,7 +126,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// A machine name: `matched`, `forwarded-matched`, `forwarded-outranked`,
-    /// `not-stricter`, `shadow-matched`, `when-failed`, `unless-held`, `expired`.
+    /// `not-stricter`, `shadow-matched`, `shadow-not-stricter`, `when-failed`,
+    /// `unless-held`, `expired`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Matched => "matched",
@@ -130,6 +135,7 @@ impl Outcome {
             Self::ForwardedOutranked => "forwarded-outranked",
             Self::NotStricter => "not-stricter",
             Self::ShadowMatched => "shadow-matched",
+            Self::ShadowNotStricter => "shadow-not-stricter",
             Self::WhenFailed(_) => "when-failed",
             Self::Unless(_) => "unless-held",
             Self::Expired => "expired",
@@ -162,6 +168,10 @@ impl Outcome {
                     .to_owned()
             }
             Self::ShadowMatched => "matched in shadow mode: reported, evaluation goes on".to_owned(),
+            Self::ShadowNotStricter => {
+                "matched in shadow mode, but enforced it would not be stricter than the forwarded-for match before it, so it would not decide: not reported"
+                    .to_owned()
+            }
             Self::WhenFailed(k) => format!("skipped: `when.{}` does not hold", k.as_str()),
             Self::Unless(Some(k)) => format!("skipped: exempted by `unless` (`unless.{}` holds)", k.as_str()),
             Self::Unless(None) => "skipped: exempted by an empty `unless`".to_owned(),

@@ -10,6 +10,12 @@
 //! checks this on random policies), while rules keep deciding in file order: an earlier rule
 //! that matches the client address (an exemption, say) still decides before a later `xff`
 //! rule is reached.
+//!
+//! A shadow rule is reported when, enforced, it would have decided. Before a forwarded-for
+//! match that is whenever it matches; after one, only when its verdict is stricter than that
+//! match's (enforced, a rule no stricter would leave the forwarded-for match deciding). Both
+//! paths and `explain` apply the same test, so the answer's shadow ids are exactly the
+//! trace's `shadow-matched` steps.
 
 use super::compiled::WikiPlan;
 use super::{Snapshot, default_decision, rule_decision};
@@ -32,9 +38,6 @@ pub(super) struct Resolver<'s> {
 struct Pending {
     rule: u32,
     verdict: Verdict,
-    /// Shadow matches reported up to it (the ones after it count only if a later rule
-    /// decides).
-    shadow_len: usize,
     /// Its place in the trace.
     step: usize,
 }
@@ -64,6 +67,10 @@ impl<'s> Resolver<'s> {
         }
         let verdict = self.snapshot.policy.rules[i as usize].verdict;
         match outcome {
+            Outcome::ShadowMatched if self.pending.is_some_and(|p| verdict <= p.verdict) => {
+                self.relabel(step, Outcome::ShadowNotStricter);
+                None
+            }
             Outcome::ShadowMatched => {
                 self.shadow.push(self.snapshot.policy.rules[i as usize].id.as_str());
                 None
@@ -76,19 +83,13 @@ impl<'s> Resolver<'s> {
                 }
                 Some(p) => {
                     self.relabel(step, Outcome::NotStricter);
-                    self.shadow.truncate(p.shadow_len);
                     self.decide(p.rule)
                 }
             }),
             // Nothing is stricter than `block`: no need to look further.
             Outcome::ForwardedMatched if verdict == Verdict::Block => Some(self.decide(i)),
             Outcome::ForwardedMatched => {
-                self.pending = Some(Pending {
-                    rule: i,
-                    verdict,
-                    shadow_len: self.shadow.len(),
-                    step,
-                });
+                self.pending = Some(Pending { rule: i, verdict, step });
                 None
             }
             _ => None,
@@ -99,10 +100,7 @@ impl<'s> Resolver<'s> {
     /// least as strict as the default.
     pub(super) fn finish(mut self, plan: &'s WikiPlan) -> Decision<'s> {
         match self.pending {
-            Some(p) if plan.default <= p.verdict => {
-                self.shadow.truncate(p.shadow_len);
-                self.decide(p.rule)
-            }
+            Some(p) if plan.default <= p.verdict => self.decide(p.rule),
             Some(p) => {
                 self.relabel(p.step, Outcome::ForwardedOutranked);
                 default_decision(self.snapshot, plan, self.shadow, self.trace.unwrap_or_default())

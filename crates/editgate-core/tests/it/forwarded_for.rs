@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use crate::common::{built, errors, load, now, parts, shipped_with};
 
 const TOR_EXIT: &str = "162.247.74.201";
-const CAMPUS: &str = "203.0.113.5";
+const CAMPUS: &str = "192.0.2.5";
 
 /// The ids and outcomes of a decision's trace.
 fn steps(snap: &Snapshot, d: &editgate_core::decision::Decision<'_>) -> Vec<(String, Outcome)> {
@@ -107,7 +107,7 @@ verdict = "block"
 locked = true
 xff = true
 when.ip_in = ["tor"]
-unless.ip = ["203.0.113.0/24"]
+unless.ip = ["192.0.2.0/24"]
 "#,
     );
     let loaded = load_dir(dir.path(), now()).unwrap();
@@ -152,7 +152,7 @@ default = "allow"
 id = "proxy-login"
 verdict = "require-login"
 xff = true
-when.ip = ["203.0.113.0/24"]
+when.ip = ["192.0.2.0/24"]
 
 [[rule]]
 id = "shadow-all"
@@ -162,7 +162,7 @@ mode = "shadow"
 [[rule]]
 id = "hard"
 verdict = "block"
-when.ip = ["192.0.2.0/24"]
+when.ip = ["203.0.113.0/24"]
 
 [[rule]]
 id = "soft"
@@ -174,6 +174,11 @@ id = "xff-hard"
 verdict = "block"
 xff = true
 when.ip = ["233.252.0.0/24"]
+
+[[rule]]
+id = "shadow-soft"
+verdict = "require-login"
+mode = "shadow"
 "#;
 
 /// First match decides; a forwarded-for match decides only when the client address alone
@@ -198,22 +203,26 @@ fn a_forwarded_match_decides_only_when_the_client_alone_is_not_stricter() {
     let ids = |d: &editgate_core::decision::Decision<'_>| steps(snap, d);
 
     // The client alone would be blocked: the forwarded-for match cannot lower it.
-    let d = both("192.0.2.1", &["203.0.113.1"]);
+    let d = both("203.0.113.1", &["192.0.2.1"]);
     assert_eq!((d.verdict, d.rule_id), (Verdict::Block, "hard"));
     assert_eq!(ids(&d)[0], ("proxy-login".to_owned(), ForwardedOutranked));
     assert_eq!(ids(&d)[2], ("hard".to_owned(), Matched));
     assert_eq!(d.shadow_rule_ids, ["shadow-all"]);
 
-    // The client alone would be allowed by default: the forwarded-for match decides, and a
-    // shadow rule after it is not reported (it comes after the deciding rule).
-    let d = both("8.8.4.4", &["203.0.113.1"]);
+    // The client alone would be allowed by default: the forwarded-for match decides. A shadow
+    // rule reached on the client address alone is reported when, enforced, it would have
+    // decided (stricter than the forwarded-for match), and not otherwise; the answer and the
+    // trace say the same.
+    let d = both("8.8.4.4", &["192.0.2.1"]);
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, "proxy-login"));
     assert_eq!(ids(&d)[0], ("proxy-login".to_owned(), ForwardedMatched));
-    assert!(d.shadow_rule_ids.is_empty(), "{:?}", d.shadow_rule_ids);
+    assert_eq!(ids(&d)[1], ("shadow-all".to_owned(), ShadowMatched));
+    assert_eq!(ids(&d).last().unwrap(), &("shadow-soft".to_owned(), ShadowNotStricter));
+    assert_eq!(d.shadow_rule_ids, ["shadow-all"]);
 
     // A tie: the forwarded-for match is first in order and decides; the client's own match
     // is shown as not stricter.
-    let d = both("198.51.100.1", &["203.0.113.1"]);
+    let d = both("198.51.100.1", &["192.0.2.1"]);
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, "proxy-login"));
     assert_eq!(ids(&d)[3], ("soft".to_owned(), NotStricter));
 
@@ -225,7 +234,7 @@ fn a_forwarded_match_decides_only_when_the_client_alone_is_not_stricter() {
     // decides before it, and so does the first forwarded-for match before a later one.
     let d = both("198.51.100.1", &["233.252.0.9"]);
     assert_eq!((d.verdict, d.rule_id), (Verdict::RequireLogin, "soft"));
-    let d = both("8.8.4.4", &["10.0.0.1", "233.252.0.9", "203.0.113.1"]);
+    let d = both("8.8.4.4", &["10.0.0.1", "233.252.0.9", "192.0.2.1"]);
     assert_eq!(
         (d.verdict, d.rule_id),
         (Verdict::RequireLogin, "proxy-login"),
@@ -239,7 +248,7 @@ fn a_forwarded_match_decides_only_when_the_client_alone_is_not_stricter() {
     // A default stricter than the forwarded-for match wins over it.
     let strict = ORDERED.replace("default = \"allow\"", "default = \"block\"");
     let loaded = load(&[("global.toml", &strict)]).unwrap();
-    let d = decide(&loaded.snapshot, &anonymous("8.8.4.4", &["203.0.113.1"]), now());
+    let d = decide(&loaded.snapshot, &anonymous("8.8.4.4", &["192.0.2.1"]), now());
     assert_eq!((d.verdict, d.rule_id), (Verdict::Block, ""));
     assert_eq!(d.trace[0].outcome, ForwardedOutranked);
 }
@@ -263,7 +272,7 @@ mod random {
         "10.0.1.9",
         "10.0.2.1",
         "2001:db8::7",
-        "192.0.2.1",
+        "203.0.113.1",
         "::ffff:10.0.1.10",
     ];
     const VERDICTS: [&str; 3] = ["allow", "require-login", "block"];
@@ -380,7 +389,7 @@ mod random {
         };
         let data = vec![
             nets(&["10.0.0.0/24", "2001:db8::/48"]),
-            nets(&["10.0.1.0/24", "10.0.0.128/25", "192.0.2.0/24"]),
+            nets(&["10.0.1.0/24", "10.0.0.128/25", "203.0.113.0/24"]),
         ];
         Snapshot::build(policy, data, "random".into())
     }
@@ -449,6 +458,14 @@ mod random {
                         (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
                         "{:?}", at
                     );
+                    // The answer reports exactly the shadow rules explain shows as reported.
+                    let reported: Vec<&str> = traced
+                        .trace
+                        .iter()
+                        .filter(|s| s.outcome == Outcome::ShadowMatched)
+                        .map(|s| snap.rules()[s.rule as usize].id.as_str())
+                        .collect();
+                    prop_assert_eq!(&reported, &traced.shadow_rule_ids, "{:?}", at);
                     Ok((traced.verdict, traced.rule_id.to_owned()))
                 };
                 let (v_with, rule_with) = decided(&with)?;
