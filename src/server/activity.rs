@@ -1,15 +1,21 @@
-//! Decisions per rule over the last hour, minute by minute, for the console's charts. Only
-//! counts are kept: no address, no account, nothing about who was decided.
+//! Decisions per rule over the last hour, minute by minute, for the console's charts, beside
+//! the totals since start. Only counts are kept: no address, no account, nothing about who was
+//! decided.
 //!
-//! A rule's history is keyed by its id, so it survives reloads that keep the rule; the
-//! totals since start are the Prometheus counters (`editgate_decisions_total`,
-//! `editgate_shadow_matches_total`), which are keyed the same way.
+//! Every count is keyed by rule id *and* verdict, as the Prometheus counters are
+//! (`editgate_decisions_total{verdict, rule}`, `editgate_shadow_matches_total{verdict,
+//! rule}`), and holds them: a rule's history survives reloads that keep the rule, and a rule
+//! whose verdict a reload changed keeps what it decided before under its old verdict, so the
+//! overview, the rules page, the charts and `/metrics` all agree. A rule a reload removes is
+//! folded into its verdict's retired counts, so the overview's totals still add up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use editgate_core::decision::Verdict;
 use jiff::Timestamp;
+use prometheus_client::metrics::counter::Counter;
 
 /// Minutes of history kept.
 pub const MINUTES: usize = 60;
@@ -44,6 +50,11 @@ impl std::fmt::Debug for MinuteRing {
 impl MinuteRing {
     /// Counts one event in `minute`. A count saturates at `u32::MAX` per minute.
     pub fn record(&self, minute: u32) {
+        self.add(minute, 1);
+    }
+
+    /// Counts `n` events in `minute`, saturating at `u32::MAX`.
+    fn add(&self, minute: u32, n: u32) {
         let slot = &self.slots[minute as usize % MINUTES];
         let mut current = slot.load(Ordering::Relaxed);
         loop {
@@ -51,9 +62,9 @@ impl MinuteRing {
                 if current as u32 == u32::MAX {
                     return;
                 }
-                current + 1
+                (current & !0xffff_ffff) | u64::from((current as u32).saturating_add(n))
             } else {
-                (u64::from(minute) << 32) | 1
+                (u64::from(minute) << 32) | u64::from(n)
             };
             match slot.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
@@ -76,37 +87,120 @@ impl MinuteRing {
     }
 }
 
-/// One rule's history.
-#[derive(Debug, Default)]
+impl MinuteRing {
+    /// Adds `other`'s counts of the last hour up to `minute` into this ring (a removed rule's
+    /// history folded into its verdict's retired counts).
+    pub fn absorb(&self, other: &MinuteRing, minute: u32) {
+        for (i, count) in other.last_hour(minute).into_iter().enumerate() {
+            if let Some(m) = minute.checked_sub((MINUTES - 1 - i) as u32)
+                && count > 0
+            {
+                self.add(m, count);
+            }
+        }
+    }
+}
+
+/// What one rule did with one verdict: the totals since start (the Prometheus counters
+/// themselves) and the last hour.
+#[derive(Debug)]
 pub struct RuleActivity {
-    /// Decisions the rule made.
+    /// `editgate_decisions_total{verdict, rule}`.
+    pub decided_total: Counter,
+    /// Decisions the rule made, per minute.
     pub decided: MinuteRing,
-    /// Times it would have decided, as a shadow rule.
+    /// `editgate_shadow_matches_total{verdict, rule}`.
+    pub shadow_total: Counter,
+    /// Times it would have decided, as a shadow rule, per minute.
     pub shadow: MinuteRing,
 }
 
-/// Every rule's history, by rule id, plus the decisions no rule made, by verdict.
+impl RuleActivity {
+    /// A history around the given counters.
+    pub fn new(decided_total: Counter, shadow_total: Counter) -> Self {
+        Self {
+            decided_total,
+            decided: MinuteRing::default(),
+            shadow_total,
+            shadow: MinuteRing::default(),
+        }
+    }
+}
+
+/// Every rule's history, by rule id and verdict (`""` for the defaults), and the counts of
+/// rules since removed, by verdict.
 #[derive(Debug, Default)]
 pub struct Activity {
-    rules: Mutex<HashMap<String, Arc<RuleActivity>>>,
-    /// Decisions by a default, indexed by [`editgate_core::decision::Verdict`].
-    pub defaults: [Arc<MinuteRing>; 3],
+    rules: Mutex<HashMap<(String, Verdict), Arc<RuleActivity>>>,
+    /// Removed rules' totals and last hours, by verdict.
+    retired: [(AtomicU64, MinuteRing); 3],
 }
 
 impl Activity {
-    /// The history of rule `id`, created when new (at load and reload, never on the request
-    /// path).
-    pub fn rule(&self, id: &str) -> Arc<RuleActivity> {
-        let mut rules = self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        rules.entry(id.to_owned()).or_default().clone()
+    /// The history of rule `id` deciding with `verdict` (`""`: a default), made with
+    /// `counters` when new (at load and reload, never on the request path).
+    pub fn rule(&self, id: &str, verdict: Verdict, counters: impl FnOnce() -> (Counter, Counter)) -> Arc<RuleActivity> {
+        let mut rules = self.lock();
+        rules
+            .entry((id.to_owned(), verdict))
+            .or_insert_with(|| {
+                let (decided, shadow) = counters();
+                Arc::new(RuleActivity::new(decided, shadow))
+            })
+            .clone()
     }
 
-    /// Forgets the rules not in `ids` (removed by a reload), so that the map does not grow
-    /// with every id a policy ever had.
-    pub fn retain<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
-        let keep: std::collections::HashSet<&str> = ids.into_iter().collect();
-        let mut rules = self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        rules.retain(|id, _| keep.contains(id.as_str()));
+    /// What rule `id` decided with each verdict, while it exists, by verdict.
+    pub fn of_rule(&self, id: &str) -> Vec<(Verdict, Arc<RuleActivity>)> {
+        let mut out: Vec<(Verdict, Arc<RuleActivity>)> = self
+            .lock()
+            .iter()
+            .filter(|((rule, _), _)| rule == id)
+            .map(|((_, v), a)| (*v, a.clone()))
+            .collect();
+        out.sort_by_key(|(v, _)| *v);
+        out
+    }
+
+    /// Decisions since start and over the last hour up to `minute`, per verdict: every rule
+    /// (under every verdict it decided with), the defaults, and the rules since removed.
+    pub fn totals(&self, minute: u32) -> [(u64, [u32; MINUTES]); 3] {
+        let mut out = [(0u64, [0u32; MINUTES]); 3];
+        let mut add = |v: Verdict, total: u64, hour: [u32; MINUTES]| {
+            let (t, h) = &mut out[v as usize];
+            *t += total;
+            for (sum, c) in h.iter_mut().zip(hour) {
+                *sum = sum.saturating_add(c);
+            }
+        };
+        for ((_, v), a) in self.lock().iter() {
+            add(*v, a.decided_total.get(), a.decided.last_hour(minute));
+        }
+        for v in Verdict::ALL {
+            let (total, ring) = &self.retired[v as usize];
+            add(v, total.load(Ordering::Relaxed), ring.last_hour(minute));
+        }
+        out
+    }
+
+    /// Forgets the rules not in `ids` (removed by a reload; the defaults stay), folding their
+    /// counts into the retired ones, so that the map does not grow with every id a policy
+    /// ever had and the totals still add up.
+    pub fn retain<'a>(&self, ids: impl IntoIterator<Item = &'a str>, minute: u32) {
+        let keep: std::collections::HashSet<&str> = ids.into_iter().chain([""]).collect();
+        self.lock().retain(|(id, v), a| {
+            let kept = keep.contains(id.as_str());
+            if !kept {
+                let (total, ring) = &self.retired[*v as usize];
+                total.fetch_add(a.decided_total.get(), Ordering::Relaxed);
+                ring.absorb(&a.decided, minute);
+            }
+            kept
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Verdict), Arc<RuleActivity>>> {
+        self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -187,18 +281,40 @@ mod tests {
         assert_eq!((h[58], h[59]), (20_000, 20_000));
     }
 
+    fn counters() -> (Counter, Counter) {
+        (Counter::default(), Counter::default())
+    }
+
     #[test]
-    fn histories_follow_rule_ids_across_reloads() {
+    fn histories_follow_rule_ids_and_verdicts_across_reloads() {
         let a = Activity::default();
-        let first = a.rule("tor-anon");
+        let first = a.rule("tor-anon", Verdict::Block, counters);
         first.decided.record(5);
-        assert_eq!(a.rule("tor-anon").decided.last_hour(5)[59], 1, "same id, same history");
-        a.retain(["other"]);
+        first.decided_total.inc();
         assert_eq!(
-            a.rule("tor-anon").decided.last_hour(5)[59],
-            0,
-            "a removed rule's history goes"
+            a.rule("tor-anon", Verdict::Block, counters).decided.last_hour(5)[59],
+            1,
+            "same id and verdict, same history"
         );
+        // The rule now decides with another verdict: a history of its own, the old one kept.
+        let changed = a.rule("tor-anon", Verdict::RequireLogin, counters);
+        changed.decided.record(5);
+        changed.decided.record(5);
+        changed.decided_total.inc_by(2);
+        let kinds: Vec<Verdict> = a.of_rule("tor-anon").into_iter().map(|(v, _)| v).collect();
+        assert_eq!(kinds, [Verdict::RequireLogin, Verdict::Block]);
+        let totals = a.totals(5);
+        assert_eq!(
+            (totals[Verdict::Block as usize].0, totals[Verdict::Block as usize].1[59]),
+            (1, 1)
+        );
+        assert_eq!(totals[Verdict::RequireLogin as usize].0, 2);
+        // A removed rule's history goes, its counts stay in the totals.
+        a.retain(["other"], 5);
+        assert!(a.of_rule("tor-anon").is_empty());
+        let after = a.totals(5);
+        assert_eq!(after, totals, "retired counts still add up");
+        assert_eq!(a.rule("tor-anon", Verdict::Block, counters).decided.last_hour(5)[59], 0);
     }
 
     #[test]

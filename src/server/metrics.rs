@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
-use super::activity::{Activity, MinuteRing, RuleActivity};
+use super::activity::{Activity, RuleActivity};
 use super::cache::{FactsCache, StripedCounter};
 use editgate_core::decision::{DecidedBy, Decision, Verdict};
 use editgate_core::engine::Snapshot;
@@ -97,11 +97,6 @@ struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RuleLabel {
-    rule: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
 }
@@ -123,38 +118,35 @@ struct MethodLabel {
     method: String,
 }
 
-/// Counters for one snapshot's rules, resolved when the snapshot is installed: the
-/// Prometheus counters (totals since start) and the console's minute-by-minute history.
+/// Counters for one snapshot's rules, resolved when the snapshot is installed: for each rule
+/// and each default, its history under the verdict it decides with now (the Prometheus
+/// totals since start and the console's minute-by-minute counts, keyed alike by rule and
+/// verdict).
 #[derive(Debug, Clone)]
 pub struct RuleCounters {
-    /// `decisions_total{verdict, rule}` and the history, per rule index.
-    pub decided: Vec<(Counter, Arc<RuleActivity>)>,
-    /// `decisions_total{verdict, rule=""}` for defaults and their history, per verdict.
-    pub defaults: [(Counter, Arc<MinuteRing>); 3],
-    /// `shadow_matches_total{rule}` and the history, by rule id.
-    pub shadow: HashMap<String, (Counter, Arc<RuleActivity>)>,
+    /// Per rule index.
+    pub decided: Vec<Arc<RuleActivity>>,
+    /// Per verdict, for the decisions of a default.
+    pub defaults: [Arc<RuleActivity>; 3],
+    /// The shadow rules, by id.
+    pub shadow: HashMap<String, Arc<RuleActivity>>,
 }
 
 impl RuleCounters {
     /// Counts one decision made in `minute` ([`super::activity::minute_of`]).
     pub fn record(&self, d: &Decision<'_>, minute: u32) {
-        match d.decided_by {
-            DecidedBy::Rule(i) => {
-                if let Some((total, activity)) = self.decided.get(i as usize) {
-                    total.inc();
-                    activity.decided.record(minute);
-                }
-            }
-            _ => {
-                let (total, ring) = &self.defaults[d.verdict as usize];
-                total.inc();
-                ring.record(minute);
-            }
+        let counted = match d.decided_by {
+            DecidedBy::Rule(i) => self.decided.get(i as usize),
+            _ => Some(&self.defaults[d.verdict as usize]),
+        };
+        if let Some(a) = counted {
+            a.decided_total.inc();
+            a.decided.record(minute);
         }
         for id in &d.shadow_rule_ids {
-            if let Some((total, activity)) = self.shadow.get(*id) {
-                total.inc();
-                activity.shadow.record(minute);
+            if let Some(a) = self.shadow.get(*id) {
+                a.shadow_total.inc();
+                a.shadow.record(minute);
             }
         }
     }
@@ -166,7 +158,7 @@ pub struct Metrics {
     /// The console's per-rule history.
     pub activity: Activity,
     decisions: Family<DecisionLabels, Counter>,
-    shadow: Family<RuleLabel, Counter>,
+    shadow: Family<DecisionLabels, Counter>,
     /// Decision latency, seconds (request parsed to response built).
     pub latency: LatencyHistogram,
     /// Requests rejected as malformed, by method.
@@ -258,7 +250,7 @@ impl Metrics {
         );
         registry.register(
             "shadow_matches",
-            "Shadow-mode rules that matched, by rule",
+            "Shadow-mode rules that matched, by the verdict they would have given and rule",
             m.shadow.clone(),
         );
         registry.register(
@@ -388,29 +380,32 @@ impl Metrics {
 
     /// Resolves the counters for a snapshot's rules.
     pub fn rule_counters(&self, snap: &Snapshot) -> RuleCounters {
-        self.activity.retain(snap.rules().iter().map(|r| r.id.as_str()));
-        let total = |verdict: Verdict, rule: &str| {
-            self.decisions
-                .get_or_create(&DecisionLabels {
+        self.activity.retain(
+            snap.rules().iter().map(|r| r.id.as_str()),
+            super::activity::minute_of(Timestamp::now()),
+        );
+        let history = |rule: &str, verdict: Verdict| {
+            self.activity.rule(rule, verdict, || {
+                let labels = DecisionLabels {
                     verdict: verdict.as_str().to_owned(),
                     rule: rule.to_owned(),
-                })
-                .clone()
+                };
+                // A default never matches in shadow mode: no shadow series for it.
+                let shadow = if rule.is_empty() {
+                    Counter::default()
+                } else {
+                    self.shadow.get_or_create(&labels).clone()
+                };
+                (self.decisions.get_or_create(&labels).clone(), shadow)
+            })
         };
-        let decided = snap
-            .rules()
-            .iter()
-            .map(|r| (total(r.verdict, &r.id), self.activity.rule(&r.id)))
-            .collect();
-        let defaults = Verdict::ALL.map(|v| (total(v, ""), self.activity.defaults[v as usize].clone()));
+        let decided = snap.rules().iter().map(|r| history(&r.id, r.verdict)).collect();
+        let defaults = Verdict::ALL.map(|v| history("", v));
         let shadow = snap
             .rules()
             .iter()
             .filter(|r| r.mode == editgate_core::policy::Mode::Shadow)
-            .map(|r| {
-                let total = self.shadow.get_or_create(&RuleLabel { rule: r.id.clone() }).clone();
-                (r.id.clone(), (total, self.activity.rule(&r.id)))
-            })
+            .map(|r| (r.id.clone(), history(&r.id, r.verdict)))
             .collect();
         RuleCounters {
             decided,

@@ -98,10 +98,78 @@ async fn the_overview_and_rules_show_the_policy_its_sources_and_live_counts() {
     assert!(at("global-hard-block") < at("enwiki-tor-young-account"));
     assert!(at("enwiki-tor-established") < at("tor-anon"));
     assert!(page.contains("wikis/enwiki.toml:"), "file:line of each rule");
+    // The table fits a 1280-pixel screen with its Shadow column: eight columns, each rule's
+    // file:line under its id rather than a column of its own.
+    let head = &page[page.find("<table class=\"rules\">").unwrap()..page.find("</thead>").unwrap()];
+    assert_eq!(head.matches("</th>").count(), 8, "{head}");
+    assert!(tor.contains("<div class=\"where\"><code>global.toml:"), "{tor}");
+    // A MaxMind source is a database, not a list of 0 entries.
+    let anonymizers = &overview[overview.find("<code>anonymizers</code>").unwrap()..];
+    let cells = &anonymizers[..anonymizers.find("</tr>").unwrap()];
+    assert!(
+        cells.contains(">database</span>") && !cells.contains("<td class=\"num\">0</td>"),
+        "{cells}"
+    );
     // A wiki without a file gets no enwiki rules.
     let other = http_request(srv.http, "/rules?wiki=dewiki").await.body;
     assert!(!other.contains("rule-enwiki-tor-young-account") && other.contains("rule-tor-anon"));
     assert!(other.contains("No file"), "{other}");
+}
+
+/// A rule whose verdict a reload changes keeps what it decided under its old verdict: the
+/// overview, the rules page, its charts and `/metrics` all count by rule and verdict, and
+/// agree after the change (the overview once said "block 0 since start" beside a metric of 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_agree_after_a_rule_changes_its_verdict() {
+    let policy = |verdict: &str| {
+        format!(
+            "[settings]\nappeal = \"[[Project:Appeals]]\"\n\n[[rule]]\nid = \"mywiki-hosting-anon\"\nverdict = \"{verdict}\"\nwhen.ip = [\"198.18.0.0/24\"]\nwhen.account = [\"anonymous\"]\nallow_lints = [\"anonymous-block\"]\n"
+        )
+    };
+    let dir = policy_dir(&[("global.toml", &policy("block"))]);
+    let srv = Running::start(dir.path()).await;
+    let mut c = srv.client().await;
+    let decide = async |c: &mut _, n| {
+        for _ in 0..n {
+            check(c, req("198.18.0.9", "mywiki", AccountKind::Anonymous)).await;
+        }
+    };
+    decide(&mut c, 3).await;
+    write(dir.path(), "global.toml", &policy("require-login"));
+    srv.state.reload().await.unwrap();
+    decide(&mut c, 2).await;
+
+    let metrics = http_request(srv.http, "/metrics").await.body;
+    let series = |v: &str| {
+        metric(
+            &metrics,
+            &format!("editgate_decisions_total{{verdict=\"{v}\",rule=\"mywiki-hosting-anon\"}}"),
+        )
+    };
+    assert_eq!((series("block"), series("require-login")), (3.0, 2.0));
+    let overview = http_request(srv.http, "/?refresh=0").await.body;
+    for (verdict, n) in [("block", 3), ("require-login", 2)] {
+        let at = overview
+            .find(&format!("v-{verdict}\""))
+            .unwrap_or_else(|| panic!("no {verdict} total"));
+        let total = &overview[at..at + 400];
+        assert!(
+            total.contains(&format!("<strong>{n}</strong> since start")),
+            "{verdict}: {total}"
+        );
+        assert!(
+            total.contains(&format!("{n} {verdict} decisions in the last hour")),
+            "{verdict}: {total}"
+        );
+    }
+    let page = http_request(srv.http, "/rules?wiki=mywiki&refresh=0").await.body;
+    let rule = row(&page, "rule-mywiki-hosting-anon");
+    assert!(rule.contains("<td class=\"num\">2<div class=\"earlier\""), "{rule}");
+    assert!(
+        rule.contains("+ 3 as") && rule.contains("3 decisions as block in the last hour"),
+        "{rule}"
+    );
+    assert!(rule.contains("2 decisions in the last hour"), "{rule}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,6 +328,8 @@ fn the_real_binary_serves_the_console_unless_told_not_to_and_logs_no_address() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!err.contains("198.51.100.77"), "{err}");
+    // Written to a pipe (a file, the journal), the text log has no terminal colour codes.
+    assert!(err.contains("snapshot loaded") && !err.contains('\u{1b}'), "{err:?}");
 
     let (mut child, line) = spawn_serve(&shipped_policies(), &[("EDITGATE_NO_CONSOLE", Path::new("1"))]);
     let (_, addr) = serving_addrs(&line);

@@ -129,7 +129,13 @@ async fn overview(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) ->
         let live = state.current();
         html(
             StatusCode::OK,
-            pages::overview(&health, &live, now, refresh(&pairs(q.as_deref()))),
+            pages::overview(
+                &health,
+                &live,
+                &state.metrics.activity,
+                now,
+                refresh(&pairs(q.as_deref())),
+            ),
         )
     })
     .await
@@ -144,7 +150,14 @@ async fn rules(AxState(state): AxState<Arc<State>>, RawQuery(q): RawQuery) -> Re
         let page = first(&pairs, "page").and_then(|p| p.parse().ok()).unwrap_or(1);
         html(
             StatusCode::OK,
-            pages::rules(&live, &wiki, page, super::activity::minute_of(now), refresh(&pairs)),
+            pages::rules(
+                &live,
+                &state.metrics.activity,
+                &wiki,
+                page,
+                super::activity::minute_of(now),
+                refresh(&pairs),
+            ),
         )
     })
     .await

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, html};
 
-use super::super::activity::MINUTES;
+use super::super::activity::{Activity, MINUTES};
 use super::super::health::Health;
 use super::super::{Live, ReloadRecord};
 use super::{ExplainForm, FormError};
@@ -107,28 +107,8 @@ fn hour(counts: &[u32; MINUTES], what: &str) -> Markup {
     html! { div.hour { (sparkline(counts, what)) span.num { (total) } } }
 }
 
-/// Decisions since start and over the last hour, per verdict (rules and defaults together).
-fn totals(live: &Live, minute: u32) -> [(u64, [u32; MINUTES]); 3] {
-    let mut out = [(0u64, [0u32; MINUTES]); 3];
-    let mut add = |v: Verdict, total: u64, hour: [u32; MINUTES]| {
-        let (t, h) = &mut out[v as usize];
-        *t += total;
-        for (sum, c) in h.iter_mut().zip(hour) {
-            *sum = sum.saturating_add(c);
-        }
-    };
-    for (r, (total, activity)) in live.snapshot.rules().iter().zip(&live.counters.decided) {
-        add(r.verdict, total.get(), activity.decided.last_hour(minute));
-    }
-    for v in Verdict::ALL {
-        let (total, ring) = &live.counters.defaults[v as usize];
-        add(v, total.get(), ring.last_hour(minute));
-    }
-    out
-}
-
 /// `/`.
-pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u32>) -> Markup {
+pub fn overview(health: &Health, live: &Live, activity: &Activity, now: Timestamp, refresh: Option<u32>) -> Markup {
     let status = health.status.as_str();
     let minute = super::super::activity::minute_of(now);
     let wikis = live.snapshot.policy.wikis.keys();
@@ -157,14 +137,14 @@ pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u3
         }
         h2 { "Decisions" }
         div.totals {
-            @for (v, (total, hour_counts)) in Verdict::ALL.iter().zip(totals(live, minute)) {
+            @for (v, (total, hour_counts)) in Verdict::ALL.iter().zip(activity.totals(minute)) {
                 div {
                     span { (verdict_badge(v.as_str())) " " strong { (total) } " since start" }
                     (hour(&hour_counts, &format!("{} decisions", v.as_str())))
                 }
             }
         }
-        p.note { (live.snapshot.rules().len()) " rules; counts since this process started, the chart is the last hour, newest minute on the right." }
+        p.note { (live.snapshot.rules().len()) " rules; counts since this process started (rules since removed or changed included, as in " code { "/metrics" } "), the chart is the last hour, newest minute on the right." }
         h2 { "Sources" }
         div.scroll {
             table {
@@ -177,7 +157,11 @@ pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u3
                         tr class=[s.stale.then_some("stale")] {
                             td { code { (s.name) } }
                             td { (s.kind) }
-                            td.num { (s.entries) }
+                            td.num {
+                                @if s.kind.starts_with("maxmind-") {
+                                    span.note title="a database, looked up per address: it has no list of entries" { "database" }
+                                } @else { (s.entries) }
+                            }
                             td { @match s.data_age_seconds { Some(a) => (human_secs(a)), None => "unknown" } }
                             td { (s.data_time_detail.as_deref().unwrap_or("—")) }
                             td { @if s.stale { span.bad { "stale" } } @else { "no" } }
@@ -217,15 +201,15 @@ pub fn overview(health: &Health, live: &Live, now: Timestamp, refresh: Option<u3
             table.rules {
                 thead { tr { th { "Rule" } th { "Verdict" } th { "Stage" } th.num { "Decisions" } th { "Last hour" } } }
                 tbody {
-                    @for (i, (r, (total, activity))) in live.snapshot.rules().iter().zip(&live.counters.decided).enumerate().take(PAGE_RULES) {
+                    @for (i, (r, a)) in live.snapshot.rules().iter().zip(&live.counters.decided).enumerate().take(PAGE_RULES) {
                         tr class=[(r.mode == Mode::Shadow).then_some("shadow")] {
                             td {
                                 a href=(rule_url(&live.snapshot, None, i)) { code { (r.id) } }
                             }
                             td { (verdict_badge(r.verdict.as_str())) }
                             td { (stage_tags(r)) }
-                            td.num { (total.get()) }
-                            td { (hour(&activity.decided.last_hour(minute), "decisions")) }
+                            td.num { (a.decided_total.get()) }
+                            td { (hour(&a.decided.last_hour(minute), "decisions")) }
                         }
                     }
                 }
@@ -297,7 +281,7 @@ fn rule_url(snap: &editgate_core::engine::Snapshot, wiki: Option<&str>, i: usize
 }
 
 /// `/rules?wiki=W`: the rules in evaluation order, with their activity.
-pub fn rules(live: &Live, wiki: &str, page: usize, minute: u32, refresh: Option<u32>) -> Markup {
+pub fn rules(live: &Live, activity: &Activity, wiki: &str, page: usize, minute: u32, refresh: Option<u32>) -> Markup {
     let snap = &live.snapshot;
     let order = snap.evaluation_order(wiki);
     let known = snap.policy.wikis.contains_key(wiki);
@@ -312,7 +296,7 @@ pub fn rules(live: &Live, wiki: &str, page: usize, minute: u32, refresh: Option<
     } else {
         "Rules for any wiki without its own file".to_owned()
     };
-    let (default_total, default_ring) = &live.counters.defaults[order.default as usize];
+    let by_default = &live.counters.defaults[order.default as usize];
     let body = html! {
         form.inline method="get" action="/rules" {
             label for="wiki" { "Wiki" }
@@ -340,27 +324,39 @@ pub fn rules(live: &Live, wiki: &str, page: usize, minute: u32, refresh: Option<
             table.rules {
                 thead { tr {
                     th.num { "#" } th { "Rule" } th { "Verdict" } th { "Stage" } th { "Description" }
-                    th { "Defined at" } th.num { "Decisions" } th { "Last hour" } th { "Shadow matches" }
+                    th.num { "Decisions" } th { "Last hour" } th { "Shadow matches" }
                 } }
                 tbody {
                     @for (pos, &i) in shown.iter().enumerate() {
                         @let pos = first + pos;
                         @let r = &snap.rules()[i];
-                        @let (total, activity) = &live.counters.decided[i];
+                        @let a = &live.counters.decided[i];
                         @let shadow = live.counters.shadow.get(&r.id);
+                        @let earlier = activity.of_rule(&r.id).into_iter().filter(|(v, e)| *v != r.verdict && e.decided_total.get() > 0).collect::<Vec<_>>();
                         tr id={ "rule-" (r.id) } class=[(r.mode == Mode::Shadow).then_some("shadow")] {
                             td.num { (pos + 1) }
-                            td { code { (r.id) } }
+                            td { code { (r.id) } div.where { code { (r.location) } } }
                             td { (verdict_badge(r.verdict.as_str())) }
                             td { (stage_tags(r)) }
                             td.desc { (r.description) }
-                            td { code { (r.location) } }
-                            td.num { (total.get()) }
-                            td { (hour(&activity.decided.last_hour(minute), "decisions")) }
+                            td.num {
+                                (a.decided_total.get())
+                                @for (v, e) in &earlier {
+                                    div.earlier title="decided before a reload changed the rule's verdict" {
+                                        "+ " (e.decided_total.get()) " as " (verdict_badge(v.as_str()))
+                                    }
+                                }
+                            }
                             td {
-                                @if let Some((shadow_total, _)) = shadow {
-                                    (shadow_total.get()) " since start"
-                                    (hour(&activity.shadow.last_hour(minute), "shadow matches"))
+                                (hour(&a.decided.last_hour(minute), "decisions"))
+                                @for (v, e) in &earlier {
+                                    div.earlier { (hour(&e.decided.last_hour(minute), &format!("decisions as {}", v.as_str()))) }
+                                }
+                            }
+                            td {
+                                @if let Some(sh) = shadow {
+                                    (sh.shadow_total.get()) " since start"
+                                    (hour(&sh.shadow.last_hour(minute), "shadow matches"))
                                 }
                             }
                         }
@@ -375,9 +371,8 @@ pub fn rules(live: &Live, wiki: &str, page: usize, minute: u32, refresh: Option<
                             _ => "built-in default",
                         }) } }
                         td { "no rule matched" @if !order.default_message.is_empty() { " · message " code { (order.default_message) } } }
-                        td {}
-                        td.num title="decisions by any default with this verdict, over every wiki" { (default_total.get()) }
-                        td { (hour(&default_ring.last_hour(minute), "decisions by a default")) }
+                        td.num title="decisions by any default with this verdict, over every wiki" { (by_default.decided_total.get()) }
+                        td { (hour(&by_default.decided.last_hour(minute), "decisions by a default")) }
                         td {}
                     } }
                 }
