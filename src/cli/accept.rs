@@ -74,7 +74,7 @@ pub fn run(args: &AcceptShrinkArgs) -> ExitCode {
             eprintln!("error: source `{name}`: cannot write the confirmation: {e}");
             return ExitCode::Usage;
         }
-        println!(
+        outln!(
             "{name}: confirmed `{}` ({entries} entries, sha256 {}…); a running editgate takes it at its next reload",
             def.path,
             &sha256_hex(&bytes)[..12]

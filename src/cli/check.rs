@@ -41,17 +41,17 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
         // The service's own answer (the CLI knows no later confirmation than the files say),
         // printed in the CLI's documented shape.
         let answer = proto::to_explain(snap, &attempt, &d, now, &|_| None, String::new());
-        println!("{}", check_json(&answer, explain));
+        outln!("{}", check_json(&answer, explain));
     } else if explain {
-        print!(
+        out!(
             "{}",
             render_explain(snap, &snap.ip_facts(attempt.ip()), attempt.wiki(), &d, now)
         );
     } else {
-        print!("{}", render_decision(&d));
+        out!("{}", render_decision(&d));
         let address = snap.address(&snap.facts(attempt.ip()));
         if !address.tags.is_empty() {
-            println!("tags: {}", address.tags.join(", "));
+            outln!("tags: {}", address.tags.join(", "));
         }
     }
     ExitCode::Ok

@@ -56,9 +56,9 @@ pub fn run(args: &FetchArgs) -> ExitCode {
         let outcome = fetch(&args.dir, def, Timestamp::now(), guard);
         match &outcome {
             Ok(Fetched::Updated { entries, bytes }) => {
-                println!("{}: updated: {entries} entries, {bytes} bytes → {}", def.name, def.path);
+                outln!("{}: updated: {entries} entries, {bytes} bytes → {}", def.name, def.path);
             }
-            Ok(Fetched::NotModified) => println!("{}: not modified", def.name),
+            Ok(Fetched::NotModified) => outln!("{}: not modified", def.name),
             Err(why) => {
                 failed += 1;
                 eprintln!("{}: {}: {why} (the last good copy is kept)", def.name, label(&outcome));
@@ -66,7 +66,7 @@ pub fn run(args: &FetchArgs) -> ExitCode {
         }
     }
     if defs.is_empty() {
-        println!("{}: no `url` sources", args.dir.display());
+        outln!("{}: no `url` sources", args.dir.display());
     }
     if failed > 0 { ExitCode::Failure } else { ExitCode::Ok }
 }

@@ -1,5 +1,17 @@
 //! The `editgate` subcommands. Each takes parsed clap arguments and returns an [`ExitCode`];
-//! `main` only parses and dispatches.
+//! `main` only parses and dispatches. Their output goes through [`outln!`] and [`out!`].
+
+/// `println!` for a subcommand's output: when the reader has gone away (`editgate check … |
+/// head -2`), the command ends quietly with status 0, as `cat` and `rg` do, instead of
+/// panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for a subcommand's output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
 
 pub mod accept;
 pub mod check;
@@ -93,6 +105,19 @@ pub fn report_invalid(dir: &Path, errors: &editgate_core::policy::PolicyErrors) 
         plural(errors.0.len())
     );
     ExitCode::Failure
+}
+
+/// Writes a subcommand's output to stdout; a closed pipe ends the process with status 0, any
+/// other write error with status 2.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(ExitCode::Ok as i32);
+        }
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(ExitCode::Usage as i32);
+    }
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

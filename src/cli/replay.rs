@@ -55,6 +55,8 @@ struct Report {
     /// Rule id ("" for a default) → (decisions under OLD, under NEW).
     rules: BTreeMap<String, (u64, u64)>,
     changed: u64,
+    /// Of the changed, those whose verdict stayed and only the deciding rule changed.
+    rule_only: u64,
     samples: Vec<serde_json::Value>,
 }
 
@@ -123,6 +125,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         *r.transitions.entry((d_old.verdict, d_new.verdict)).or_default() += 1;
         if d_old.verdict != d_new.verdict || d_old.rule_id != d_new.rule_id {
             r.changed += 1;
+            r.rule_only += u64::from(d_old.verdict == d_new.verdict);
             if r.samples.len() < a.sample {
                 r.samples.push(json!({
                     "line": i + 1,
@@ -140,9 +143,9 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         eprintln!("{e}");
     }
     if a.json {
-        println!("{}", to_json(&r, old.snapshot.version(), new.snapshot.version()));
+        outln!("{}", to_json(&r, old.snapshot.version(), new.snapshot.version()));
     } else {
-        print!("{}", to_text(&r, old.snapshot.version(), new.snapshot.version()));
+        out!("{}", to_text(&r, old.snapshot.version(), new.snapshot.version()));
     }
     ExitCode::Ok
 }
@@ -165,6 +168,8 @@ fn to_json(r: &Report, old_version: &str, new_version: &str) -> serde_json::Valu
         "old": {"policy_version": old_version, "verdicts": counts(&r.old)},
         "new": {"policy_version": new_version, "verdicts": counts(&r.new)},
         "changed": r.changed,
+        "changed_verdict": r.changed - r.rule_only,
+        "changed_rule_only": r.rule_only,
         "matrix": Verdict::ALL.iter().map(|f| (f.as_str().to_owned(), Verdict::ALL.iter().map(|t| (t.as_str().to_owned(), json!(r.transitions.get(&(*f, *t)).copied().unwrap_or(0)))).collect::<serde_json::Map<_, _>>().into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "transitions": r.transitions.iter().filter(|((f, t), _)| f != t).map(|((f, t), n)| json!({"from": f.as_str(), "to": t.as_str(), "count": n})).collect::<Vec<_>>(),
         "rules": r.rules.iter().filter(|(_, (o, n))| o != n).map(|(id, (o, n))| json!({"rule_id": id, "old": o, "new": n, "delta": *n as i64 - *o as i64})).collect::<Vec<_>>(),
@@ -174,8 +179,13 @@ fn to_json(r: &Report, old_version: &str, new_version: &str) -> serde_json::Valu
 
 fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
     let mut s = format!(
-        "replayed {} attempts ({} invalid, skipped); {} changed; policy {old_version} → {new_version}\n\nverdict          old        new\n",
-        r.lines, r.invalid, r.changed
+        "replayed {} attempts ({} invalid, skipped); {} changed ({} verdict{}, {} only the deciding rule); policy {old_version} → {new_version}\n\nverdict          old        new\n",
+        r.lines,
+        r.invalid,
+        r.changed,
+        r.changed - r.rule_only,
+        super::plural((r.changed - r.rule_only) as usize),
+        r.rule_only,
     );
     for v in Verdict::ALL {
         s += &format!(
@@ -198,7 +208,7 @@ fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
         }
         s += "\n";
     }
-    s += "\nchanged verdicts\n";
+    s += &format!("\nchanged verdicts ({})\n", r.changed - r.rule_only);
     let changed: Vec<_> = r.transitions.iter().filter(|((f, t), _)| f != t).collect();
     if changed.is_empty() {
         s += "  (none)\n";

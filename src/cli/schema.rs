@@ -8,7 +8,7 @@ use editgate_core::policy::raw::policy_schema;
 pub fn run() -> ExitCode {
     match serde_json::to_string_pretty(&policy_schema()) {
         Ok(s) => {
-            println!("{s}");
+            outln!("{s}");
             ExitCode::Ok
         }
         Err(e) => {

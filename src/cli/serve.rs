@@ -5,6 +5,7 @@
 //! beats the built-in default.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -372,11 +373,16 @@ fn parse_millis(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(ms))
 }
 
+/// Logs to stderr: JSON lines, or text with colours only on a terminal (a file, a pipe or the
+/// journal gets plain text) and only without `NO_COLOR` (<https://no-color.org>).
 fn init_logging(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -478,8 +484,9 @@ async fn serve(r: Resolved) -> ExitCode {
         "snapshot loaded"
     );
     // One line on stdout with the bound addresses, so scripts (and tests using port 0) can
-    // find the service.
-    println!(
+    // find the service. A closed stdout does not stop the service.
+    let _ = writeln!(
+        std::io::stdout(),
         "editgate serving gRPC on {} and HTTP on {}{}{}",
         ga.map_or_else(|| r.listen.to_string(), |a| a.to_string()),
         ha.map_or_else(|| r.http_listen.to_string(), |a| a.to_string()),

@@ -55,21 +55,21 @@ pub fn run(args: &TestArgs) -> ExitCode {
         if result.passed() {
             passed += 1;
             if args.verbose {
-                println!("ok   {} ({})", case.name, case.location);
+                outln!("ok   {} ({})", case.name, case.location);
             }
             continue;
         }
         failed += 1;
-        println!("FAIL {} ({})", case.name, case.location);
+        outln!("FAIL {} ({})", case.name, case.location);
         for f in &result.failures {
-            println!("     {f}");
+            outln!("     {f}");
         }
         let facts = snap.ip_facts(case.attempt.ip());
         for line in render_explain(snap, &facts, case.attempt.wiki(), &decision, case.now).lines() {
-            println!("     | {line}");
+            outln!("     | {line}");
         }
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     if failed > 0 || (passed == 0 && args.filter.is_none() && cases.is_empty() && !files.is_empty()) {
         ExitCode::Failure
     } else {

@@ -41,7 +41,7 @@ fn check_json_has_the_contract_fields_for_each_verdict() {
         (v["verdict"].as_str(), v["rule_id"].as_str()),
         (Some("block"), Some("tor-few-edits"))
     );
-    assert!(v["message"].as_str().unwrap().contains("ipblock-exempt"));
+    assert_eq!(v["message"], "editgate-tor-account-threshold");
 
     let v = check_json(&["--ip", "9.9.9.9"]);
     assert_eq!(
@@ -61,7 +61,7 @@ fn check_json_has_the_contract_fields_for_each_verdict() {
     ]);
     assert_eq!(v["shadow_rule_ids"], serde_json::json!(["vpn-new-account-trial"]));
 
-    let v = check_json(&["--ip", "9.9.9.9", "--xff", "192.0.2.4", "--account", "registered"]);
+    let v = check_json(&["--ip", "9.9.9.9", "--xff", "203.0.113.4", "--account", "registered"]);
     assert_eq!(v["rule_id"], "global-hard-block");
 
     let v = check_json(&[
@@ -73,6 +73,36 @@ fn check_json_has_the_contract_fields_for_each_verdict() {
         "torunblocked",
     ]);
     assert_eq!(v["rule_id"], "proxy-exempt");
+}
+
+/// A reader that went away (`editgate check … | head -2`) ends a command quietly: no panic
+/// on the broken pipe, status 0. The pipe's reading end is closed before the command writes.
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    for args in [
+        &["check", "--ip", "162.247.74.201", "--wiki", "enwiki"][..],
+        &["explain", "--ip", "162.247.74.201", "--wiki", "enwiki"][..],
+        &["test"][..],
+        &["validate"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"));
+        cmd.args(args);
+        if matches!(args[0], "test" | "validate") {
+            cmd.arg(shipped_policies());
+        } else {
+            cmd.arg("--policies").arg(shipped_policies());
+        }
+        let out = cmd
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -169,6 +199,40 @@ fn validate_accepts_the_shipped_policies() {
         .success()
         .stdout(predicate::str::contains("valid:"))
         .stderr(predicate::str::is_empty());
+}
+
+/// A wiki's first rules (examples/mywiki, which docs/install.md walks through) added to the
+/// shipped policy: its one warning is allowed on its rule, so `validate --deny-warnings`
+/// (and the package's `serve --deny-warnings`) accepts it, and still shows the warning.
+#[test]
+fn a_sound_wiki_policy_with_an_allowed_warning_passes_deny_warnings() {
+    let dir = crate::common::shipped_copy();
+    std::fs::copy(
+        crate::common::repo().join("examples/mywiki/mywiki.toml"),
+        dir.path().join("wikis/mywiki.toml"),
+    )
+    .unwrap();
+    editgate()
+        .arg("validate")
+        .arg("--deny-warnings")
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 warning (1 allowed)"))
+        .stderr(predicate::str::contains(
+            "warning[anonymous-block] (allowed): rule `mywiki-vpn-anon`",
+        ));
+    // Without the allowance, the same policy is refused.
+    let file = dir.path().join("wikis/mywiki.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("allow_lints = [\"anonymous-block\"]\n", "")).unwrap();
+    editgate()
+        .arg("validate")
+        .arg("--deny-warnings")
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("1 warning;"));
 }
 
 #[test]
@@ -548,6 +612,41 @@ fn replay_counts_add_up_and_transitions_follow_the_change() {
                 .and(predicate::str::contains("vpn-anon"))
                 .and(predicate::str::contains("sample of changed attempts")),
         );
+}
+
+/// A change that keeps every verdict but moves decisions to another rule (a rename) counts
+/// as changed, and the report says which kind each change is, so its numbers add up.
+#[test]
+fn replay_tells_changed_verdicts_from_changed_rules() {
+    let renamed = crate::common::shipped_copy();
+    let global = renamed.path().join("global.toml");
+    let text = std::fs::read_to_string(&global).unwrap();
+    std::fs::write(&global, text.replace("id = \"tor-anon\"", "id = \"tor-anonymous\"")).unwrap();
+    let attempts = "{\"ip\":\"162.247.74.201\",\"account\":{\"kind\":\"ACCOUNT_KIND_ANONYMOUS\"}}\n".repeat(3)
+        + "{\"ip\":\"9.9.9.9\",\"account\":{\"kind\":\"ACCOUNT_KIND_ANONYMOUS\"}}\n";
+    let run = |json: bool| {
+        let mut cmd = editgate();
+        cmd.args(["replay", "--attempts", "-", "--policies"])
+            .arg(shipped_policies())
+            .arg("--against")
+            .arg(renamed.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.write_stdin(attempts.clone()).assert().success();
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    let v: Value = serde_json::from_str(&run(true)).unwrap();
+    assert_eq!(
+        (&v["changed"], &v["changed_verdict"], &v["changed_rule_only"]),
+        (&serde_json::json!(3), &serde_json::json!(0), &serde_json::json!(3)),
+        "{v}"
+    );
+    let text = run(false);
+    assert!(
+        text.contains("3 changed (0 verdicts, 3 only the deciding rule)") && text.contains("changed verdicts (0)"),
+        "{text}"
+    );
 }
 
 /// TOML → JSON as an editor's TOML language server sees it (date-times become strings).
