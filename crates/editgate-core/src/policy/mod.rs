@@ -188,11 +188,14 @@ pub enum Lint {
     /// An entry of a source that a locked refusing rule tests covers a rule's `unless.ip`:
     /// the locked rule refuses those addresses first, so the exemption never applies.
     ExemptionListed,
+    /// A `message` (or `default_message`) that is text, not a message key: every editor
+    /// reads it as written, whatever their language.
+    UntranslatableMessage,
 }
 
 impl Lint {
     /// Every lint, in the order docs/policy.md lists them.
-    pub const ALL: [Lint; 14] = [
+    pub const ALL: [Lint; 15] = [
         Self::ExpiredRule,
         Self::UnusedSource,
         Self::UnreachableRule,
@@ -207,6 +210,7 @@ impl Lint {
         Self::ExemptionOverridden,
         Self::ExemptionUnreachable,
         Self::ExemptionListed,
+        Self::UntranslatableMessage,
     ];
 
     /// The lint's name.
@@ -226,6 +230,7 @@ impl Lint {
             Self::ExemptionOverridden => "exemption-overridden",
             Self::ExemptionUnreachable => "exemption-unreachable",
             Self::ExemptionListed => "exemption-listed",
+            Self::UntranslatableMessage => "untranslatable-message",
         }
     }
 
@@ -535,6 +540,15 @@ impl Policy {
                 || rule.is_some_and(|r| r.allow_lints.contains(&w.lint));
         }
     }
+}
+
+/// Whether a `message` is a message key the wiki looks up in the editor's language
+/// (`editgate-tor-login`, `MediaWiki:`-page names), not text to show as written: a letter or
+/// digit, then letters, digits, `_`, `.`, `:` and `-` (text has spaces).
+pub fn is_message_key(message: &str) -> bool {
+    let mut chars = message.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
 }
 
 /// Closest candidate to `word`, when close enough to be a likely typo.

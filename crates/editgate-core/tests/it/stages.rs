@@ -1,5 +1,6 @@
-//! Lints across stages, allowing lints, and `appeal-unset`: the mistakes a policy author
-//! makes when the rule that cancels theirs is in another file.
+//! Lints across stages, allowing lints, `appeal-unset` and `untranslatable-message`: the
+//! mistakes a policy author makes when the rule that cancels theirs is in another file, or
+//! the editor reading the refusal speaks another language.
 
 use editgate_core::load::LoadError;
 use editgate_core::policy::Lint;
@@ -242,4 +243,55 @@ fn a_refusal_without_an_appeal_is_flagged() {
     let mut f = files(wiki);
     f[0].1 = &global;
     assert!(lints(&f).iter().all(|(l, _)| *l != Lint::AppealUnset));
+}
+
+/// A refusal's message that is text cannot be translated: it is flagged (and can be allowed
+/// on its rule); a message key, as the shipped policies use, is not.
+#[test]
+fn a_message_that_is_text_is_flagged_as_untranslatable() {
+    let wiki = r#"
+[settings]
+default_message = "Only staff edit here."
+
+[[rule]]
+id = "mywiki-text"
+verdict = "block"
+message = "No edits from here, see https://wiki.example/Policy"
+when.ip_in = ["hosting"]
+
+[[rule]]
+id = "mywiki-key"
+verdict = "block"
+message = "mywiki-vpn-refused"
+when.ip_in = ["tor"]
+"#;
+    let w = lints(&files(wiki));
+    let flagged: Vec<&String> = w
+        .iter()
+        .filter(|(l, _)| *l == Lint::UntranslatableMessage)
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(flagged.len(), 2, "{w:?}");
+    assert!(
+        flagged
+            .iter()
+            .any(|s| s.contains("rule `mywiki-text` has a message that is text") && s.contains("MediaWiki:"))
+    );
+    assert!(
+        flagged
+            .iter()
+            .any(|s| s.contains("the `default_message` of wikis/mywiki.toml is text"))
+    );
+    assert!(flagged.iter().all(|s| !s.contains("mywiki-key")), "{flagged:?}");
+    let allowed = wiki.replace(
+        "when.ip_in = [\"hosting\"]\n",
+        "when.ip_in = [\"hosting\"]\nallow_lints = [\"untranslatable-message\"]\n",
+    );
+    let loaded = load(&files(&allowed)).unwrap();
+    let text = loaded
+        .warnings
+        .iter()
+        .find(|w| w.rule.as_deref() == Some("mywiki-text"))
+        .unwrap();
+    assert!(text.allowed);
 }

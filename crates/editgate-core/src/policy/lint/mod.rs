@@ -92,6 +92,7 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         }
     }
     out.extend(appeal_unset(policy));
+    out.extend(untranslatable(policy));
     out.extend(stages::across_stages(policy));
     let preempting = Preempting::new(&policy.rules);
     for (i, rule) in policy.rules.iter().enumerate() {
@@ -185,6 +186,40 @@ fn appeal_unset(policy: &Policy) -> Option<Warning> {
             if bare.len() == 1 { "s" } else { "" },
         ),
     ))
+}
+
+/// `untranslatable-message`: a rule's `message`, or a `default_message`, that is text: the
+/// wiki shows it as written to every editor, whatever their language.
+fn untranslatable(policy: &Policy) -> Vec<Warning> {
+    let fix = "use a message key (like `mywiki-vpn-refused`) and give it a text in each language on the wiki: the pages `MediaWiki:Mywiki-vpn-refused`, `MediaWiki:Mywiki-vpn-refused/de`, …";
+    let text = |m: &str| !m.is_empty() && !super::is_message_key(m);
+    let mut out: Vec<Warning> = policy
+        .rules
+        .iter()
+        .filter(|r| r.verdict != Verdict::Allow && text(&r.message))
+        .map(|r| {
+            warn(
+                Lint::UntranslatableMessage,
+                r,
+                format!(
+                    "rule `{}` has a message that is text, shown as written to every editor whatever their language; {fix}",
+                    r.id
+                ),
+            )
+        })
+        .collect();
+    let settings = std::iter::once(("global.toml", &policy.settings))
+        .chain(policy.wikis.values().map(|w| (w.file.as_str(), &w.settings)));
+    for (file, s) in settings {
+        if s.default_message.as_deref().is_some_and(text) {
+            out.push(Warning::new(
+                Lint::UntranslatableMessage,
+                crate::policy::Location::file(file),
+                format!("the `default_message` of {file} is text, shown as written to every editor whatever their language; {fix}"),
+            ));
+        }
+    }
+    out
 }
 
 /// The IP keys a table tests.
