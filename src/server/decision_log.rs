@@ -43,10 +43,16 @@ pub struct Record {
     rule_id: String,
     shadow: Vec<String>,
     policy_version: String,
+    request_id: String,
 }
 
+/// The longest request id written: the wiki's id of the request (MediaWiki's is 24
+/// characters), which an editor quotes in an appeal; a longer one is cut.
+const MAX_REQUEST_ID: usize = 128;
+
 enum Msg {
-    Line(Record),
+    /// Boxed: the queue holds [`QUEUE`] messages, each the size of the largest variant.
+    Line(Box<Record>),
     /// Use this configuration (or stop logging) and reopen the file.
     Configure(Option<Arc<DecisionLogConfig>>),
 }
@@ -151,15 +157,22 @@ impl DecisionLog {
         }
     }
 
-    /// Logs a decision when logging is on and the sample says so. Never blocks.
-    pub fn record(&self, d: &Decision<'_>, attempt: &editgate_core::attempt::Attempt, now: Timestamp) {
+    /// Logs a decision, with the wiki's id of the request it answers, when logging is on and
+    /// the sample says so. Never blocks.
+    pub fn record(
+        &self,
+        d: &Decision<'_>,
+        attempt: &editgate_core::attempt::Attempt,
+        request_id: &str,
+        now: Timestamp,
+    ) {
         let cfg = self.config.load();
         let Some(cfg) = cfg.as_ref() else { return };
         if cfg.sample_rate < 1.0 && !sampled(cfg.sample_rate) {
             return;
         }
         let Some(tx) = self.tx.get() else { return };
-        let rec = Record {
+        let rec = Box::new(Record {
             time: now,
             ip: attempt.ip(),
             wiki: attempt.wiki().to_owned(),
@@ -169,7 +182,8 @@ impl DecisionLog {
             rule_id: d.rule_id.to_owned(),
             shadow: d.shadow_rule_ids.iter().map(|s| (*s).to_owned()).collect(),
             policy_version: d.policy_version.to_owned(),
-        };
+            request_id: request_id.chars().take(MAX_REQUEST_ID).collect(),
+        });
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(Msg::Line(rec)) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -233,6 +247,7 @@ struct Line<'a> {
     rule_id: &'a str,
     shadow_rule_ids: &'a [String],
     policy_version: &'a str,
+    request_id: &'a str,
     ip_hmac: String,
     ip_prefix: String,
 }
@@ -304,6 +319,7 @@ impl Sink {
             rule_id: &rec.rule_id,
             shadow_rule_ids: &rec.shadow,
             policy_version: &rec.policy_version,
+            request_id: &rec.request_id,
             ip_hmac: self.mac.as_ref().map(|m| hmac_of(m, rec.ip)).unwrap_or_default(),
             ip_prefix: ip_prefix(rec.ip),
         };

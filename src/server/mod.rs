@@ -372,7 +372,7 @@ impl State {
             self.metrics.probes.inc();
         } else {
             live.counters.record(&d, activity::minute_of(now));
-            self.decision_log.record(&d, &attempt, now);
+            self.decision_log.record(&d, &attempt, &req.request_id, now);
         }
         let resp = proto::to_response(&d, &snap.address(&facts), std::mem::take(&mut req.request_id));
         if let Some(t) = started {

@@ -43,8 +43,10 @@ async fn decision_log_holds_hashes_and_prefixes_never_raw_ips() {
         "::ffff:203.0.113.5",
         "9.9.9.9",
     ];
-    for ip in sent {
-        check(&mut c, req(ip, "enwiki", AccountKind::Anonymous)).await;
+    for (i, ip) in sent.iter().enumerate() {
+        let mut r = req(ip, "enwiki", AccountKind::Anonymous);
+        r.request_id = format!("reference-{i}");
+        check(&mut c, r).await;
     }
     let path = dir.path().join("decisions.jsonl");
     let lines = wait_lines(&path, sent.len()).await;
@@ -62,6 +64,9 @@ async fn decision_log_holds_hashes_and_prefixes_never_raw_ips() {
         ip_hmac(LOG_KEY.as_bytes(), "192.0.2.77".parse().unwrap())
     );
     assert_eq!(lines[0]["policy_version"].as_str().unwrap().len(), 16);
+    // The wiki's request id: what an appeal quotes, to find its decision here.
+    assert_eq!(lines[0]["request_id"], "reference-0");
+    assert_eq!(lines[4]["request_id"], "reference-4");
     assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(lines[2]["ip_prefix"], "2001:db8:abcd::/48");
     assert_eq!(lines[3]["ip_prefix"], "203.0.113.0/24", "mapped IPv6 is logged as IPv4");
