@@ -8,6 +8,7 @@
 
 use MediaWiki\Extension\EditGate\CurlTransport;
 use MediaWiki\Extension\EditGate\EditGateClient;
+use MediaWiki\Extension\EditGate\Enforcer;
 use MediaWiki\Extension\EditGate\Gate;
 use MediaWiki\Logger\LoggerFactory;
 use MediaWiki\MediaWikiServices;
@@ -29,6 +30,13 @@ return [
 				[ new CurlTransport( (string)$config->get( 'EditGateSocket' ) ), 'post' ]
 			),
 			$logger
+		);
+	},
+	'EditGate.Enforcer' => static function ( MediaWikiServices $services ): Enforcer {
+		return new Enforcer(
+			$services->getService( 'EditGate.Gate' ),
+			(bool)$services->getMainConfig()->get( 'EditGateFailOpen' ),
+			LoggerFactory::getInstance( 'EditGate' )
 		);
 	},
 ];

@@ -22,6 +22,33 @@ class CheckPayload {
 	public const KIND_TEMPORARY = 'ACCOUNT_KIND_TEMPORARY';
 	public const KIND_REGISTERED = 'ACCOUNT_KIND_REGISTERED';
 
+	/** The account kinds as policies, logs and message keys name them. */
+	public const NAME_ANONYMOUS = 'anonymous';
+	public const NAME_TEMPORARY = 'temporary';
+	public const NAME_REGISTERED = 'registered';
+
+	/**
+	 * The kind of an account. A temporary account is checked first: it is also "registered"
+	 * to MediaWiki, and must never be sent as a registered account.
+	 *
+	 * @param bool $temporary The account is a temporary one (IP masking)
+	 * @param bool $registered The account is registered (temporary ones included)
+	 * @return string One of the NAME_ constants
+	 */
+	public static function kindOf( bool $temporary, bool $registered ): string {
+		if ( $temporary ) {
+			return self::NAME_TEMPORARY;
+		}
+		return $registered ? self::NAME_REGISTERED : self::NAME_ANONYMOUS;
+	}
+
+	/** NAME_ constant => KIND_ constant. */
+	private const WIRE = [
+		self::NAME_ANONYMOUS => self::KIND_ANONYMOUS,
+		self::NAME_TEMPORARY => self::KIND_TEMPORARY,
+		self::NAME_REGISTERED => self::KIND_REGISTERED,
+	];
+
 	/**
 	 * The most forwarded-for entries sent by default: editgate's own default
 	 * `max_forwarded_for`. $wgEditGateMaxForwardedFor must not exceed the server's setting,
@@ -68,7 +95,7 @@ class CheckPayload {
 	 *   - forwardedFor (string[]): the untrusted part of X-Forwarded-For
 	 *     ({@see self::untrustedForwardedFor})
 	 *   - wiki (string): the wiki id; action (string): the permission action
-	 *   - kind (string): one of the KIND_ constants
+	 *   - kind (string): one of the NAME_ constants
 	 *   - groups, rights (string[]): of the account
 	 *   - editCount (int|null): null (as for anonymous users) sends 0
 	 *   - registration (string|null|false): a MediaWiki timestamp (YYYYMMDDHHMMSS, UTC), or
@@ -91,7 +118,10 @@ class CheckPayload {
 				throw new InvalidArgumentException( "missing fact: $required" );
 			}
 		}
-		$kind = $f['kind'];
+		$kind = self::WIRE[$f['kind']] ?? null;
+		if ( $kind === null ) {
+			throw new InvalidArgumentException( "unknown account kind: {$f['kind']}" );
+		}
 		$account = [
 			'kind' => $kind,
 			'groups' => self::names( $f['groups'] ),

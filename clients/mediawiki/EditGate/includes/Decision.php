@@ -46,6 +46,11 @@ class Decision {
 	public $sources = [];
 	/** @var bool One of them is shared (no autoblocks) */
 	public $sharedAddress = false;
+	/**
+	 * @var string When the wiki's request began, UTC (`2026-12-06T10:15:02Z`): with the request
+	 *   id and the rule, the reference an editor quotes in an appeal
+	 */
+	public $time = '';
 
 	/**
 	 * @param string $verdict
@@ -162,15 +167,36 @@ class Decision {
 			'appeal' => $this->appeal,
 			'policyVersion' => $this->policyVersion,
 			'requestId' => $this->requestId,
+			'time' => $this->time,
 		];
 	}
 
 	/**
-	 * The message to show as the reason when the policy names none.
+	 * The reference an editor quotes in an appeal, as the log channel writes it: the request
+	 * id, the deciding rule (`default` for a default) and the time.
 	 *
 	 * @return string
 	 */
-	public function fallbackMessageKey(): string {
-		return $this->verdict === self::REQUIRE_LOGIN ? 'editgate-login-required' : 'editgate-block';
+	public function reference(): string {
+		return implode( ' ', [
+			$this->requestId !== '' ? $this->requestId : '–',
+			$this->ruleId !== '' ? $this->ruleId : 'default',
+			$this->time,
+		] );
+	}
+
+	/**
+	 * The message to show as the reason when the policy names none, for the account kind:
+	 * what `require-login` asks of an anonymous editor (log in or create an account), of a
+	 * temporary account (create one), and of a registered one (it does not qualify yet).
+	 *
+	 * @param string $kind anonymous, temporary or registered
+	 * @return string
+	 */
+	public function fallbackMessageKey( string $kind = CheckPayload::NAME_ANONYMOUS ): string {
+		if ( $this->verdict !== self::REQUIRE_LOGIN ) {
+			return 'editgate-block';
+		}
+		return $kind === CheckPayload::NAME_ANONYMOUS ? 'editgate-login-required' : "editgate-login-required-$kind";
 	}
 }

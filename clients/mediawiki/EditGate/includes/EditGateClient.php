@@ -144,6 +144,9 @@ class EditGateClient {
 				$context + [ 'error' => $e->getMessage() ]
 			);
 		}
+		// The time the wiki's request began, not this answer's: every refusal of one request
+		// (`edit` and `create` of a new page) carries the same reference, shown once.
+		$decision->time = gmdate( 'Y-m-d\TH:i:s\Z', (int)( $_SERVER['REQUEST_TIME'] ?? time() ) );
 		$this->logger->debug(
 			'editgate answered {verdict} ({rule}) for {action} by {account} in {elapsed_ms} ms',
 			$context + [

@@ -35,8 +35,11 @@ class Gate {
 	/** @var string[] */
 	private $proxyWhitelist;
 
-	/** @var array<string,Decision> Answers of this request */
+	/** @var array<string,Decision> Answers about this request's own attempts and probes, by
+	 *   user, action, address and probe */
 	private $answers = [];
+	/** @var array<string,Decision> Answers about other addresses (askAbout), by address */
+	private $addresses = [];
 	/** @var Decision|null The latest answer about this request's own client */
 	private $latest;
 	/**
@@ -128,21 +131,30 @@ class Gate {
 	 * @return Outcome
 	 */
 	public function askAbout( string $ip ): Outcome {
-		$key = "\n$ip";
-		if ( isset( $this->answers[$key] ) ) {
-			return Outcome::decided( $this->answers[$key] );
+		if ( isset( $this->addresses[$ip] ) ) {
+			return Outcome::decided( $this->addresses[$ip] );
 		}
 		$outcome = $this->client->check( CheckPayload::build( [
 			'ip' => $ip,
 			'wiki' => $this->wikiId,
 			'action' => 'edit',
-			'kind' => CheckPayload::KIND_ANONYMOUS,
+			'kind' => CheckPayload::NAME_ANONYMOUS,
 			'probe' => true,
 		] ) );
 		if ( $outcome->decision !== null ) {
-			$this->answers[$key] = $outcome->decision;
+			$this->addresses[$ip] = $outcome->decision;
 		}
 		return $outcome;
+	}
+
+	/**
+	 * The kind of account `$user` is sent as: anonymous, temporary or registered.
+	 *
+	 * @param \User|\MediaWiki\User\User $user
+	 * @return string One of CheckPayload's NAME_ constants
+	 */
+	public static function kindOf( $user ): string {
+		return CheckPayload::kindOf( $user->isTemp(), $user->isRegistered() );
 	}
 
 	/**
@@ -167,16 +179,8 @@ class Gate {
 	 * @return array
 	 */
 	private function payload( $user, string $action, $request, string $ip, bool $probe, bool $explicitGroups ): array {
-		// A temporary account is checked first: it is also "registered" to MediaWiki, and
-		// must never be sent as a registered account.
-		if ( $user->isTemp() ) {
-			$kind = CheckPayload::KIND_TEMPORARY;
-		} elseif ( $user->isRegistered() ) {
-			$kind = CheckPayload::KIND_REGISTERED;
-		} else {
-			$kind = CheckPayload::KIND_ANONYMOUS;
-		}
-		$registered = $kind !== CheckPayload::KIND_ANONYMOUS;
+		$kind = self::kindOf( $user );
+		$registered = $kind !== CheckPayload::NAME_ANONYMOUS;
 		$xff = $request->getHeader( 'X-Forwarded-For' );
 		$proxyLookup = $this->proxyLookup;
 		if ( $explicitGroups ) {

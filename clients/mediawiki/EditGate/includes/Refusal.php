@@ -6,10 +6,10 @@
 
 namespace MediaWiki\Extension\EditGate;
 
-
 /**
- * The permission error shown for a refused action: what the editor reads on the page and
- * what an API client gets as a stable error code with `data.editgate`.
+ * The permission error shown for a refused action: what the editor reads on the page, in
+ * their language and for who they are, and what an API client gets as a stable error code
+ * with `data.editgate`.
  */
 class Refusal {
 
@@ -38,11 +38,14 @@ class Refusal {
 	/**
 	 * The error for a refusal.
 	 *
-	 * The body is the policy's `message`: the MediaWiki message of that name when one exists,
-	 * else the policy's text, escaped so that it shows as written. A key-like message with no
-	 * MediaWiki message (a typo in the policy) shows editgate's default for the verdict
-	 * rather than a raw key. Then the appeal path, and for logged-out editors asked to log
-	 * in, a login link back to the page.
+	 * The body is the policy's `message` for who the editor is: the MediaWiki message
+	 * `<message>-temporary` or `<message>-registered` when the editor has such an account and
+	 * the wiki has that message, else `<message>`, else (a key with no message, a typo in the
+	 * policy) editgate's default for the verdict and the account kind rather than a raw key;
+	 * policy text (not a key) is escaped so that it shows as written. Then the appeal; for
+	 * an anonymous or temporary-account editor asked to log in, links to log in or create an
+	 * account and come back to the page (a registered account is already logged in, and is
+	 * told instead that it does not qualify yet); and the reference to quote in an appeal.
 	 *
 	 * The outer message's key is the API error code, and everything else is its parameter.
 	 * Some MediaWiki code paths (page moves in 1.39) flatten a permission error into a key
@@ -50,21 +53,26 @@ class Refusal {
 	 * reads the whole message then, and an API client still gets the right code.
 	 *
 	 * @param Decision $decision A refusal
-	 * @param bool $loggedOut Anonymous or temporary account
-	 * @param \Title|\MediaWiki\Title\Title|null $title The page acted on, for the login
-	 *   link's return
+	 * @param string $kind The account kind sent: anonymous, temporary or registered
+	 * @param \Title|\MediaWiki\Title\Title|null $title The page acted on, for the links'
+	 *   return
 	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
 	 */
-	public static function fromDecision( Decision $decision, bool $loggedOut, $title ) {
-		$parts = [ self::body( $decision->message, $decision->fallbackMessageKey() ) ];
+	public static function fromDecision( Decision $decision, string $kind, $title ) {
+		$parts = [ self::body( $decision->message, $decision->fallbackMessageKey( $kind ), $kind ) ];
 		if ( $decision->appeal !== '' ) {
-			$appeal = self::appealLink( $decision->appeal );
-			$parts[] = self::message( 'editgate-appeal', [ $appeal ] );
+			$parts[] = self::message( 'editgate-appeal', [ self::appealLink( $decision->appeal ) ] );
 		}
-		if ( $loggedOut && $decision->verdict === Decision::REQUIRE_LOGIN ) {
+		if ( $decision->verdict === Decision::REQUIRE_LOGIN && $kind !== CheckPayload::NAME_REGISTERED ) {
 			$returnTo = $title ? $title->getPrefixedDBkey() : 'Special:UserLogin';
-			$parts[] = self::message( 'editgate-login-hint', [ wfUrlencode( $returnTo ) ] );
+			$hint = $kind === CheckPayload::NAME_TEMPORARY ? 'editgate-login-hint-temporary' : 'editgate-login-hint';
+			$parts[] = self::message( $hint, [ wfUrlencode( $returnTo ) ] );
 		}
+		$parts[] = self::message( 'editgate-reference', [
+			$decision->requestId !== '' ? $decision->requestId : '–',
+			$decision->ruleId !== '' ? $decision->ruleId : 'default',
+			$decision->time,
+		] );
 		// The parts joined as paragraphs: `$1\n\n$2...`, one placeholder per part.
 		$layout = implode( "\n\n", array_map(
 			static function ( int $i ): string {
@@ -78,6 +86,26 @@ class Refusal {
 			$decision->apiCode(),
 			[ 'editgate' => $decision->toApiData() ]
 		);
+	}
+
+	/**
+	 * The error when editgate could not be reached or answer in time and the wiki fails
+	 * closed.
+	 *
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
+	 */
+	public static function unavailable() {
+		return self::apiMessage( 'editgate-unavailable', 'editgate-unavailable' );
+	}
+
+	/**
+	 * The error when editgate's answer could not be used (a misconfiguration or a bug, never
+	 * an outage): refused whatever $wgEditGateFailOpen says.
+	 *
+	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
+	 */
+	public static function error() {
+		return self::apiMessage( 'editgate-error', 'editgate-error' );
 	}
 
 	/**
@@ -103,26 +131,6 @@ class Refusal {
 	}
 
 	/**
-	 * The error when editgate could not be reached or answer in time and the wiki fails
-	 * closed.
-	 *
-	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
-	 */
-	public static function unavailable() {
-		return self::apiMessage( 'editgate-unavailable', 'editgate-unavailable' );
-	}
-
-	/**
-	 * The error when editgate's answer could not be used (a misconfiguration or a bug, never
-	 * an outage): refused whatever $wgEditGateFailOpen says.
-	 *
-	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage
-	 */
-	public static function error() {
-		return self::apiMessage( 'editgate-error', 'editgate-error' );
-	}
-
-	/**
 	 * @param string $key
 	 * @param array $params
 	 * @return \Message|\MediaWiki\Message\Message
@@ -145,18 +153,25 @@ class Refusal {
 
 	/**
 	 * @param string $message The policy's message: a key, text, or ''
-	 * @param string $fallbackKey editgate's default message for the verdict
+	 * @param string $fallbackKey editgate's default message for the verdict and account kind
+	 * @param string $kind The account kind: anonymous, temporary or registered
 	 * @return \Message|\MediaWiki\Message\Message|string A message, or escaped wikitext
 	 */
-	private static function body( string $message, string $fallbackKey ) {
+	private static function body( string $message, string $fallbackKey, string $kind ) {
 		if ( $message === '' || in_array( $message, self::WRAPPERS, true ) ) {
 			return self::message( $fallbackKey );
 		}
-		if ( preg_match( self::KEY_PATTERN, $message ) ) {
-			$msg = self::message( $message );
-			return $msg->exists() ? $msg : self::message( $fallbackKey );
+		if ( !preg_match( self::KEY_PATTERN, $message ) ) {
+			return self::escapeKeepingLinks( $message );
 		}
-		return self::escapeKeepingLinks( $message );
+		if ( $kind !== CheckPayload::NAME_ANONYMOUS ) {
+			$forKind = self::message( "$message-$kind" );
+			if ( $forKind->exists() ) {
+				return $forKind;
+			}
+		}
+		$msg = self::message( $message );
+		return $msg->exists() ? $msg : self::message( $fallbackKey );
 	}
 
 	/**

@@ -7,7 +7,6 @@
 namespace MediaWiki\Extension\EditGate\Api;
 
 use MediaWiki\Extension\EditGate\Gate;
-use MediaWiki\MediaWikiServices;
 use Wikimedia\ParamValidator\ParamValidator;
 
 // ApiBase moved under MediaWiki\Api in 1.43; the old name is deprecated there.
@@ -23,15 +22,26 @@ if ( !class_exists( 'MediaWiki\Api\ApiBase' ) ) {
  */
 class ApiEditGate extends \MediaWiki\Api\ApiBase {
 
+	/** @var Gate */
+	private $gate;
+
+	/**
+	 * @param \ApiMain|\MediaWiki\Api\ApiMain $main
+	 * @param string $action
+	 * @param Gate $gate
+	 */
+	public function __construct( $main, string $action, Gate $gate ) {
+		parent::__construct( $main, $action );
+		$this->gate = $gate;
+	}
+
 	public function execute() {
 		$this->checkUserRightsAny( 'editgate-view' );
 		$ip = trim( (string)$this->getParameter( 'ip' ) );
 		if ( filter_var( $ip, FILTER_VALIDATE_IP ) === false ) {
 			$this->dieWithError( [ 'apierror-badip', wfEscapeWikiText( $ip ) ], 'badip' );
 		}
-		/** @var Gate $gate */
-		$gate = MediaWikiServices::getInstance()->getService( 'EditGate.Gate' );
-		$outcome = $gate->askAbout( $ip );
+		$outcome = $this->gate->askAbout( $ip );
 		if ( $outcome->decision === null ) {
 			$this->dieWithError( 'editgate-unavailable', 'editgate-unavailable' );
 		}

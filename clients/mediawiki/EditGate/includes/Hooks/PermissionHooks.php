@@ -6,12 +6,10 @@
 
 namespace MediaWiki\Extension\EditGate\Hooks;
 
-use MediaWiki\Extension\EditGate\Compat;
-use MediaWiki\Extension\EditGate\Gate;
-use MediaWiki\Extension\EditGate\GatedActions;
-use MediaWiki\Extension\EditGate\Outcome;
-use MediaWiki\Extension\EditGate\Refusal;
 use MediaWiki\Api\Hook\ApiCheckCanExecuteHook;
+use MediaWiki\Extension\EditGate\Compat;
+use MediaWiki\Extension\EditGate\Enforcer;
+use MediaWiki\Extension\EditGate\GatedActions;
 use MediaWiki\Extension\EditGate\RequestIntent;
 use MediaWiki\Permissions\Hook\GetUserPermissionsErrorsExpensiveHook;
 use MediaWiki\SpecialPage\Hook\SpecialPageBeforeExecuteHook;
@@ -19,7 +17,7 @@ use MediaWiki\SpecialPage\Hook\SpecialPageBeforeExecuteHook;
 /**
  * Refuses an action editgate refuses: actions on a page (MediaWiki's permission checks), and
  * the actions MediaWiki checks by right alone (changing tags, blocking, granting rights, …)
- * in the Action API and on special pages.
+ * in the Action API and on special pages. What to refuse is the Enforcer's.
  */
 class PermissionHooks implements
 	GetUserPermissionsErrorsExpensiveHook,
@@ -27,28 +25,21 @@ class PermissionHooks implements
 	SpecialPageBeforeExecuteHook
 {
 
-	/** @var Gate */
-	private $gate;
+	/** @var Enforcer */
+	private $enforcer;
 	/** @var GatedActions */
 	private $actions;
-	/** @var bool */
-	private $failOpen;
 
 	/**
 	 * @param \Config|\MediaWiki\Config\Config $config
-	 * @param Gate $gate
+	 * @param Enforcer $enforcer
 	 */
-	public function __construct( $config, Gate $gate ) {
-		$this->gate = $gate;
+	public function __construct( $config, Enforcer $enforcer ) {
+		$this->enforcer = $enforcer;
 		$this->actions = new GatedActions( $config->get( 'EditGateActions' ), (array)$config->get( 'EditGateExemptActions' ) );
-		$this->failOpen = (bool)$config->get( 'EditGateFailOpen' );
 	}
 
 	/**
-	 * Refuses an action editgate refuses. When editgate cannot be reached, does not answer in
-	 * time or fails (5xx), follows $wgEditGateFailOpen; when it answers something that cannot
-	 * be used (a 4xx, a redirect, a page that is not editgate's), refuses and logs an error.
-	 *
 	 * MediaWiki runs this hook for every action that can change the wiki (saves over the
 	 * Action API, forms, the REST API, rollback, tags, moves, uploads, account creation, …)
 	 * and also when an edit form is only shown or a tool asks `intestactions`: a request
@@ -66,7 +57,7 @@ class PermissionHooks implements
 		if ( PHP_SAPI === 'cli' || !$this->actions->gates( $action ) ) {
 			return true;
 		}
-		$refusal = self::refusal( $this->gate, $this->gate->ask( $user, $action ), $user, $action, $this->failOpen, $title );
+		$refusal = $this->enforcer->refusal( $user, $action, $title );
 		if ( $refusal === null ) {
 			return true;
 		}
@@ -90,7 +81,7 @@ class PermissionHooks implements
 		if ( $action === null || PHP_SAPI === 'cli' || !$this->actions->gates( $action ) ) {
 			return true;
 		}
-		$refusal = self::refusal( $this->gate, $this->gate->ask( $user, $action ), $user, $action, $this->failOpen, null );
+		$refusal = $this->enforcer->refusal( $user, $action );
 		if ( $refusal === null ) {
 			return true;
 		}
@@ -117,8 +108,7 @@ class PermissionHooks implements
 		if ( !RequestIntent::canWrite( (string)$request->getMethod(), [ $request, 'getCheck' ] ) ) {
 			return true;
 		}
-		$user = $special->getUser();
-		$refusal = self::refusal( $this->gate, $this->gate->ask( $user, $action ), $user, $action, $this->failOpen, null );
+		$refusal = $this->enforcer->refusal( $special->getUser(), $action );
 		if ( $refusal === null ) {
 			return true;
 		}
@@ -126,37 +116,5 @@ class PermissionHooks implements
 		// a key and parameters: 1.39 formats each error by spreading it into a message.
 		$error = Compat::className( 'MediaWiki\Exception\PermissionsError', 'PermissionsError' );
 		throw new $error( $action, [ array_merge( [ $refusal->getKey() ], $refusal->getParams() ) ] );
-	}
-
-	/**
-	 * The refusal for an outcome, or null when the action goes through.
-	 *
-	 * @param Gate $gate
-	 * @param Outcome $outcome
-	 * @param \User|\MediaWiki\User\User $user
-	 * @param string $action
-	 * @param bool $failOpen
-	 * @param \Title|\MediaWiki\Title\Title|null $title
-	 * @return \IApiMessage|\MediaWiki\Api\IApiMessage|null
-	 */
-	public static function refusal( Gate $gate, Outcome $outcome, $user, string $action, bool $failOpen, $title ) {
-		$logger = $gate->logger();
-		if ( $outcome->decision !== null ) {
-			if ( $outcome->decision->allows() ) {
-				return null;
-			}
-			$loggedOut = !$user->isRegistered() || $user->isTemp();
-			return Refusal::fromDecision( $outcome->decision, $loggedOut, $title );
-		}
-		if ( $outcome->kind === Outcome::FAULT ) {
-			$logger->error( 'editgate gave no usable answer for {action}: refused', [ 'action' => $action ] );
-			return Refusal::error();
-		}
-		if ( $failOpen ) {
-			$logger->warning( 'editgate could not decide {action}; failing open: allowed', [ 'action' => $action ] );
-			return null;
-		}
-		$logger->warning( 'editgate could not decide {action}; failing closed: refused', [ 'action' => $action ] );
-		return Refusal::unavailable();
 	}
 }

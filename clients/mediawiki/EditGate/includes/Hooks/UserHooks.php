@@ -6,6 +6,7 @@
 
 namespace MediaWiki\Extension\EditGate\Hooks;
 
+use MediaWiki\Extension\EditGate\Enforcer;
 use MediaWiki\Extension\EditGate\Gate;
 use MediaWiki\Extension\EditGate\Outcome;
 use MediaWiki\User\Hook\GetAutoPromoteGroupsHook;
@@ -21,22 +22,27 @@ class UserHooks implements GetAutoPromoteGroupsHook {
 
 	/** @var Gate */
 	private $gate;
+	/** @var Enforcer */
+	private $enforcer;
+	/** @var \MediaWiki\User\UserFactory */
+	private $userFactory;
 	/** @var bool */
 	private $email;
 	/** @var bool */
 	private $autopromote;
-	/** @var bool */
-	private $failOpen;
 
 	/**
 	 * @param \Config|\MediaWiki\Config\Config $config
 	 * @param Gate $gate
+	 * @param Enforcer $enforcer
+	 * @param \MediaWiki\User\UserFactory $userFactory
 	 */
-	public function __construct( $config, Gate $gate ) {
+	public function __construct( $config, Gate $gate, Enforcer $enforcer, $userFactory ) {
 		$this->gate = $gate;
+		$this->enforcer = $enforcer;
+		$this->userFactory = $userFactory;
 		$this->email = (bool)$config->get( 'EditGateEmail' );
 		$this->autopromote = (bool)$config->get( 'EditGateAutopromote' );
-		$this->failOpen = (bool)$config->get( 'EditGateFailOpen' );
 	}
 
 	/**
@@ -50,8 +56,7 @@ class UserHooks implements GetAutoPromoteGroupsHook {
 		if ( !$this->email || PHP_SAPI === 'cli' ) {
 			return true;
 		}
-		$user = \MediaWiki\MediaWikiServices::getInstance()->getUserFactory()->newFromAuthority( $sender );
-		$refusal = PermissionHooks::refusal( $this->gate, $this->gate->ask( $user, 'emailuser' ), $user, 'emailuser', $this->failOpen, null );
+		$refusal = $this->enforcer->refusal( $this->userFactory->newFromAuthority( $sender ), 'emailuser' );
 		if ( $refusal === null ) {
 			return true;
 		}
@@ -72,7 +77,7 @@ class UserHooks implements GetAutoPromoteGroupsHook {
 		if ( !$this->email || PHP_SAPI === 'cli' ) {
 			return true;
 		}
-		$refusal = PermissionHooks::refusal( $this->gate, $this->gate->ask( $user, 'emailuser' ), $user, 'emailuser', $this->failOpen, null );
+		$refusal = $this->enforcer->refusal( $user, 'emailuser' );
 		if ( $refusal === null ) {
 			return true;
 		}

@@ -13,7 +13,7 @@ class CheckPayloadTest extends TestCase {
 			'ip' => '192.0.2.1',
 			'wiki' => 'enwiki',
 			'action' => 'edit',
-			'kind' => CheckPayload::KIND_REGISTERED,
+			'kind' => CheckPayload::NAME_REGISTERED,
 			'groups' => [ '*', 'user' ],
 			'rights' => [ 'edit' ],
 			'editCount' => 12,
@@ -43,7 +43,7 @@ class CheckPayloadTest extends TestCase {
 
 	public function testAnonymousSendsZeroEditsAndNoRegistration() {
 		$p = $this->build( [
-			'kind' => CheckPayload::KIND_ANONYMOUS,
+			'kind' => CheckPayload::NAME_ANONYMOUS,
 			'editCount' => null,
 			'registration' => null,
 			'emailConfirmed' => false,
@@ -83,9 +83,9 @@ class CheckPayloadTest extends TestCase {
 
 	public function testABrandNewTemporaryAccountIsSentWithoutARegistrationTime() {
 		// Created in this very request: no registration time yet. It must not count as old.
-		$p = $this->build( [ 'kind' => CheckPayload::KIND_TEMPORARY, 'registration' => null ] );
+		$p = $this->build( [ 'kind' => CheckPayload::NAME_TEMPORARY, 'registration' => null ] );
 		$this->assertArrayNotHasKey( 'registeredAt', $p['account'] );
-		$p = $this->build( [ 'kind' => CheckPayload::KIND_TEMPORARY, 'registration' => '20261201000000' ] );
+		$p = $this->build( [ 'kind' => CheckPayload::NAME_TEMPORARY, 'registration' => '20261201000000' ] );
 		$this->assertSame( '2026-12-01T00:00:00Z', $p['account']['registeredAt'] );
 	}
 

@@ -14,6 +14,7 @@ class DecisionTest extends TestCase {
 
 	public function testReadsACheckResponse() {
 		$d = Decision::fromJson( self::ANSWER );
+		$d->time = '2026-12-06T10:15:02Z';
 		$this->assertFalse( $d->allows() );
 		$this->assertSame( 'editgate-require-login', $d->apiCode() );
 		$this->assertSame( 'editgate-login-required', $d->fallbackMessageKey() );
@@ -25,7 +26,21 @@ class DecisionTest extends TestCase {
 			'appeal' => 'https://example.org/appeal',
 			'policyVersion' => '8e0cb304f954beda',
 			'requestId' => 'r-1',
+			'time' => '2026-12-06T10:15:02Z',
 		], $d->toApiData() );
+		$this->assertSame( 'r-1 tor-anon 2026-12-06T10:15:02Z', $d->reference() );
+	}
+
+	public function testRequireLoginAsksEachAccountKindForWhatItCanDo() {
+		// An anonymous editor logs in or creates an account; a temporary account needs a
+		// registered one; a registered account does not qualify yet. A block is one message.
+		$d = Decision::fromJson( self::ANSWER );
+		$this->assertSame( 'editgate-login-required', $d->fallbackMessageKey( 'anonymous' ) );
+		$this->assertSame( 'editgate-login-required-temporary', $d->fallbackMessageKey( 'temporary' ) );
+		$this->assertSame( 'editgate-login-required-registered', $d->fallbackMessageKey( 'registered' ) );
+		$block = Decision::fromJson( '{"verdict":"VERDICT_BLOCK"}' );
+		$this->assertSame( 'editgate-block', $block->fallbackMessageKey( 'registered' ) );
+		$this->assertSame( '– default ', $block->reference(), 'no request id, a default, no time yet' );
 	}
 
 	public function testVerdicts() {

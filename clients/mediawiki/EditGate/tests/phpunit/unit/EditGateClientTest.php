@@ -29,7 +29,7 @@ class EditGateClientTest extends TestCase {
 			'ip' => '192.0.2.1',
 			'wiki' => 'enwiki',
 			'action' => 'edit',
-			'kind' => CheckPayload::KIND_ANONYMOUS,
+			'kind' => CheckPayload::NAME_ANONYMOUS,
 			'requestId' => "r\xff-from-a-client",
 		] );
 	}
@@ -74,12 +74,32 @@ class EditGateClientTest extends TestCase {
 		$outcome = $client->check( self::payload() );
 		$this->assertSame( $kind, $outcome->kind );
 		$this->assertSame( $kind === Outcome::DECIDED, $outcome->decision !== null );
+		if ( $outcome->decision !== null ) {
+			// The time of the answer: part of the reference an editor quotes in an appeal.
+			$this->assertMatchesRegularExpression( '/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/', $outcome->decision->time );
+		}
 		if ( $kind === Outcome::FAULT ) {
 			$this->assertCount( 1, $logger->at( 'error' ), implode( "\n", $logger->lines ) );
 		} else {
 			$this->assertCount( 0, $logger->at( 'error' ), implode( "\n", $logger->lines ) );
 		}
 		$this->assertStringNotContainsString( '192.0.2.1', implode( "\n", $logger->lines ), 'no address in a log' );
+	}
+
+	public function testEveryAnswerOfOneRequestHasTheRequestsTime() {
+		// `edit` and `create` of a new page are two answers: one reference, so one time (the
+		// request's), or the editor would read the refusal twice.
+		$saved = $_SERVER['REQUEST_TIME'] ?? null;
+		$_SERVER['REQUEST_TIME'] = 1796551200;
+		try {
+			[ $client ] = self::scripted( [ 'code' => 200, 'body' => self::OK ] );
+			$first = $client->check( self::payload() )->decision;
+			$second = $client->check( self::payload() )->decision;
+		} finally {
+			$_SERVER['REQUEST_TIME'] = $saved;
+		}
+		$this->assertSame( '2026-12-06T10:00:00Z', $first->time );
+		$this->assertSame( $first->time, $second->time );
 	}
 
 	public function testInvalidUtf8FromTheClientStillMakesABody() {
