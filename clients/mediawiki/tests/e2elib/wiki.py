@@ -255,6 +255,25 @@ class Wiki:
             time.sleep(0.2)
         raise AssertionError(f"editgate never decided by {rule_id}")
 
+    def remove_rule(self, rule_id, probe_ip):
+        """Removes a rule add_rule appended, and waits until editgate no longer decides by it."""
+        path = os.path.join(self.policies, "global.toml")
+        text = open(path).read()
+        start = text.index(f'\n[[rule]]\nid = "{rule_id}"')
+        end = text.find("\n[[rule]]", start + 1)
+        with open(path, "w") as f:
+            f.write(text[:start] + (text[end:] if end != -1 else "\n"))
+        deadline = time.monotonic() + 15
+        body = json.dumps({"ip": probe_ip, "wiki": WIKI_ID, "probe": True,
+                           "account": {"kind": "ACCOUNT_KIND_ANONYMOUS"}}).encode()
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(f"{self.editgate_http}/v1/check", data=body,
+                                         headers={"Content-Type": "application/json"})
+            if json.loads(urllib.request.urlopen(req, timeout=5).read()).get("ruleId") != rule_id:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"editgate still decides by {rule_id}")
+
     def decision_log(self):
         """editgate's decision log lines so far (written off the request path: give it a moment)."""
         time.sleep(0.3)
@@ -329,13 +348,25 @@ class Browser:
     def edit(self, title, text, xff=None, **extra):
         return self.api(xff, action="edit", title=title, text=text, token=self.token(), **extra)
 
-    def web_save(self, title, text, xff=None):
-        """Saves through the edit form, as a browser does; returns the page's HTML."""
-        return self.post(f"/index.php?title={urllib.parse.quote(title)}&action=submit", {
+    def web_save(self, title, text, xff=None, lang=None):
+        """Saves through the edit form, as a browser does (in the interface language `lang`,
+        when given); returns the page's HTML."""
+        uselang = f"&uselang={lang}" if lang else ""
+        return self.post(f"/index.php?title={urllib.parse.quote(title)}&action=submit{uselang}", {
             "wpTextbox1": text, "wpEditToken": self.token(), "wpUnicodeCheck": UNICODE_CHECK,
             "wpSave": "1", "wpUltimateParam": "1",
             "wpStarttime": "20200101000000", "wpEdittime": "20200101000000",
         }, xff)
+
+
+def permission_box(html):
+    """The text of a page's permission error box (a refusal)."""
+    m = re.search(r'<(div|ul) class="permissions-errors">(.*?)</\1>', html, re.S)
+    if not m:
+        text = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+        text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))
+        raise AssertionError(f"no permission error on the page: {text[:3000]}")
+    return m.group(2)
 
 
 def stop_group(proc):
