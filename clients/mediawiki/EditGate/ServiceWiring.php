@@ -6,10 +6,10 @@
  * @file
  */
 
-use MediaWiki\Extension\EditGate\CurlTransport;
 use MediaWiki\Extension\EditGate\EditGateClient;
 use MediaWiki\Extension\EditGate\Enforcer;
 use MediaWiki\Extension\EditGate\Gate;
+use MediaWiki\Extension\EditGate\StreamTransport;
 use MediaWiki\Logger\LoggerFactory;
 use MediaWiki\MediaWikiServices;
 
@@ -27,7 +27,12 @@ return [
 				(string)$config->get( 'EditGateUrl' ),
 				$config->get( 'EditGateTimeout' ),
 				$logger,
-				[ new CurlTransport( (string)$config->get( 'EditGateSocket' ) ), 'post' ]
+				new StreamTransport(
+					(string)$config->get( 'EditGateSocket' ),
+					$config->get( 'EditGateCAFile' ),
+					$config->get( 'EditGateClientCert' ),
+					$config->get( 'EditGateClientKey' )
+				)
 			),
 			$logger
 		);

@@ -8,8 +8,9 @@ namespace MediaWiki\Extension\EditGate;
 
 /**
  * The classes MediaWiki moved under namespaces, by their new names where they exist:
- * MediaWiki 1.43 deprecates the old names (`ApiMessage`, `Message`, `RawMessage`, `Html`),
- * and later releases drop them; 1.39 knows only the old ones.
+ * MediaWiki 1.43 deprecates the old names (`ApiMessage`, `Message`, `RawMessage`, `Html`,
+ * `RequestContext`; `ExtensionRegistry` from 1.44), and later releases drop them; 1.39 knows
+ * only the old ones.
  */
 class Compat {
 
@@ -20,5 +21,22 @@ class Compat {
 	 */
 	public static function className( string $new, string $old ): string {
 		return class_exists( $new ) ? $new : $old;
+	}
+
+	/**
+	 * @param string $name An extension's name
+	 * @return bool It is loaded on this wiki
+	 */
+	public static function extensionLoaded( string $name ): bool {
+		$registry = self::className( 'MediaWiki\Registration\ExtensionRegistry', 'ExtensionRegistry' );
+		return $registry::getInstance()->isLoaded( $name );
+	}
+
+	/**
+	 * @return \RequestContext|\MediaWiki\Context\RequestContext This request's context
+	 */
+	public static function mainContext() {
+		$context = self::className( 'MediaWiki\Context\RequestContext', 'RequestContext' );
+		return $context::getMain();
 	}
 }

@@ -138,6 +138,27 @@ class Decision {
 	}
 
 	/**
+	 * The answer as editgate sent it (a `CheckResponse` in proto3 JSON), for fromJson() to
+	 * read again: how an answer is kept between requests.
+	 *
+	 * @return string
+	 */
+	public function toJson(): string {
+		return (string)json_encode( [
+			'verdict' => array_search( $this->verdict, self::VERDICTS, true ),
+			'ruleId' => $this->ruleId,
+			'reason' => $this->reason,
+			'message' => $this->message,
+			'appeal' => $this->appeal,
+			'policyVersion' => $this->policyVersion,
+			'requestId' => $this->requestId,
+			'tags' => $this->tags,
+			'sources' => $this->sources,
+			'sharedAddress' => $this->sharedAddress,
+		], JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
+	}
+
+	/**
 	 * @return bool Whether the action goes through
 	 */
 	public function allows(): bool {

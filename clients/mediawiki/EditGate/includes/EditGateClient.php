@@ -30,11 +30,11 @@ class EditGateClient {
 
 	/** Seconds, when $wgEditGateTimeout is not a positive number. */
 	public const DEFAULT_TIMEOUT = 0.25;
-	/** Bounds of $wgEditGateTimeout: 0 would mean "no timeout" to curl. */
+	/** Bounds of $wgEditGateTimeout: a call always has a deadline, never an unbounded one. */
 	public const MIN_TIMEOUT = 0.02;
 	public const MAX_TIMEOUT = 10.0;
 
-	/** @var callable(string,string,float):array */
+	/** @var Transport */
 	private $transport;
 	/** @var string */
 	private $url;
@@ -48,19 +48,18 @@ class EditGateClient {
 	 * @param mixed $timeout Seconds for the whole call (clamped to 0.02–10; not a positive
 	 *   number: 0.25); the connection gets half of it
 	 * @param LoggerInterface $logger The EditGate channel
-	 * @param callable|null $transport `( url, body, timeout ) => [ 'code' => int, 'body' =>
-	 *   string, 'error' => string, 'tooLarge' => bool ]`; default {@see CurlTransport::post}
+	 * @param Transport|null $transport Default: a StreamTransport to the URL's host and port
 	 */
 	public function __construct(
 		string $baseUrl,
 		$timeout,
 		LoggerInterface $logger,
-		?callable $transport = null
+		?Transport $transport = null
 	) {
 		$this->url = rtrim( $baseUrl, '/' ) . '/v1/check';
 		$this->timeout = self::clampTimeout( $timeout );
 		$this->logger = $logger;
-		$this->transport = $transport ?? [ new CurlTransport(), 'post' ];
+		$this->transport = $transport ?? new StreamTransport();
 	}
 
 	/**
@@ -100,16 +99,22 @@ class EditGateClient {
 			return $this->fault( 'the request could not be encoded: {error}', $context + [ 'error' => $e->getMessage() ] );
 		}
 		$started = hrtime( true );
-		$response = ( $this->transport )( $this->url, $body, $this->timeout );
+		$response = $this->transport->post( $this->url, $body, $this->timeout );
 		$context['elapsed_ms'] = round( ( hrtime( true ) - $started ) / 1e6, 3 );
-		$code = (int)( $response['code'] ?? 0 );
-		$text = (string)( $response['body'] ?? '' );
-		$error = (string)( $response['error'] ?? '' );
+		$code = $response->code;
+		$text = $response->body;
+		$error = $response->error;
 
-		if ( !empty( $response['tooLarge'] ) ) {
+		if ( $response->tooLarge ) {
 			return $this->fault(
 				'editgate answered more than {cap} bytes (HTTP {status}): not an answer of editgate\'s',
-				$context + [ 'cap' => CurlTransport::MAX_RESPONSE_BYTES, 'status' => $code ]
+				$context + [ 'cap' => Transport::MAX_RESPONSE_BYTES, 'status' => $code ]
+			);
+		}
+		if ( $response->garbled !== '' ) {
+			return $this->fault(
+				'what answered at $wgEditGateUrl is not editgate ({error}): refusing',
+				$context + [ 'error' => $response->garbled ]
 			);
 		}
 		if ( $code === 0 || $error !== '' ) {

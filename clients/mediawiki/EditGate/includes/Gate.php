@@ -16,6 +16,10 @@ use Psr\Log\LoggerInterface;
  */
 class Gate {
 
+	/** The session entry of the answers askRemembered() keeps, and how many it keeps. */
+	private const REMEMBERED = 'EditGate.remembered';
+	private const REMEMBERED_MAX = 4;
+
 	/** @var EditGateClient */
 	private $client;
 	/** @var \MediaWiki\User\UserGroupManager */
@@ -34,6 +38,8 @@ class Gate {
 	private $maxForwardedFor;
 	/** @var string[] */
 	private $proxyWhitelist;
+	/** @var string Keys the remembered answers' session entries ($wgSecretKey); '': none kept */
+	private $secret;
 
 	/** @var array<string,Decision> Answers about this request's own attempts and probes, by
 	 *   user, action, address and probe */
@@ -80,6 +86,7 @@ class Gate {
 		$this->wikiId = (string)( $config->get( 'EditGateWikiId' ) ?? $config->get( 'DBname' ) );
 		$this->maxForwardedFor = (int)$config->get( 'EditGateMaxForwardedFor' );
 		$this->proxyWhitelist = (array)$config->get( 'ProxyWhitelist' );
+		$this->secret = (string)$config->get( 'SecretKey' );
 	}
 
 	/**
@@ -119,6 +126,50 @@ class Gate {
 			$this->answers[$key] = $this->latest = $outcome->decision;
 		} else {
 			$this->failed = $outcome;
+		}
+		return $outcome;
+	}
+
+	/**
+	 * Like ask() as a probe with the account's explicit groups, but an answer is kept in the
+	 * account's session for `$ttl` seconds and reused while the address, the account's groups
+	 * and its edit count stay the same: for what MediaWiki asks on every page view
+	 * (autopromotion). The trade-off: a change of the policy or of its lists reaches these
+	 * answers up to `$ttl` seconds late (attempts are always asked afresh).
+	 *
+	 * @param \User|\MediaWiki\User\User $user A registered account
+	 * @param string $action
+	 * @param int $ttl Seconds; 0 keeps nothing
+	 * @return Outcome
+	 */
+	public function askRemembered( $user, string $action, int $ttl ): Outcome {
+		$request = $user->getRequest();
+		if ( $ttl <= 0 || $this->secret === '' ) {
+			return $this->ask( $user, $action, true, true );
+		}
+		// Keyed with the wiki's secret: the session holds no address, nor a hash of one that
+		// could be reversed by trying every address.
+		$key = hash_hmac( 'sha256', implode( "\n", [
+			$this->wikiId, $action, $user->getId(), (string)$request->getIP(), $user->getEditCount(),
+			implode( ',', $this->userGroupManager->getUserGroups( $user ) ),
+		] ), $this->secret );
+		$session = $request->getSession();
+		$now = time();
+		// [ key => [ until, answer ] ], the few latest; expired ones are dropped.
+		$kept = array_filter( (array)$session->get( self::REMEMBERED, [] ), static function ( $entry ) use ( $now ) {
+			return is_array( $entry ) && ( $entry[0] ?? 0 ) > $now && is_string( $entry[1] ?? null );
+		} );
+		if ( isset( $kept[$key] ) ) {
+			try {
+				return Outcome::decided( Decision::fromJson( $kept[$key][1] ) );
+			} catch ( \UnexpectedValueException $e ) {
+				// Not one of ours: asked afresh.
+			}
+		}
+		$outcome = $this->ask( $user, $action, true, true );
+		if ( $outcome->decision !== null ) {
+			$kept[$key] = [ $now + $ttl, $outcome->decision->toJson() ];
+			$session->set( self::REMEMBERED, array_slice( $kept, -self::REMEMBERED_MAX, null, true ) );
 		}
 		return $outcome;
 	}

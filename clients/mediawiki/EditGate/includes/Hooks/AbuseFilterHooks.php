@@ -9,6 +9,7 @@
 
 namespace MediaWiki\Extension\EditGate\Hooks;
 
+use MediaWiki\Extension\EditGate\Compat;
 use MediaWiki\Extension\EditGate\Gate;
 
 /**
@@ -51,9 +52,7 @@ class AbuseFilterHooks {
 	public function __construct( $config, Gate $gate ) {
 		$this->gate = $gate;
 		$this->torSources = (array)$config->get( 'EditGateTorSources' );
-		$this->torBlockLoaded = class_exists( 'ExtensionRegistry' )
-			? \ExtensionRegistry::getInstance()->isLoaded( 'TorBlock' )
-			: false;
+		$this->torBlockLoaded = Compat::extensionLoaded( 'TorBlock' );
 	}
 
 	/**

@@ -9,14 +9,17 @@ namespace MediaWiki\Extension\EditGate\Hooks;
 use MediaWiki\Block\Hook\AbortAutoblockHook;
 use MediaWiki\Extension\EditGate\Compat;
 use MediaWiki\Extension\EditGate\Gate;
-use MediaWiki\Hook\OtherBlockLogLinkHook;
-use MediaWiki\Hook\SpecialContributionsBeforeMainOutputHook;
 
 /**
  * For admins: no autoblocks on shared addresses, and what editgate knows about an address on
  * the pages where they judge it.
+ *
+ * OtherBlockLogLink and SpecialContributionsBeforeMainOutput are handled without implementing
+ * their interfaces: those in MediaWiki\Hook move namespace from MediaWiki 1.46, and a class
+ * implementing an interface one supported release lacks does not load there. MediaWiki calls
+ * a handler's on<Hook> method by name whatever it implements.
  */
-class BlockHooks implements AbortAutoblockHook, OtherBlockLogLinkHook, SpecialContributionsBeforeMainOutputHook {
+class BlockHooks implements AbortAutoblockHook {
 
 	/** @var Gate */
 	private $gate;

@@ -9,7 +9,6 @@ namespace MediaWiki\Extension\EditGate\Hooks;
 use MediaWiki\ChangeTags\Hook\ChangeTagsListActiveHook;
 use MediaWiki\ChangeTags\Hook\ListDefinedTagsHook;
 use MediaWiki\Extension\EditGate\Gate;
-use MediaWiki\Hook\RecentChange_saveHook;
 
 /**
  * Tags the changes made from an address whose sources give a tag (the policy's `tag` on a
@@ -19,8 +18,11 @@ use MediaWiki\Hook\RecentChange_saveHook;
  * The tags come from the answer editgate already gave in the same request (the permission
  * check of the edit, creation, upload or move): never a second call. Only the tags listed in
  * $wgEditGateTags are defined and applied.
+ *
+ * RecentChange_save is handled without implementing its interface, which moves namespace in
+ * MediaWiki 1.46 (see BlockHooks).
  */
-class ChangeTagHooks implements ListDefinedTagsHook, ChangeTagsListActiveHook, RecentChange_saveHook {
+class ChangeTagHooks implements ListDefinedTagsHook, ChangeTagsListActiveHook {
 
 	/** @var Gate */
 	private $gate;

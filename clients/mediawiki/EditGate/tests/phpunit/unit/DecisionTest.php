@@ -31,6 +31,18 @@ class DecisionTest extends TestCase {
 		$this->assertSame( 'r-1 tor-anon 2026-12-06T10:15:02Z', $d->reference() );
 	}
 
+	public function testAnAnswerKeptReadsBackTheSame() {
+		// How Gate::askRemembered keeps an answer between requests.
+		$d = Decision::fromJson( self::ANSWER );
+		$d->sources = [ 'tor', 'vpn' ];
+		$d->tags = [ 'tor' ];
+		$d->sharedAddress = true;
+		foreach ( [ Decision::ALLOW, Decision::REQUIRE_LOGIN, Decision::BLOCK ] as $verdict ) {
+			$d->verdict = $verdict;
+			$this->assertEquals( $d, Decision::fromJson( $d->toJson() ), $verdict );
+		}
+	}
+
 	public function testRequireLoginAsksEachAccountKindForWhatItCanDo() {
 		// An anonymous editor logs in or creates an account; a temporary account needs a
 		// registered one; a registered account does not qualify yet. A block is one message.

@@ -1,18 +1,21 @@
 <?php
 
 use MediaWiki\Extension\EditGate\CheckPayload;
-use MediaWiki\Extension\EditGate\CurlTransport;
 use MediaWiki\Extension\EditGate\EditGateClient;
 use MediaWiki\Extension\EditGate\Outcome;
+use MediaWiki\Extension\EditGate\StreamTransport;
+use MediaWiki\Extension\EditGate\Transport;
+use MediaWiki\Extension\EditGate\TransportResponse;
 use PHPUnit\Framework\TestCase;
 
 /**
  * Only an outage (no connection, no complete answer in time, a 5xx) may fail open; every other
  * answer that cannot be used is a fault, and the wiki refuses. First with a scripted transport,
- * then with real curl against a scripted server on loopback (`php -S`).
+ * then with the real transport against a scripted server on loopback (`php -S`).
  *
  * @covers \MediaWiki\Extension\EditGate\EditGateClient
- * @covers \MediaWiki\Extension\EditGate\CurlTransport
+ * @covers \MediaWiki\Extension\EditGate\StreamTransport
+ * @covers \MediaWiki\Extension\EditGate\TransportResponse
  * @covers \MediaWiki\Extension\EditGate\Outcome
  */
 class EditGateClientTest extends TestCase {
@@ -37,39 +40,52 @@ class EditGateClientTest extends TestCase {
 	/**
 	 * A client whose transport answers `$response`, and the logger it writes to.
 	 */
-	private static function scripted( array $response, ?string &$sent = null ): array {
+	private static function scripted( TransportResponse $response, ?string &$sent = null ): array {
 		$logger = new TestLogger();
-		$client = new EditGateClient( 'http://editgate.test', 0.25, $logger,
-			static function ( string $url, string $body, float $timeout ) use ( $response, &$sent ) {
-				$sent = $body;
-				return $response + [ 'code' => 0, 'body' => '', 'error' => '', 'tooLarge' => false ];
+		$transport = new class( $response, $sent ) implements Transport {
+			/** @var TransportResponse */
+			private $response;
+			/** @var string|null */
+			private $sent;
+
+			public function __construct( TransportResponse $response, ?string &$sent ) {
+				$this->response = $response;
+				$this->sent = &$sent;
 			}
-		);
-		return [ $client, $logger ];
+
+			public function post( string $url, string $body, float $timeout ): TransportResponse {
+				$this->sent = $body;
+				return $this->response;
+			}
+		};
+		return [ new EditGateClient( 'http://editgate.test', 0.25, $logger, $transport ), $logger ];
 	}
 
 	public static function provideAnswers() {
-		yield 'an answer' => [ [ 'code' => 200, 'body' => self::OK ], Outcome::DECIDED ];
-		yield 'refused connection' => [ [ 'code' => 0, 'error' => 'Connection refused' ], Outcome::OUTAGE ];
-		yield 'timeout with half a body' => [ [ 'code' => 0, 'body' => '{"verd', 'error' => 'Operation timed out' ], Outcome::OUTAGE ];
-		yield 'starting' => [ [ 'code' => 503, 'body' => '{}' ], Outcome::OUTAGE ];
-		yield 'internal error' => [ [ 'code' => 500 ], Outcome::OUTAGE ];
-		yield 'wrong path' => [ [ 'code' => 404, 'body' => 'not found' ], Outcome::FAULT ];
-		yield 'malformed request' => [ [ 'code' => 400, 'body' => '{"code":"InvalidArgument"}' ], Outcome::FAULT ];
-		yield 'redirect' => [ [ 'code' => 307 ], Outcome::FAULT ];
-		yield 'the wiki itself' => [ [ 'code' => 200, 'body' => '<!DOCTYPE html><html>' ], Outcome::FAULT ];
-		yield 'unknown verdict' => [ [ 'code' => 200, 'body' => '{"verdict":"VERDICT_MAYBE"}' ], Outcome::FAULT ];
-		yield 'verdict of a wrong type' => [ [ 'code' => 200, 'body' => '{"verdict":[]}' ], Outcome::FAULT ];
-		yield 'numeric verdict' => [ [ 'code' => 200, 'body' => '{"verdict":1}' ], Outcome::FAULT ];
-		yield 'JSON but no object' => [ [ 'code' => 200, 'body' => '"VERDICT_ALLOW"' ], Outcome::FAULT ];
-		yield 'other success' => [ [ 'code' => 204 ], Outcome::FAULT ];
-		yield 'too large' => [ [ 'code' => 200, 'body' => '', 'tooLarge' => true ], Outcome::FAULT ];
+		$answer = [ TransportResponse::class, 'answer' ];
+		$failed = [ TransportResponse::class, 'failed' ];
+		yield 'an answer' => [ $answer( 200, self::OK ), Outcome::DECIDED ];
+		yield 'refused connection' => [ $failed( 'Connection refused' ), Outcome::OUTAGE ];
+		yield 'timeout with half a body' => [ $failed( 'timed out', '{"verd' ), Outcome::OUTAGE ];
+		yield 'starting' => [ $answer( 503, '{}' ), Outcome::OUTAGE ];
+		yield 'internal error' => [ $answer( 500, '' ), Outcome::OUTAGE ];
+		yield 'wrong path' => [ $answer( 404, 'not found' ), Outcome::FAULT ];
+		yield 'malformed request' => [ $answer( 400, '{"code":"InvalidArgument"}' ), Outcome::FAULT ];
+		yield 'redirect' => [ $answer( 307, '' ), Outcome::FAULT ];
+		yield 'the wiki itself' => [ $answer( 200, '<!DOCTYPE html><html>' ), Outcome::FAULT ];
+		yield 'unknown verdict' => [ $answer( 200, '{"verdict":"VERDICT_MAYBE"}' ), Outcome::FAULT ];
+		yield 'verdict of a wrong type' => [ $answer( 200, '{"verdict":[]}' ), Outcome::FAULT ];
+		yield 'numeric verdict' => [ $answer( 200, '{"verdict":1}' ), Outcome::FAULT ];
+		yield 'JSON but no object' => [ $answer( 200, '"VERDICT_ALLOW"' ), Outcome::FAULT ];
+		yield 'other success' => [ $answer( 204, '' ), Outcome::FAULT ];
+		yield 'too large' => [ TransportResponse::tooLarge( 200 ), Outcome::FAULT ];
+		yield 'not HTTP' => [ TransportResponse::garbled( 'SSH-2.0-OpenSSH' ), Outcome::FAULT ];
 	}
 
 	/**
 	 * @dataProvider provideAnswers
 	 */
-	public function testEachAnswerIsSorted( array $response, string $kind ) {
+	public function testEachAnswerIsSorted( TransportResponse $response, string $kind ) {
 		[ $client, $logger ] = self::scripted( $response );
 		$outcome = $client->check( self::payload() );
 		$this->assertSame( $kind, $outcome->kind );
@@ -92,7 +108,7 @@ class EditGateClientTest extends TestCase {
 		$saved = $_SERVER['REQUEST_TIME'] ?? null;
 		$_SERVER['REQUEST_TIME'] = 1796551200;
 		try {
-			[ $client ] = self::scripted( [ 'code' => 200, 'body' => self::OK ] );
+			[ $client ] = self::scripted( TransportResponse::answer( 200, self::OK ) );
 			$first = $client->check( self::payload() )->decision;
 			$second = $client->check( self::payload() )->decision;
 		} finally {
@@ -103,14 +119,14 @@ class EditGateClientTest extends TestCase {
 	}
 
 	public function testInvalidUtf8FromTheClientStillMakesABody() {
-		[ $client ] = self::scripted( [ 'code' => 200, 'body' => self::OK ], $sent );
+		[ $client ] = self::scripted( TransportResponse::answer( 200, self::OK ), $sent );
 		$client->check( self::payload() );
 		$this->assertNotSame( '', $sent );
 		$this->assertSame( "r\u{FFFD}-from-a-client", json_decode( $sent, true )['requestId'] );
 	}
 
 	public static function provideTimeouts() {
-		yield 'zero means no timeout to curl' => [ 0, EditGateClient::DEFAULT_TIMEOUT ];
+		yield 'zero would mean no deadline' => [ 0, EditGateClient::DEFAULT_TIMEOUT ];
 		yield 'negative' => [ -1, EditGateClient::DEFAULT_TIMEOUT ];
 		yield 'not a number' => [ 'soon', EditGateClient::DEFAULT_TIMEOUT ];
 		yield 'infinite' => [ INF, EditGateClient::DEFAULT_TIMEOUT ];
@@ -126,7 +142,7 @@ class EditGateClientTest extends TestCase {
 		$this->assertSame( $used, EditGateClient::clampTimeout( $setting ) );
 	}
 
-	// --- real curl against a scripted server --------------------------------------------
+	// --- the real transport against a scripted server --------------------------------------------
 
 	public static function setUpBeforeClass(): void {
 		$probe = stream_socket_server( 'tcp://127.0.0.1:0' );
@@ -176,7 +192,7 @@ class EditGateClientTest extends TestCase {
 	/**
 	 * @dataProvider provideServers
 	 */
-	public function testRealCurl( string $prefix, string $kind ) {
+	public function testRealTransport( string $prefix, string $kind ) {
 		[ $client, $logger ] = self::real( $prefix );
 		$started = microtime( true );
 		$outcome = $client->check( self::payload() );
@@ -185,11 +201,62 @@ class EditGateClientTest extends TestCase {
 			$this->assertSame( 'tor-anon', $outcome->decision->ruleId, 'the body arrived' );
 		}
 		if ( $prefix === '/huge' ) {
-			$this->assertStringContainsString( (string)CurlTransport::MAX_RESPONSE_BYTES, implode( "\n", $logger->lines ) );
+			$this->assertStringContainsString( (string)Transport::MAX_RESPONSE_BYTES, implode( "\n", $logger->lines ) );
 		}
 		// Not a timing assertion on editgate: the call is bounded by its own timeout, whatever
 		// the server does (with a wide margin for a loaded machine).
 		$this->assertLessThan( 5.0, microtime( true ) - $started );
+	}
+
+	public static function provideRawServers() {
+		yield 'a chunked answer' => [ '/chunked', Outcome::DECIDED, '' ];
+		yield 'a malformed chunked answer' => [ '/badchunk', Outcome::FAULT, 'not editgate' ];
+		yield 'something that is not HTTP' => [ '/garbage', Outcome::FAULT, 'not editgate' ];
+		yield 'an answer cut short' => [ '/short', Outcome::OUTAGE, 'before a complete answer' ];
+		yield 'headers without end' => [ '/bighead', Outcome::FAULT, 'more than' ];
+		yield 'an answer read by its length, the connection left open' => [ '/exact', Outcome::DECIDED, '' ];
+		yield 'closed without a word' => [ '/close', Outcome::OUTAGE, 'before a complete answer' ];
+	}
+
+	/**
+	 * What `php -S` cannot send, from a raw server: over TCP and over the Unix socket.
+	 *
+	 * @dataProvider provideRawServers
+	 */
+	public function testRawAnswers( string $prefix, string $kind, string $logged ) {
+		$dir = sys_get_temp_dir() . '/editgate-raw-' . getmypid();
+		@mkdir( $dir );
+		$socket = "$dir/raw.sock";
+		$server = proc_open(
+			[ PHP_BINARY, __DIR__ . '/../fixtures/raw.php', $socket, "$dir/port" ],
+			[ [ 'file', '/dev/null', 'r' ], [ 'file', '/dev/null', 'w' ], [ 'file', '/dev/null', 'w' ] ],
+			$pipes
+		);
+		try {
+			for ( $i = 0; $i < 100 && !is_file( "$dir/port" ); $i++ ) {
+				usleep( 20000 );
+			}
+			$port = (int)file_get_contents( "$dir/port" );
+			foreach ( [ 'tcp' => null, 'unix socket' => $socket ] as $how => $path ) {
+				$logger = new TestLogger();
+				$client = new EditGateClient( "http://127.0.0.1:$port$prefix", 0.5, $logger, new StreamTransport( $path ) );
+				$started = microtime( true );
+				$outcome = $client->check( self::payload() );
+				$this->assertSame( $kind, $outcome->kind, "$how: " . implode( "\n", $logger->lines ) );
+				$this->assertLessThan( 1.5, microtime( true ) - $started, "$how: held past its deadline" );
+				if ( $kind === Outcome::DECIDED ) {
+					$this->assertSame( 'tor-anon', $outcome->decision->ruleId, $how );
+				} else {
+					$this->assertStringContainsString( $logged, implode( "\n", $logger->lines ), $how );
+				}
+			}
+		} finally {
+			proc_terminate( $server );
+			proc_close( $server );
+			@unlink( $socket );
+			@unlink( "$dir/port" );
+			@rmdir( $dir );
+		}
 	}
 
 	public function testNothingListensIsAnOutage() {
