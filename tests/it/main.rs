@@ -54,6 +54,7 @@ mod requests;
 mod server;
 mod sources;
 mod tls;
+mod torblock_example;
 mod unix_socket;
 
 /// The table of fail-closed protections in docs/development.md names tests that exist.
