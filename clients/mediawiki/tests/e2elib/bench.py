@@ -1,92 +1,160 @@
-"""`e2e --bench`: what the extension adds to an edit and a page view."""
+"""`e2e --bench`: what the extension adds to an edit and to a page view, against TorBlock in
+the same wiki and run, with APCu as the object cache and without one."""
 
-import html as html_module
-import http.cookiejar
-import json
+import collections
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
-from .wiki import *  # noqa: F401,F403
+from .wiki import (CLEAN, TORBLOCK_SETTINGS, Browser, expect, saved)
 
-
+BLOCK = 20  # requests of one side before the next side's turn
 CALL_TIME = r"answered allow \(default\) for edit by anonymous in ([\d.]+) ms"
 
 
-def bench(w, n):
-    """Times `n` anonymous API edits of an existing page from a clean address, with the
-    extension on and off (interleaved in blocks of 20, so drift hits both alike), and the
-    editgate calls themselves from the extension's log channel."""
-    b = Browser(w)
-    b.edit("Bench page", "start")
-    times = {True: [], False: []}
-    for block in range(n // 20):
-        for enabled in (True, False):
-            w.configure(enabled=enabled)
-            for i in range(20):
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def sides(w):
+    """Each configuration measured: the extension off, TorBlock alone, EditGate alone on the
+    TorBlock migration policy (over TCP and over the Unix socket). Autopromotion is on for
+    both (TorBlock's settings and $wgEditGateAutopromote); the EditGate channel logs errors
+    only, as TorBlock's logs nothing."""
+    peer = w.start_torblock_editgate()
+    errors = os.path.join(w.tmp, "bench-errors.log")
+    # Jobs run apart, as on a production wiki, not at the end of a random request.
+    quiet = ["$wgJobRunRate = 0;"]
+    eg = dict(url=peer.http, errors_to=errors, extra=quiet + ["$wgEditGateAutopromote = true;"])
+    return {
+        "off": dict(enabled=False, extra=quiet),
+        "TorBlock": dict(enabled=False, torblock=True, extra=quiet + TORBLOCK_SETTINGS),
+        "EditGate": eg,
+        "EditGate, socket": dict(eg, socket=peer.socket),
+    }
+
+
+def interleaved(w, configs, n, request, profile=None):
+    """`n` timed requests per configuration, in turns of BLOCK, each round in a rotated order
+    (so drift, and whatever the previous turn left behind, hits all alike), after a turn each
+    to warm up; with `profile`, each side's Excimer profiles go to `profile`-<side>.folded.
+    Returns {side: [ms]}."""
+    times = {side: [] for side in configs}
+    order = list(configs.items())
+    for block in range(-1, n // BLOCK):
+        shift = max(block, 0) % len(order)
+        for side, settings in order[shift:] + order[:shift]:
+            out = f"{profile}-{side.replace(' ', '').replace(',', '-')}.folded" if profile else None
+            w.configure(**settings, profile=out if block >= 0 else None)
+            for i in range(BLOCK):
                 t = time.monotonic()
-                r = b.api(action="edit", title="Bench page", text=f"{enabled} {block} {i}", token="+\\")
-                times[enabled].append((time.monotonic() - t) * 1000)
-                expect(saved(r), r)
+                request(f"{side} {block} {i}")
+                if block >= 0:
+                    times[side].append((time.monotonic() - t) * 1000)
     w.configure()
-    calls = [float(m) for m in re.findall(CALL_TIME, w.channel_log())][-n:]
+    return times
 
-    def pct(xs, p):
-        xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
-    print(f"{n} anonymous API edits of an existing page from a clean address (ms):")
-    for label, xs in (("extension on ", times[True]), ("extension off", times[False]),
-                      ("editgate call", calls)):
-        print(f"  {label}: p50 {pct(xs, 50):7.3f}  p99 {pct(xs, 99):7.3f}  mean {statistics.mean(xs):7.3f}")
-    print(f"  added (on - off): p50 {pct(times[True], 50) - pct(times[False], 50):+.3f}, "
-          f"p99 {pct(times[True], 99) - pct(times[False], 99):+.3f}")
+def report(title, times):
+    print(title, flush=True)
+    off = times["off"]
+    for side, xs in times.items():
+        added = "" if side == "off" else (
+            f"   added p50 {pct(xs, 50) - pct(off, 50):+6.3f}  p99 {pct(xs, 99) - pct(off, 99):+7.3f}")
+        print(f"  {side:<17} p50 {pct(xs, 50):7.3f}  p99 {pct(xs, 99):7.3f}  mean {statistics.mean(xs):7.3f}{added}",
+              flush=True)
 
-    # The same edits and calls over TCP and over the Unix-domain socket, interleaved.
-    by = {"tcp": ([], []), "unix socket": ([], [])}
-    for block in range(n // 20):
-        for how in by:
-            w.configure(socket=w.editgate_socket if how == "unix socket" else None)
-            before = len(re.findall(CALL_TIME, w.channel_log()))
-            for i in range(20):
-                t = time.monotonic()
-                r = b.api(action="edit", title="Bench page", text=f"{how} {block} {i}", token="+\\")
-                by[how][0].append((time.monotonic() - t) * 1000)
-                expect(saved(r), r)
-            by[how][1].extend(float(m) for m in re.findall(CALL_TIME, w.channel_log())[before:])
+
+def edits_and_views(w, n, profile=None):
+    configs = sides(w)
+    anon = Browser(w, CLEAN)
+    anon.edit("Bench page", "start")
+
+    def edit(text):
+        r = anon.api(action="edit", title="Bench page", text=text, token="+\\")
+        expect(saved(r), r)
+
+    report(f"{n} anonymous API edits of an existing page from a clean address, each side (ms):",
+           interleaved(w, configs, n, edit, profile and f"{profile}-edit"))
+
+    # A logged-in reader whom autopromotion would give autoconfirmed, below TorBlock's Tor
+    # thresholds: TorBlock looks the address up, EditGate asks editgate (or its cache).
+    name = f"Benchreader{int(time.monotonic() * 1000)}"
+    w.create_user(name, registered_days_ago=5, edits=3)
+    reader = Browser(w, CLEAN).login(name)
+
+    def view(_):
+        html = reader.get("/index.php?title=Bench_page")
+        expect(name in html, "not logged in")
+
+    report(f"{n} page views by a logged-in account, autopromotion on, each side (ms):",
+           interleaved(w, configs, n, view, profile and f"{profile}-view"))
+
+
+def calls(w, n):
+    """The editgate call itself, from the extension's log channel, over TCP and the socket."""
+    peer = w.start_torblock_editgate()
+    anon = Browser(w, CLEAN)
+    print(f"{n} editgate calls from the extension (its log channel), ms:", flush=True)
+    for how, socket in (("tcp", None), ("unix socket", peer.socket)):
+        w.configure(url=peer.http, socket=socket)
+        before = len(re.findall(CALL_TIME, w.channel_log()))
+        for i in range(n):
+            expect(saved(anon.api(action="edit", title="Bench page", text=f"call {how} {i}", token="+\\")), how)
+        xs = [float(m) for m in re.findall(CALL_TIME, w.channel_log())[before:]]
+        print(f"  {how:<11}: p50 {pct(xs, 50):6.3f}  p99 {pct(xs, 99):6.3f}  mean {statistics.mean(xs):6.3f}"
+              f"  ({len(xs) / n:.2f} calls an edit)", flush=True)
     w.configure()
-    print(f"{n} anonymous API edits each over TCP and over the Unix-domain socket (ms):")
-    for how, (edits, calls) in by.items():
-        print(f"  {how:<11}: edit p50 {pct(edits, 50):7.3f}  p99 {pct(edits, 99):7.3f};  "
-              f"call p50 {pct(calls, 50):6.3f}  p99 {pct(calls, 99):6.3f}  mean {statistics.mean(calls):6.3f}")
 
-    # Autopromotion: a logged-in reader's page views, the hook on and off (it asks editgate
-    # whenever MediaWiki computes the reader's groups and there is a group to give).
-    w.create_user("Benchreader", registered_days_ago=400, edits=500)
-    reader = Browser(w).login("Benchreader")
-    views = {True: [], False: []}
-    for block in range(n // 20):
-        for on in (True, False):
-            w.configure(extra=[f"$wgEditGateAutopromote = {'true' if on else 'false'};"])
-            for i in range(20):
-                t = time.monotonic()
-                html = reader.get("/index.php?title=Bench_page")
-                views[on].append((time.monotonic() - t) * 1000)
-                expect("Benchreader" in html, "not logged in")
-    w.configure()
-    print(f"{n} page views by a logged-in account, autopromotion hook on and off (ms):")
-    for label, xs in (("hook on ", views[True]), ("hook off", views[False])):
-        print(f"  {label}: p50 {pct(xs, 50):7.3f}  p99 {pct(xs, 99):7.3f}  mean {statistics.mean(xs):7.3f}")
-    print(f"  added (on - off): p50 {pct(views[True], 50) - pct(views[False], 50):+.3f}, "
-          f"p99 {pct(views[True], 99) - pct(views[False], 99):+.3f}")
 
+def summarize(folded, top=12):
+    """Samples in a side's Excimer profiles: all, under EditGate's classes and under
+    TorBlock's, and the functions most often on top of the stack under EditGate's."""
+    total = ours = theirs = 0
+    leaves = collections.Counter()
+    with open(folded) as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            count = int(count)
+            frames = stack.split(";")
+            total += count
+            if any("EditGate\\" in fr for fr in frames):
+                ours += count
+                leaves[frames[-1]] += count
+            if any("TorBlock\\" in fr for fr in frames):
+                theirs += count
+    return total, ours, theirs, leaves.most_common(top)
+
+
+def profile_report(prefix, requests):
+    """Per request of each side, from the profiles under `prefix`; 0.1 ms a sample."""
+    base = os.path.dirname(prefix)
+    for name in sorted(os.listdir(base)):
+        if not (name.startswith(os.path.basename(prefix)) and name.endswith(".folded")):
+            continue
+        total, ours, theirs, leaves = summarize(os.path.join(base, name))
+        per = 10 * requests
+        print(f"  {name}: {total / per:.2f} ms a request sampled; in EditGate {ours / per:.3f} ms, "
+              f"in TorBlock {theirs / per:.3f} ms", flush=True)
+        for leaf, count in leaves:
+            print(f"      {count / per:6.3f} ms  {leaf}", flush=True)
+
+
+def bench(w, n, profile=False):
+    if not w.torblock:
+        print("../shared/third_party has no TorBlock for this release: no peer to measure against")
+        return
+    for apcu in (True, False):
+        w.stop_php()
+        w.start_php(apcu=apcu)
+        print(f"--- MediaWiki {w.version}, {'APCu as the object cache' if apcu else 'no object cache'}", flush=True)
+        edits_and_views(w, n)
+        calls(w, n)
+        if profile:
+            prefix = os.path.join(w.tmp, f"excimer-{'apcu' if apcu else 'none'}")
+            count = max(BLOCK, n // 4 // BLOCK * BLOCK)
+            edits_and_views(w, count, prefix)
+            print("Excimer, CPU time sampled every 0.1 ms, per request:", flush=True)
+            profile_report(prefix, count)

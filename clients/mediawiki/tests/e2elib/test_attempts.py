@@ -132,6 +132,7 @@ def test_a_special_page_form_that_saves_is_an_attempt(w):
     html = admin.get("/index.php?title=Special:Block", HARD_CHAIN)
     expect("wpTarget" in html, "the block form is not shown")
     expect(w.editgate_decisions() == decisions, "showing a form was counted as an attempt")
+    expect(w.editgate_probes() == probes, "showing a form was asked about")
 
 
 def test_every_action_but_read_is_gated(w):

@@ -1,23 +1,26 @@
-"""Run last: no deprecation notice from the extension in everything the other tests did."""
+"""Run last, over everything the other tests did: no address in any log, no deprecation
+notice from the extension."""
 
-import html as html_module
-import http.cookiejar
-import json
+import glob
 import os
-import re
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
-from .wiki import *  # noqa: F401,F403
+from .test_languages import IN_RANGE
+from .wiki import (CLEAN, EXTENSION, HARD_BLOCKED, MARKUP_ADDRESS, ONIONOO_EXIT, TOR_EXIT, VPN_ADDRESS,
+                   Browser, expect)
+
+
+def test_no_address_in_logs(w):
+    # The wiki's EditGate channel, every editgate's stderr, the decision log: after all the
+    # other tests, and one refusal more (logged by both sides) when run alone.
+    Browser(w, TOR_EXIT).edit("Logged refusal", "x")
+    logs = [w.log, w.decisions] + glob.glob(os.path.join(w.tmp, "editgate-*.stderr"))
+    text = ""
+    for path in logs:
+        with open(path) as f:
+            text += f.read()
+    expect("editgate refused edit" in text and '"rule_id":"tor-anon"' in text, f"nothing was logged: {logs}")
+    for ip in (TOR_EXIT, VPN_ADDRESS, CLEAN, MARKUP_ADDRESS, HARD_BLOCKED, IN_RANGE, ONIONOO_EXIT):
+        expect(ip not in text, f"{ip} is written in a log")
 
 
 def test_no_deprecation_notices_from_the_extension(w):

@@ -1,23 +1,8 @@
 """What TorBlock did, by policy: tags, AbuseFilter, e-mail, autopromotion, admin tools."""
 
-import html as html_module
-import http.cookiejar
-import json
-import os
 import re
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
-from .wiki import *  # noqa: F401,F403
+from .wiki import (CLEAN, TOR_EXIT, VPN_ADDRESS, Browser, abuse_filter, expect, rc_tags, refusal, saved)
 
 
 def test_tor_edits_are_tagged_even_when_allowed(w):
@@ -77,14 +62,43 @@ def test_autopromotion_is_withheld_on_a_refused_address(w):
     w.create_user("Promoted", registered_days_ago=1, edits=0)
     b = Browser(w).login("Promoted")
     groups = lambda xff: b.api(action="query", meta="userinfo", uiprop="groups", xff=xff)["query"]["userinfo"]["groups"]
-    expect("autoconfirmed" in groups(CLEAN), "no autoconfirmed from a clean address")
-    expect("autoconfirmed" in groups(TOR_EXIT), "withheld with the hook off (the default)")
-    w.configure(extra=["$wgEditGateAutopromote = true;"])
+    probes = w.editgate_probes()
+    expect("autoconfirmed" not in groups(TOR_EXIT), "autoconfirmed from Tor")
+    expect(w.editgate_probes() > probes, "autopromotion was not asked as a probe")
+    expect("autoconfirmed" in groups(CLEAN), "withheld from a clean address")
+    # The answer is kept in the session: the next page views from the same address ask
+    # nothing, and still withhold.
+    probes = w.editgate_probes()
+    for _ in range(3):
+        expect("autoconfirmed" not in groups(TOR_EXIT), "autoconfirmed from Tor on a later view")
+    expect(w.editgate_probes() == probes, "asked again within $wgEditGateAutopromoteCache")
+    # Kept nothing: asked every time.
+    w.configure(extra=["$wgEditGateAutopromoteCache = 0;"])
     try:
-        probes = w.editgate_probes()
-        expect("autoconfirmed" not in groups(TOR_EXIT), "autoconfirmed from Tor with the hook on")
-        expect("autoconfirmed" in groups(CLEAN), "withheld from a clean address")
-        expect(w.editgate_probes() > probes, "autopromotion was not asked as a probe")
+        groups(TOR_EXIT)
+        groups(TOR_EXIT)
+        expect(w.editgate_probes() >= probes + 2, "not asked on every view with the cache off")
+    finally:
+        w.configure()
+    w.configure(extra=["$wgEditGateAutopromote = false;"])
+    try:
+        expect("autoconfirmed" in groups(TOR_EXIT), "withheld with the hook off")
+    finally:
+        w.configure()
+
+
+def test_torblocks_autopromote_condition_is_answered(w):
+    # TorBlock's `tor` condition (APCOND_TOR, defined by the extension when TorBlock is not
+    # loaded), in a $wgAutopromote set where the constant exists.
+    w.create_user("Conditioned", registered_days_ago=400, edits=500)
+    b = Browser(w).login("Conditioned")
+    groups = lambda xff: b.api(action="query", meta="userinfo", uiprop="groups", xff=xff)["query"]["userinfo"]["groups"]
+    w.configure(extra=["$wgExtensionFunctions[] = static function () { "
+                       "$GLOBALS['wgAutopromote']['e2e-tor'] = [ APCOND_TOR ]; };"])
+    try:
+        expect("e2e-tor" in groups(TOR_EXIT), "the condition does not hold on a Tor exit")
+        expect("e2e-tor" not in groups(CLEAN), "the condition holds on a clean address")
+        expect("e2e-tor" not in groups(VPN_ADDRESS), "the condition holds on a VPN (not a Tor source)")
     finally:
         w.configure()
 

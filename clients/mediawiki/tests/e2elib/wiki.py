@@ -8,24 +8,31 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
-import sys
-import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", "..", ".."))
 EXTENSION = os.path.join(REPO, "clients", "mediawiki", "EditGate")
+# Other projects' archives the tests load (AbuseFilter, TorBlock, MediaWiki 1.45), when present.
+THIRD_PARTY = os.path.abspath(os.path.join(REPO, "..", "shared", "third_party"))
 DEBIAN_MEDIAWIKI = "/usr/share/mediawiki"  # Debian 12's 1.39; --mediawiki DIR for another
 WIKI_ID = "enwiki"  # the database name, so the shipped wikis/enwiki.toml applies
 # A table prefix, as many wikis outside Wikimedia have: MediaWiki's own wiki id is then
 # "enwiki-mw_", and the extension must still send the database name.
 DB_PREFIX = "mw_"
 
+# An Onionoo `details` answer with one exit relay, for TorBlock and the torblock example.
+ONIONOO_FIXTURE = os.path.join(REPO, "tests", "fixtures", "tor", "onionoo-details-2021-10-09.json")
+ONIONOO_EXIT = "128.31.0.13"  # its exit (exit and OR address)
+ONIONOO_NOT_EXIT = "128.31.0.34"  # its directory authority: a relay, not an exit
+# TorBlock's autopromotion settings that examples/torblock's `torblock-autopromote` mirrors.
+TORBLOCK_SETTINGS = ["$wgTorAutoConfirmAge = 90 * 86400;", "$wgTorAutoConfirmCount = 100;"]
 TOR_EXIT = "162.247.74.201"  # in policies/lists/tor-exit-addresses.txt
 VPN_ADDRESS = "2.26.157.10"  # in 2.26.157.0/24 of policies/lists/vpn.txt
 CLEAN = "8.8.4.4"  # in no list
@@ -56,6 +63,8 @@ class Wiki:
         self.tmp = tmp
         self.mediawiki = mediawiki
         self.version = re.search(r"MW_VERSION', '([^']+)'", open(f"{mediawiki}/includes/Defines.php").read()).group(1)
+        # The release branch, as extension archives name it: 1_39, 1_43, 1_45.
+        self.branch = "_".join(self.version.split(".")[:2])
         self.editgate_bin = editgate_bin
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -65,12 +74,17 @@ class Wiki:
         self.deprecated = os.path.join(tmp, "deprecated.log")
         self.decisions = os.path.join(tmp, "decisions.jsonl")
         self.php = None
+        # True when PHP runs with APCu as MediaWiki's object cache (start_php).
+        self.apcu = False
+        # TorBlock of this release, unpacked by install() from ../shared/third_party when there.
+        self.torblock = None
+        self.onionoo = None
         self.editgate = None
-        self.editgate_http = None
-        self.editgate_socket = os.path.join(tmp, "editgate.sock")
+        self.torblock_editgate = None
+        # Where the shipped policy's editgate listens for HTTP besides TCP (see Editgate).
+        self.editgate_socket = self.policies + ".sock"
         # The process groups started (each server in a session of its own).
         self.groups = set()
-        self.frozen = False
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -94,14 +108,22 @@ class Wiki:
              "--pass", PASSWORD, "EditGate e2e", "Admin"],
             env=env,
         )
-        # MediaWiki's AbuseFilter for this release, from ../shared/third_party when present.
-        major = re.search(r"MW_VERSION', '(\d+\.\d+)", open(f"{self.mediawiki}/includes/Defines.php").read()).group(1)
-        archive = os.path.join(REPO, "..", "shared", "third_party", f"AbuseFilter-REL{major.replace('.', '_')}.tar.gz")
-        self.abusefilter = os.path.exists(archive)
-        af_load = ""
-        if self.abusefilter:
+        # MediaWiki's AbuseFilter for this release: bundled with a release tarball (1.45),
+        # else from ../shared/third_party when present.
+        bundled = f"{self.mediawiki}/extensions/AbuseFilter/extension.json"
+        archive = os.path.join(THIRD_PARTY, f"AbuseFilter-REL{self.branch}.tar.gz")
+        af_json = None
+        if os.path.exists(bundled):
+            af_json = bundled
+        elif os.path.exists(archive):
             subprocess.run(["tar", "xzf", archive, "-C", self.tmp], check=True)
-            af_load = f"wfLoadExtension( 'AbuseFilter', '{self.tmp}/AbuseFilter/extension.json' );\n"
+            af_json = f"{self.tmp}/AbuseFilter/extension.json"
+        self.abusefilter = af_json is not None
+        tb_archive = os.path.join(THIRD_PARTY, f"TorBlock-REL{self.branch}.tar.gz")
+        if os.path.exists(tb_archive):
+            subprocess.run(["tar", "xzf", tb_archive, "-C", self.tmp], check=True)
+            self.torblock = f"{self.tmp}/TorBlock/extension.json"
+        af_load = f"wfLoadExtension( 'AbuseFilter', '{af_json}' );\n" if af_json else ""
         with open(os.path.join(self.tmp, "LocalSettings.php"), "a") as f:
             f.write(
                 "\n" + af_load +
@@ -121,11 +143,18 @@ class Wiki:
         self.configure()
 
     def configure(self, enabled=True, fail_open=True, url=None, temp_accounts=False, errors_to=None, extra=(),
-                  timeout=TIMEOUT, socket=None, extension=EXTENSION):
+                  timeout=TIMEOUT, socket=None, extension=EXTENSION, torblock=False, profile=None):
         """Rewrites the settings the tests vary (read on every request: no opcache delay).
         With `errors_to`, the EditGate channel logs only errors, to that file; `extra` lines
-        are appended as they are."""
+        are appended as they are. `torblock` loads TorBlock (its exit list from the local
+        Onionoo server, start_onionoo); `profile` appends each request's Excimer profile to
+        that file, as collapsed stacks."""
         lines = ["<?php"]
+        if profile:
+            lines.append(EXCIMER.replace("{out}", profile))
+        if self.apcu:
+            # A single-server production wiki: APCu is the object cache too.
+            lines.append("$wgMainCacheType = CACHE_ACCEL;")
         if errors_to:
             lines.append(f"$wgDebugLogGroups['EditGate'] = [ 'destination' => '{errors_to}', 'level' => 'error' ];")
         if enabled:
@@ -135,6 +164,11 @@ class Wiki:
             lines.append(f"$wgEditGateFailOpen = {'true' if fail_open else 'false'};")
             if socket:
                 lines.append(f"$wgEditGateSocket = '{socket}';")
+        if torblock:
+            if not (self.torblock and self.onionoo):
+                raise RuntimeError("TorBlock wanted, but not unpacked or no Onionoo server")
+            lines.append(f"wfLoadExtension( 'TorBlock', '{self.torblock}' );")
+            lines.append(f"$wgTorOnionooServer = '{self.onionoo.url}';")
         if temp_accounts:
             lines.append("$wgAutoCreateTempUser['enabled'] = true;")
         lines.extend(extra)
@@ -167,36 +201,34 @@ class Wiki:
     # --- servers -------------------------------------------------------------------------
 
     def start_editgate(self):
-        self.editgate = subprocess.Popen(
-            [self.editgate_bin, "serve", "--policies", self.policies,
-             "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--http-socket", self.editgate_socket],
-            stdout=subprocess.PIPE, stderr=open(os.path.join(self.tmp, "editgate.stderr"), "ab"),
-            text=True, start_new_session=True,
-        )
-        self.groups.add(self.editgate.pid)
-        line = self.editgate.stdout.readline()
-        m = re.search(r"and HTTP on (\S+)", line)
-        if not m:
-            raise RuntimeError(f"editgate did not start: {line!r}")
-        self.editgate_http = f"http://{m.group(1)}"
+        self.editgate = Editgate(self.editgate_bin, self.policies, self.tmp, self.groups)
 
     def stop_editgate(self):
-        if self.editgate is None:
-            return
-        if self.frozen:
-            self.editgate.send_signal(signal.SIGCONT)
-            self.frozen = False
-        stop_group(self.editgate)
-        self.editgate = None
+        if self.editgate is not None:
+            self.editgate.stop()
+            self.editgate = None
 
     def freeze_editgate(self, frozen):
-        self.editgate.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
-        self.frozen = frozen
+        self.editgate.freeze(frozen)
 
-    def start_php(self):
+    @property
+    def editgate_http(self):
+        return self.editgate.http if self.editgate else None
+
+    def start_php(self, apcu=False):
+        """Starts `php -S` on the wiki. With `apcu`, APCu is MediaWiki's local server cache and
+        its object cache, as on a single-server production wiki; without, the wiki has no
+        object cache (APCu off even when installed), a small wiki's default."""
+        if apcu and "apcu" not in subprocess.run(["php", "-m"], capture_output=True, text=True).stdout.split():
+            raise RuntimeError("APCu wanted but PHP has no apcu module (Debian's php-apcu)")
+        self.apcu = apcu
         # Several workers, as a real web server has: a wiki whose $wgEditGateUrl points at
         # itself must get an answer (an HTML page), not wait on its own single worker.
         env = dict(self.env(), PHP_CLI_SERVER_WORKERS="4")
+        if not apcu:
+            # APCu not loaded at all, as where it is not installed (MediaWiki takes APCu's
+            # functions for a working cache even with apc.enabled=0, and fails).
+            env["PHP_INI_SCAN_DIR"] = self.php_ini_dir(without="apcu")
         self.php = subprocess.Popen(
             # opcache as in production; revalidate at once so configure() applies.
             ["php", "-d", "opcache.enable_cli=1", "-d", "opcache.revalidate_freq=0",
@@ -218,42 +250,83 @@ class Wiki:
                     raise RuntimeError("php -S did not answer")
                 time.sleep(0.1)
 
-    def stop(self):
-        """Stops both servers and every process they started; returns what outlived them
-        (killed, but a failure of the suite)."""
-        self.stop_editgate()
+    def php_ini_dir(self, without):
+        """A copy of PHP's directory of module .ini files, without the module `without`."""
+        out = subprocess.run(["php", "--ini"], capture_output=True, text=True, check=True).stdout
+        scan = re.search(r"Scan for additional .ini files in: (\S+)", out).group(1)
+        ini = os.path.join(self.tmp, f"php-conf.d-without-{without}")
+        if not os.path.isdir(ini):
+            os.mkdir(ini)
+            for name in os.listdir(scan):
+                if without not in name:
+                    os.symlink(os.path.join(scan, name), os.path.join(ini, name))
+        return ini
+
+    def stop_php(self):
         if self.php is not None:
             stop_group(self.php)
             self.php = None
+
+    def start_onionoo(self):
+        if self.onionoo is None:
+            self.onionoo = Onionoo()
+        return self.onionoo
+
+    def start_torblock_editgate(self):
+        """An editgate on examples/torblock (the TorBlock migration policy), its exit list
+        fetched from the local Onionoo server; started once, stopped with the wiki."""
+        if self.torblock_editgate is not None:
+            return self.torblock_editgate
+        onionoo = self.start_onionoo()
+        dst = os.path.join(self.tmp, "torblock")
+        shutil.copytree(os.path.join(REPO, "examples", "torblock", "policies"), dst)
+        path = os.path.join(dst, "global.toml")
+        with open(path) as f:
+            text = f.read()
+        # Onionoo here, the copy in the scratch directory, and the fixture's one exit enough.
+        for old, new in (("https://onionoo.torproject.org", onionoo.url),
+                         ("/var/lib/editgate/sources/", dst + "/"), ("min_entries = 500", "min_entries = 1")):
+            if old not in text:
+                raise AssertionError(f"examples/torblock changed: no {old!r} in it")
+            text = text.replace(old, new)
+        with open(path, "w") as f:
+            f.write(text)
+        self.torblock_editgate = Editgate(self.editgate_bin, dst, self.tmp, self.groups)
+        # Its first fetch: until then it decides nothing (UNAVAILABLE).
+        self.wait_until(lambda: "tor" in self.torblock_editgate.probe(ONIONOO_EXIT).get("sources", []),
+                        "the torblock editgate never fetched its exit list")
+        return self.torblock_editgate
+
+    def stop(self):
+        """Stops every server and every process they started; returns what outlived them
+        (killed, but a failure of the suite)."""
+        self.stop_editgate()
+        if self.torblock_editgate is not None:
+            self.torblock_editgate.stop()
+            self.torblock_editgate = None
+        self.stop_php()
+        if self.onionoo is not None:
+            self.onionoo.stop()
+            self.onionoo = None
         return left_in(self.groups)
 
     # --- observations ----------------------------------------------------------------------
 
     def editgate_decisions(self):
         """editgate_decisions_total, summed over verdicts and rules."""
-        body = urllib.request.urlopen(f"{self.editgate_http}/metrics", timeout=5).read().decode()
-        return sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith("editgate_decisions_total"))
+        return self.editgate.metric("editgate_decisions_total")
 
     def editgate_probes(self):
         """editgate_probes_total."""
-        body = urllib.request.urlopen(f"{self.editgate_http}/metrics", timeout=5).read().decode()
-        return sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith("editgate_probes_total"))
+        return self.editgate.metric("editgate_probes_total")
 
     def add_rule(self, rule, rule_id, probe_ip, probe_xff=None):
         """Appends `rule` to the policy and waits until editgate decides by it (it watches its
         policy directory)."""
         with open(os.path.join(self.policies, "global.toml"), "a") as f:
             f.write("\n" + rule)
-        deadline = time.monotonic() + 15
-        body = json.dumps({"ip": probe_ip, "forwardedFor": [probe_xff] if probe_xff else [], "wiki": WIKI_ID,
-                           "probe": True, "account": {"kind": "ACCOUNT_KIND_ANONYMOUS"}}).encode()
-        while time.monotonic() < deadline:
-            req = urllib.request.Request(f"{self.editgate_http}/v1/check", data=body,
-                                         headers={"Content-Type": "application/json"})
-            if json.loads(urllib.request.urlopen(req, timeout=5).read()).get("ruleId") == rule_id:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"editgate never decided by {rule_id}")
+        self.wait_until(lambda: self.editgate.probe(probe_ip, xff=probe_xff).get("ruleId") == rule_id,
+                        f"editgate never decided by {rule_id}")
 
     def remove_rule(self, rule_id, probe_ip):
         """Removes a rule add_rule appended, and waits until editgate no longer decides by it."""
@@ -263,16 +336,17 @@ class Wiki:
         end = text.find("\n[[rule]]", start + 1)
         with open(path, "w") as f:
             f.write(text[:start] + (text[end:] if end != -1 else "\n"))
+        self.wait_until(lambda: self.editgate.probe(probe_ip).get("ruleId") != rule_id,
+                        f"editgate still decides by {rule_id}")
+
+    @staticmethod
+    def wait_until(done, failure):
+        """Polls `done` for up to 15 s; then fails with `failure`."""
         deadline = time.monotonic() + 15
-        body = json.dumps({"ip": probe_ip, "wiki": WIKI_ID, "probe": True,
-                           "account": {"kind": "ACCOUNT_KIND_ANONYMOUS"}}).encode()
-        while time.monotonic() < deadline:
-            req = urllib.request.Request(f"{self.editgate_http}/v1/check", data=body,
-                                         headers={"Content-Type": "application/json"})
-            if json.loads(urllib.request.urlopen(req, timeout=5).read()).get("ruleId") != rule_id:
-                return
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(failure)
             time.sleep(0.2)
-        raise AssertionError(f"editgate still decides by {rule_id}")
 
     def decision_log(self):
         """editgate's decision log lines so far (written off the request path: give it a moment)."""
@@ -289,6 +363,109 @@ class Wiki:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+
+# Profiles the request with Excimer (Debian's php-excimer) as MediaWiki does in production:
+# CPU-time samples every 0.1 ms, appended to {out} as collapsed stacks when the request ends.
+EXCIMER = """if ( extension_loaded( 'excimer' ) ) {
+	$egExcimer = new ExcimerProfiler();
+	$egExcimer->setPeriod( 0.0001 );
+	$egExcimer->setEventType( EXCIMER_CPU );
+	$egExcimer->start();
+	register_shutdown_function( static function () use ( $egExcimer ) {
+		$egExcimer->stop();
+		file_put_contents( '{out}', $egExcimer->getLog()->formatCollapsed(), FILE_APPEND | LOCK_EX );
+	} );
+}"""
+
+
+class Onionoo:
+    """A local Onionoo server, in a thread: `/details` answers with ONIONOO_FIXTURE, only the
+    relays flagged Exit when asked `flag=Exit` (as TorBlock and the torblock example ask)."""
+
+    def __init__(self):
+        with open(ONIONOO_FIXTURE) as f:
+            document = json.load(f)
+        server = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                if url.path != "/details":
+                    self.send_error(404)
+                    return
+                answer = dict(document)
+                if "Exit" in urllib.parse.parse_qs(url.query).get("flag", []):
+                    answer["relays"] = [r for r in document["relays"] if "Exit" in r.get("flags", [])]
+                body = json.dumps(answer).encode()
+                server.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Editgate:
+    """One `editgate serve` on a policy directory: gRPC and HTTP on free loopback ports, HTTP
+    also on the Unix socket `<policies>.sock`, in a process group of its own (added to
+    `groups`)."""
+
+    def __init__(self, binary, policies, tmp, groups, args=()):
+        self.policies = policies
+        self.socket = policies.rstrip("/") + ".sock"
+        self.frozen = False
+        name = os.path.basename(policies.rstrip("/"))
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--policies", policies,
+             "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--http-socket", self.socket, *args],
+            stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, f"editgate-{name}.stderr"), "ab"),
+            text=True, start_new_session=True,
+        )
+        groups.add(self.proc.pid)
+        line = self.proc.stdout.readline()
+        m = re.search(r"and HTTP on (\S+)", line)
+        if not m:
+            raise RuntimeError(f"editgate did not start on {policies}: {line!r}")
+        self.http = f"http://{m.group(1)}"
+
+    def stop(self):
+        if self.frozen:
+            self.freeze(False)
+        stop_group(self.proc)
+
+    def freeze(self, frozen):
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+        self.frozen = frozen
+
+    def probe(self, ip, xff=None, wiki=WIKI_ID):
+        """editgate's answer about an anonymous edit from `ip` (forwarded for `xff`), as a
+        probe (never counted); {} while it cannot decide."""
+        body = json.dumps({"ip": ip, "forwardedFor": [xff] if xff else [], "wiki": wiki, "probe": True,
+                           "account": {"kind": "ACCOUNT_KIND_ANONYMOUS"}}).encode()
+        req = urllib.request.Request(f"{self.http}/v1/check", data=body, headers={"Content-Type": "application/json"})
+        try:
+            return json.loads(urllib.request.urlopen(req, timeout=5).read())
+        except urllib.error.HTTPError:
+            return {}
+
+    def metric(self, name):
+        """A metric of /metrics, summed over its labels."""
+        body = urllib.request.urlopen(f"{self.http}/metrics", timeout=5).read().decode()
+        return sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith(name + "{") or l.startswith(name + " "))
 
 
 class Browser:
@@ -369,6 +546,26 @@ def permission_box(html):
     return m.group(2)
 
 
+def make_certificates(directory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate it signed (openssl),
+    in `directory`; returns {name: path} for ca, server, server_key, client, client_key."""
+    os.makedirs(directory, exist_ok=True)
+    p = {n: os.path.join(directory, f"{n}.pem") for n in ("ca", "ca_key", "server", "server_key", "client", "client_key")}
+    ssl = ["openssl"]
+    run(ssl + ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+               "-subj", "/CN=editgate e2e CA", "-keyout", p["ca_key"], "-out", p["ca"]])
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"), ("client", "extendedKeyUsage=clientAuth")):
+        csr = os.path.join(directory, f"{who}.csr")
+        run(ssl + ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN=e2e {who}",
+                   "-keyout", p[f"{who}_key"], "-out", csr])
+        extfile = os.path.join(directory, f"{who}.ext")
+        with open(extfile, "w") as f:
+            f.write(ext + "\n")
+        run(ssl + ["x509", "-req", "-in", csr, "-CA", p["ca"], "-CAkey", p["ca_key"], "-CAcreateserial", "-days", "2",
+                   "-extfile", extfile, "-out", p[who]])
+    return p
+
+
 def stop_group(proc):
     """SIGTERM to `proc`'s whole process group (it leads one: start_new_session), SIGKILL
     after 10 s."""
@@ -437,7 +634,6 @@ def refusal(r, code, data=True):
     return eg
 
 
-
 def rc_tags(w, title):
     """The tags of the latest change to `title`, from recent changes."""
     r = Browser(w).api(action="query", list="recentchanges", rcprop="title|tags", rclimit="50")
@@ -445,22 +641,6 @@ def rc_tags(w, title):
         if rc["title"] == title:
             return rc["tags"]
     raise AssertionError(f"no recent change of {title}: {r}")
-
-
-def test_tor_edits_are_tagged_even_when_allowed(w):
-    w.create_user("Tagged", registered_days_ago=400, edits=500)
-    b = Browser(w).login("Tagged")
-    expect(saved(b.edit("Tagged from Tor", "hello", xff=TOR_EXIT)), "the established account was refused")
-    expect("tor" in rc_tags(w, "Tagged from Tor"), "the allowed Tor edit is not tagged tor")
-    expect(saved(b.edit("Tagged clean", "hello")), "a clean edit was refused")
-    expect(rc_tags(w, "Tagged clean") == [], "a clean edit carries a tag")
-    # The tag is defined and active, with its name and description.
-    tags = Browser(w).api(action="query", list="tags", tgprop="displayname|description|active|defined",
-                          tglimit="max")["query"]["tags"]
-    tor = [t for t in tags if t["name"] == "tor"]
-    expect(tor and tor[0].get("active") and tor[0].get("defined") and tor[0]["displayname"] == "Tor", tor)
-    anon = Browser(w, VPN_ADDRESS)
-    refusal(anon.edit("VPN anonymous tagged", "x"), "editgate-require-login")
 
 
 def abuse_filter(w, admin, rules, tag):
