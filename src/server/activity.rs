@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::striped::{self, Counter, STRIPES};
 use editgate_core::decision::Verdict;
 use jiff::Timestamp;
-use prometheus_client::metrics::counter::Counter;
 
 /// Minutes of history kept.
 pub const MINUTES: usize = 60;
@@ -29,14 +29,24 @@ pub fn minute_of(t: Timestamp) -> u32 {
 /// it counts (high 32 bits) with its count (low 32 bits), so a slot left from an hour ago is
 /// told apart from the current one and restarted in the same compare-and-swap: a count is
 /// never lost or carried over at a minute boundary, and no background task clears slots.
+/// Striped like the counters ([`striped`]): each thread counts in a ring of its own, and a
+/// read adds them up.
 pub struct MinuteRing {
+    stripes: Box<[Ring; STRIPES]>,
+}
+
+/// One stripe's slots, on cache lines of their own.
+#[repr(align(64))]
+struct Ring {
     slots: [AtomicU64; MINUTES],
 }
 
 impl Default for MinuteRing {
     fn default() -> Self {
         Self {
-            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            stripes: Box::new(std::array::from_fn(|_| Ring {
+                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            })),
         }
     }
 }
@@ -53,6 +63,27 @@ impl MinuteRing {
         self.add(minute, 1);
     }
 
+    /// Counts `n` events in `minute`, on this thread's stripe.
+    fn add(&self, minute: u32, n: u32) {
+        self.stripes[striped::stripe()].add(minute, n);
+    }
+
+    /// The counts of the [`MINUTES`] minutes up to and including `minute`, oldest first.
+    /// Minutes with no event, and slots from longer ago (or from a clock that went back), read
+    /// as 0.
+    pub fn last_hour(&self, minute: u32) -> [u32; MINUTES] {
+        std::array::from_fn(|i| {
+            let Some(m) = minute.checked_sub((MINUTES - 1 - i) as u32) else {
+                return 0;
+            };
+            self.stripes
+                .iter()
+                .fold(0u32, |sum, ring| sum.saturating_add(ring.count(m)))
+        })
+    }
+}
+
+impl Ring {
     /// Counts `n` events in `minute`, saturating at `u32::MAX`.
     fn add(&self, minute: u32, n: u32) {
         let slot = &self.slots[minute as usize % MINUTES];
@@ -73,17 +104,10 @@ impl MinuteRing {
         }
     }
 
-    /// The counts of the [`MINUTES`] minutes up to and including `minute`, oldest first.
-    /// Minutes with no event, and slots from longer ago (or from a clock that went back), read
-    /// as 0.
-    pub fn last_hour(&self, minute: u32) -> [u32; MINUTES] {
-        std::array::from_fn(|i| {
-            let Some(m) = minute.checked_sub((MINUTES - 1 - i) as u32) else {
-                return 0;
-            };
-            let v = self.slots[m as usize % MINUTES].load(Ordering::Relaxed);
-            if (v >> 32) as u32 == m { v as u32 } else { 0 }
-        })
+    /// The count of `minute`, if its slot still holds that minute.
+    fn count(&self, minute: u32) -> u32 {
+        let v = self.slots[minute as usize % MINUTES].load(Ordering::Relaxed);
+        if (v >> 32) as u32 == minute { v as u32 } else { 0 }
     }
 }
 
@@ -255,7 +279,8 @@ mod tests {
     fn a_count_saturates_instead_of_spilling_into_the_minute() {
         let ring = MinuteRing::default();
         let m = 77;
-        ring.slots[m as usize % MINUTES].store((u64::from(m) << 32) | u64::from(u32::MAX - 1), Ordering::Relaxed);
+        ring.stripes[striped::stripe()].slots[m as usize % MINUTES]
+            .store((u64::from(m) << 32) | u64::from(u32::MAX - 1), Ordering::Relaxed);
         ring.record(m);
         ring.record(m);
         assert_eq!(ring.last_hour(m)[59], u32::MAX);

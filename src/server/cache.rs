@@ -1,12 +1,11 @@
 //! Per-IP facts behind a bounded moka cache, fronted by a small per-thread cache.
 //!
 //! The moka cache is shared, bounded and expires entries; but a moka lookup costs about as
-//! much as computing the facts for a small policy (measured: see BENCHMARKS.md). So each
+//! much as computing the facts for a small policy. So each
 //! worker thread first checks a small two-way set-associative array of recent answers (8,192
 //! sets of two 48-byte slots), which costs a hash and two compares in one or two cache lines;
-//! only its misses reach moka. Two ways rather than one: with 10,000 recurring addresses a
-//! direct-mapped array of the same size lost about a quarter of them to collisions, and each
-//! of those went to moka.
+//! only its misses reach moka. Two ways rather than one: a direct-mapped array of the same
+//! size loses many recurring addresses to collisions, and each of those goes to moka.
 //!
 //! The key is (snapshot generation, IP): facts from an old snapshot can never answer for a new
 //! one, and the cache is also cleared when a snapshot is swapped in, so stale entries do not
@@ -19,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
+
+use super::striped::StripedCounter;
 
 use editgate_core::engine::{Facts, Snapshot};
 
@@ -71,39 +72,6 @@ fn set_of(ip: u128) -> usize {
     let x = (ip >> 64) as u64 ^ ip as u64;
     // Fibonacci hashing: the top bits of a multiply spread nearby addresses.
     (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % FRONT_SETS
-}
-
-/// A counter striped over cache lines, so threads counting at once do not bounce one line
-/// between cores (at ~1M decisions/s on two cores a shared counter costs more than the
-/// lookup it counts). Reads sum the stripes.
-#[derive(Debug, Default)]
-pub struct StripedCounter([Padded; STRIPES]);
-
-/// Stripes per counter.
-const STRIPES: usize = 8;
-
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Padded(AtomicU64);
-
-static NEXT_STRIPE: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
-}
-
-impl StripedCounter {
-    /// Adds `n` on this thread's stripe.
-    #[inline]
-    pub fn add(&self, n: u64) {
-        let i = STRIPE.with(|s| *s);
-        self.0[i].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The total.
-    pub fn get(&self) -> u64 {
-        self.0.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
-    }
 }
 
 /// The facts cache with its hit and miss counts.

@@ -288,6 +288,13 @@ impl AttemptBuilder {
 
 /// Trimmed and ASCII-lowercased, in place unless there is whitespace to trim.
 fn normalized(mut s: String) -> String {
+    // What backends send is almost always normal already: one pass to see, and nothing to do
+    // (anything not ASCII takes the long way: `trim` knows Unicode's spaces).
+    if s.bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase() && !b.is_ascii_whitespace())
+    {
+        return s;
+    }
     if s.trim().len() != s.len() {
         s = s.trim().to_owned();
     }
