@@ -16,7 +16,7 @@ use tonic::Status;
 
 use editgate_core::attempt::{self, Attempt, FieldError, parse_ip};
 use editgate_core::decision::{Decision, Step};
-use editgate_core::engine::{AddressFacts, IpFacts as DomainFacts, Snapshot};
+use editgate_core::engine::{AddressReport, AddressSummary, Snapshot};
 
 /// The gRPC codec: prost's, except that a message that does not decode is the sender's
 /// fault, `INVALID_ARGUMENT` naming what failed, where tonic-prost answers `INTERNAL` (which
@@ -195,7 +195,7 @@ pub fn domain_verdict(v: Verdict) -> Option<editgate_core::decision::Verdict> {
 }
 
 /// The wire response for a decision about an address of which `address` is known.
-pub fn to_response(d: &Decision<'_>, address: &AddressFacts<'_>, request_id: String) -> CheckResponse {
+pub fn to_response(d: &Decision<'_>, address: &AddressSummary<'_>, request_id: String) -> CheckResponse {
     CheckResponse {
         tags: address.tags.iter().map(|s| (*s).to_owned()).collect(),
         sources: address.sources.iter().map(|s| (*s).to_owned()).collect(),
@@ -214,7 +214,7 @@ pub fn to_response(d: &Decision<'_>, address: &AddressFacts<'_>, request_id: Str
 /// How current each source of `f.sources` is, as of `now`, with a `url` source's latest
 /// confirmation from `confirmed`.
 pub fn source_data(
-    f: &DomainFacts,
+    f: &AddressReport,
     snap: &Snapshot,
     now: Timestamp,
     confirmed: &dyn Fn(&str) -> Option<Timestamp>,
@@ -238,7 +238,7 @@ pub fn source_data(
 }
 
 /// The wire facts; `source_data` from [`source_data`].
-fn to_facts(f: &DomainFacts, source_data: Vec<SourceData>) -> generated::IpFacts {
+fn to_facts(f: &AddressReport, source_data: Vec<SourceData>) -> generated::IpFacts {
     generated::IpFacts {
         source_data,
         ip: f.ip.map(|ip| ip.to_string()).unwrap_or_default(),
@@ -288,7 +288,7 @@ pub fn to_explain(
     request_id: String,
 ) -> ExplainResponse {
     let address = snap.address(&snap.facts(attempt.ip()));
-    let facts = snap.ip_facts(attempt.ip());
+    let facts = snap.report(attempt.ip());
     ExplainResponse {
         decision: Some(to_response(d, &address, request_id)),
         facts: Some(to_facts(&facts, source_data(&facts, snap, now, confirmed))),

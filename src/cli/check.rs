@@ -7,7 +7,7 @@ use super::request::RequestArgs;
 use super::{ExitCode, load_or_report};
 use crate::proto::{self, ExplainResponse};
 use editgate_core::decision::Decision;
-use editgate_core::engine::{IpFacts, Snapshot, decide};
+use editgate_core::engine::{AddressReport, Snapshot, decide};
 use editgate_core::sources::human_secs;
 
 /// `editgate check`
@@ -45,7 +45,7 @@ pub fn run(args: &RequestArgs, explain: bool) -> ExitCode {
     } else if explain {
         out!(
             "{}",
-            render_explain(snap, &snap.ip_facts(attempt.ip()), attempt.wiki(), &d, now)
+            render_explain(snap, &snap.report(attempt.ip()), attempt.wiki(), &d, now)
         );
     } else {
         out!("{}", render_decision(&d));
@@ -133,7 +133,13 @@ pub fn render_decision(d: &Decision<'_>) -> String {
 }
 
 /// The facts about the IP, then every rule visited, then the decision; `now` dates the data.
-pub fn render_explain(snap: &Snapshot, f: &IpFacts, wiki: &str, d: &Decision<'_>, now: jiff::Timestamp) -> String {
+pub fn render_explain(
+    snap: &Snapshot,
+    f: &AddressReport,
+    wiki: &str,
+    d: &Decision<'_>,
+    now: jiff::Timestamp,
+) -> String {
     let none = |v: &[String]| {
         if v.is_empty() {
             "(none)".to_owned()

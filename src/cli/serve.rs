@@ -221,8 +221,8 @@ fn read_config(path: &Path) -> Result<ConfigFile, String> {
 }
 
 /// A duration setting: `500ms`, or a policy duration (`5s`, `1m`, `7d`), within bounds.
-/// Out of bounds is an error naming the setting (a TTL of a thousand years once panicked
-/// inside the cache).
+/// Out of bounds is an error naming the setting (the cache panics on a TTL of a thousand
+/// years).
 fn duration_setting(name: &str, value: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = parse_millis(value)
         .ok_or_else(|| format!("{name}: `{value}` is not a duration, like `5s`, `500ms` or `5m`"))?;

@@ -64,7 +64,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
         for f in &result.failures {
             outln!("     {f}");
         }
-        let facts = snap.ip_facts(case.attempt.ip());
+        let facts = snap.report(case.attempt.ip());
         for line in render_explain(snap, &facts, case.attempt.wiki(), &decision, case.now).lines() {
             outln!("     | {line}");
         }

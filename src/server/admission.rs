@@ -11,9 +11,8 @@
 //! is tokio's `Timeout`. tower's `ConcurrencyLimit` + `LoadShed` + `Timeout` would do the same,
 //! but they wrap a whole service, and this must spare health, reflection and `CheckStream`'s
 //! deadline; a path test in front of one semaphore is simpler than three layers per route.
-//! What it costs, from a profile of `cargo xtask cpu` (BENCHMARKS.md): about 0.2-0.3 µs of
-//! the 14-16 µs a request costs the server, nearly all of it the deadline's timer (registered
-//! and dropped per request); taking and returning a slot is two atomic operations.
+//! Taking and returning a slot is two atomic operations; the deadline's timer, registered and
+//! dropped per request, is most of what admission costs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -147,9 +146,8 @@ where
 pin_project_lite::pin_project! {
     /// The future of [`GrpcLimit`]: a request that needs no slot, one admitted (holding its
     /// slot until it is answered, cut at the deadline), or one refused. A concrete type
-    /// rather than a boxed future: boxing moved tonic's large routing future to the heap on
-    /// every call, about 0.4 µs of the 16 µs a unary call costs the server (a profile of
-    /// `cargo xtask cpu`). (pin-project-lite takes no documentation on variant fields.)
+    /// rather than a boxed future, which would move tonic's large routing future to the heap
+    /// on every call. (pin-project-lite takes no documentation on variant fields.)
     #[project = Projected]
     #[allow(missing_docs)]
     pub enum Limited<F> {

@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -100,6 +100,8 @@ impl LogStats {
 /// The request-side handle.
 pub struct DecisionLog {
     config: ArcSwapOption<DecisionLogConfig>,
+    /// Whether `config` holds one: read first on every decision, cheaper than loading it.
+    enabled: AtomicBool,
     /// Set once, when logging is first enabled; the writer thread then lives as long as the
     /// process (it idles when logging is turned off).
     tx: OnceLock<SyncSender<Msg>>,
@@ -112,6 +114,7 @@ impl DecisionLog {
     pub fn new() -> Self {
         Self {
             config: ArcSwapOption::empty(),
+            enabled: AtomicBool::new(false),
             tx: OnceLock::new(),
             stats: Arc::new(LogStats::default()),
         }
@@ -121,6 +124,7 @@ impl DecisionLog {
     pub fn configure(&self, config: Option<DecisionLogConfig>) {
         let config = config.map(Arc::new);
         self.config.store(config.clone());
+        self.enabled.store(config.is_some(), Ordering::Relaxed);
         if self.tx.get().is_none() && config.is_some() {
             let (sender, receiver) = sync_channel(QUEUE);
             let stats = self.stats.clone();
@@ -166,6 +170,9 @@ impl DecisionLog {
         request_id: &str,
         now: Timestamp,
     ) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         let cfg = self.config.load();
         let Some(cfg) = cfg.as_ref() else { return };
         if cfg.sample_rate < 1.0 && !sampled(cfg.sample_rate) {
@@ -370,9 +377,8 @@ impl Sink {
 }
 
 /// How long the writer lets records gather after the first one wakes it: requests then hand
-/// their records over without waking it (a wake-up and a `write` per line cost the server
-/// about 10 µs of CPU per logged decision; BENCHMARKS.md), and a line reaches the file within
-/// a few milliseconds.
+/// their records over without waking it (a wake-up and a `write` per line would cost more
+/// than the decision), and a line reaches the file within a few milliseconds.
 const GATHER: Duration = Duration::from_millis(5);
 
 fn writer(rx: Receiver<Msg>, stats: Arc<LogStats>) {

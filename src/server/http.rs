@@ -22,23 +22,36 @@ use jiff::Timestamp;
 use super::{RequestError, State};
 use crate::proto;
 
-/// Serves `routes` on the connections `conns` admits (see [`super::conn::accept`]), with TLS
-/// when configured and `tls` (not on a Unix-domain socket, which its file mode protects),
-/// until `stop`; then stops taking connections and waits for those in flight (the caller
-/// bounds the wait with `drain_timeout`).
+/// Whether a listener speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// TLS when the service has certificates (`tls_cert`), as on the TCP ports.
+    Configured,
+    /// Never: a Unix-domain socket, whose file mode says who may connect.
+    Plain,
+}
+
+/// Serves `routes` on the connections `conns` admits (see [`super::conn::accept`]), encrypted
+/// as `encryption` says, until `stop`; then stops taking connections and waits for those in
+/// flight (the caller bounds the wait with `drain_timeout`).
 pub async fn serve<IO>(
     state: Arc<State>,
     routes: Router,
     mut conns: tokio::sync::mpsc::Receiver<super::conn::Conn<IO>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    tls: bool,
+    encryption: Encryption,
 ) -> Result<(), super::TlsError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    let tls = match state.config.tls.as_ref().filter(|_| tls) {
+    let tls = match state
+        .config
+        .tls
+        .as_ref()
+        .filter(|_| encryption == Encryption::Configured)
+    {
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(super::tls::rustls_config(files)?)),
         None => None,
     };

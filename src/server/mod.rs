@@ -38,6 +38,7 @@ mod offload;
 mod reload;
 mod serve;
 pub(crate) mod service;
+mod striped;
 pub(crate) mod tls;
 pub(crate) mod watch;
 
@@ -54,7 +55,7 @@ use jiff::Timestamp;
 
 use crate::proto::{self, CheckRequest, CheckResponse, RequestLimits};
 use cache::FactsCache;
-use editgate_core::engine::{Snapshot, decide_with_facts};
+use editgate_core::engine::{Snapshot, Trace, decide_with_facts};
 use editgate_core::load::{LoadError, Loaded, load_dir};
 use metrics::{Metrics, RuleCounters};
 use reload::deny_warnings;
@@ -358,16 +359,8 @@ impl State {
         let attempt = proto::to_attempt(req, now, self.config.limits)?;
         let snap = &live.snapshot;
         let facts = self.cache.get(snap, live.generation, attempt.ip());
-        let xff: Vec<_> = if snap.has_xff_rules() {
-            attempt
-                .forwarded_for()
-                .iter()
-                .map(|ip| self.cache.get(snap, live.generation, *ip))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let d = decide_with_facts(snap, &attempt, &facts, &xff, now, false);
+        let xff = snap.forwarded_facts(&attempt, |ip| self.cache.get(snap, live.generation, ip));
+        let d = decide_with_facts(snap, &attempt, &facts, &xff, now, Trace::Skip);
         if req.probe {
             self.metrics.probes.inc();
         } else {
@@ -441,8 +434,8 @@ async fn set_health(reporter: &tonic_health::server::HealthReporter, ready: bool
     reporter.set_service_status("editgate.v1.EditGate", status).await;
 }
 
-/// One decision in this many is timed for `editgate_decision_duration_seconds`. Reading the
-/// clock twice per decision was 5% of the server's time on the `CheckStream` path; a sample
+/// One decision in this many is timed for `editgate_decision_duration_seconds`: reading the
+/// clock twice per decision is a visible share of a streamed decision's cost, and a sample
 /// gives the same distribution.
 const LATENCY_SAMPLE: u32 = 8;
 
@@ -462,8 +455,8 @@ fn timed() -> bool {
 /// Wall-clock time for decisions: `CLOCK_REALTIME_COARSE`, which the kernel updates every
 /// tick (1-4 ms) and the vDSO reads without a system call, in a few nanoseconds. Rule expiry
 /// and account ages count in seconds, and `registered_at` tolerates minutes of skew, so a few
-/// milliseconds of lag change nothing. (A thread refreshing a shared value every 2 ms did the
-/// same and cost 4-5 ms of CPU a second, idle or not.)
+/// milliseconds of lag change nothing. (A thread refreshing a shared value instead would cost
+/// CPU every few milliseconds, idle or not.)
 pub fn coarse_now() -> Timestamp {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     Timestamp::new(t.tv_sec, t.tv_nsec as i32).unwrap_or_else(|_| Timestamp::now())

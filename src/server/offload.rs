@@ -1,7 +1,7 @@
 //! Work that must never run on the request threads: `explain` (both ports) and the console's
 //! pages. Each takes milliseconds of CPU on a large policy (every rule visited and described),
-//! and on the runtime's two threads a few callers at once pushed `/v1/check` past the wikis'
-//! timeout, so each kind of work has a pool of its own: a few dedicated threads at lowered
+//! and on the runtime's few threads a few callers at once would hold `/v1/check` past the
+//! wikis' timeout, so each kind of work has a pool of its own: a few dedicated threads at lowered
 //! priority (as reloads run), a bounded queue in front of them, and a deadline on the wait.
 //! A full queue is refused at once ([`RequestError::Busy`]: 503 / `RESOURCE_EXHAUSTED`), and
 //! work whose caller has given up by the time a thread is free is skipped.

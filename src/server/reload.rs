@@ -251,13 +251,12 @@ pub(super) fn drop_in_background<T: Send + 'static>(value: T) {
 }
 
 /// Lowers the current thread's scheduling priority: `SCHED_BATCH` at nice 5 on Linux, so that
-/// under full load the rebuild gives way to request threads without starving. Measured with
-/// `editgate loadgen --synth-prefixes 1000000 --reloads 10` on 2 cores (see BENCHMARKS.md):
-/// normal priority gave p99 2.5× steady during reloads; `SCHED_IDLE` kept p99 flat but
-/// stretched a reload to 7 s; nice 10 to 2.5 s; nice 5 gave 1.8–2.0×, and with the rebuild
-/// paced (`editgate_core::pace`) 1.4–1.7× with reloads under 1 s. `SCHED_BATCH` also keeps the
-/// rebuild from preempting a request thread when it wakes from a pause. Lowering a priority
-/// needs no privilege; on failure the thread keeps its priority.
+/// under full load the rebuild gives way to request threads without starving: normal priority
+/// lets it hold a core while requests wait, `SCHED_IDLE` or a higher nice value stretch a
+/// reload far past a second, and together with the paced rebuild (`editgate_core::pace`) nice
+/// 5 keeps both the reload and the request tail short. `SCHED_BATCH` also keeps the rebuild
+/// from preempting a request thread when it wakes from a pause. Lowering a priority needs no
+/// privilege; on failure the thread keeps its priority.
 pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {

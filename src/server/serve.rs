@@ -34,14 +34,14 @@ async fn serve_if<IO>(
     serves: http::Serves,
     hosts: &Arc<http::AllowedHosts>,
     stop: &tokio::sync::watch::Receiver<bool>,
-    tls: bool,
+    encryption: http::Encryption,
 ) -> Result<(), TlsError>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Some(conns) = conns else { return Ok(()) };
     let routes = http::router(state.clone(), serves, hosts.clone());
-    http::serve(state.clone(), routes, conns, stop.clone(), tls).await
+    http::serve(state.clone(), routes, conns, stop.clone(), encryption).await
 }
 
 /// A bound Unix-domain socket and its path, removed when the service stops (if it is still
@@ -227,7 +227,14 @@ pub async fn run_with(
     let api = http::Serves::Api {
         console: state.config.console && console_conns.is_none(),
     };
-    let http_server = serve_if(&state, Some(http_conns), api, &hosts, &stop_rx, true);
+    let http_server = serve_if(
+        &state,
+        Some(http_conns),
+        api,
+        &hosts,
+        &stop_rx,
+        http::Encryption::Configured,
+    );
     let (socket_conns, socket_accept) = socket_conns.unzip();
     // The API only on the socket (no console: a person's browser does not reach a socket
     // file), and no TLS (the file's mode says who may connect).
@@ -237,10 +244,17 @@ pub async fn run_with(
         http::Serves::Api { console: false },
         &hosts,
         &stop_rx,
-        false,
+        http::Encryption::Plain,
     );
     let (console_conns, console_accept) = console_conns.unzip();
-    let console_server = serve_if(&state, console_conns, http::Serves::Console, &hosts, &stop_rx, true);
+    let console_server = serve_if(
+        &state,
+        console_conns,
+        http::Serves::Console,
+        &hosts,
+        &stop_rx,
+        http::Encryption::Configured,
+    );
     let servers = async {
         let (g, h, c, u) = tokio::join!(grpc_server, http_server, console_server, socket_server);
         g?;

@@ -32,7 +32,10 @@ fn the_torblock_policy_does_what_torblock_does() {
     let copy = root.path().join("tor-onionoo.json");
     std::fs::copy(fixture("tor/onionoo-details-2021-10-09.json"), &copy).unwrap();
     let global = global
-        .replace("/var/lib/editgate/sources/tor-onionoo.json", &copy.display().to_string())
+        .replace(
+            "/var/lib/editgate/sources/tor-onionoo.json",
+            &copy.display().to_string(),
+        )
         .replace("min_entries = 500", "min_entries = 1");
     let cases = std::fs::read_to_string(torblock().join("tests/torblock.toml")).unwrap();
     let dir = policy_dir(&[("global.toml", &global), ("tests/torblock.toml", &cases)]);

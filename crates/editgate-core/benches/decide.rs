@@ -18,7 +18,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use editgate_core::attempt::{AccountKind, Attempt};
-use editgate_core::engine::{decide, decide_with_facts};
+use editgate_core::engine::{Trace, decide, decide_with_facts};
 use editgate_core::index::IndexBuilder;
 use editgate_core::load::{LoadOptions, load, load_dir};
 use editgate_core::pace::{Cooperative, Pacer};
@@ -95,13 +95,13 @@ fn bench_decide(c: &mut Criterion) {
             i = (i + 1) % n;
             let a = &attempts[i];
             let f = snap.facts(a.ip());
-            black_box(decide_with_facts(snap, a, &f, &[], now, false).verdict)
+            black_box(decide_with_facts(snap, a, &f, &[], now, Trace::Skip).verdict)
         })
     });
     g.bench_function("hit", |b| {
         b.iter(|| {
             i = (i + 1) % n;
-            black_box(decide_with_facts(snap, &attempts[i], &facts[i], &[], now, false).verdict)
+            black_box(decide_with_facts(snap, &attempts[i], &facts[i], &[], now, Trace::Skip).verdict)
         })
     });
     g.bench_function("traced", |b| {
@@ -156,7 +156,7 @@ fn per_call_percentiles(
             let a = &attempts[i];
             let t0 = Instant::now();
             let f = if miss { snap.facts(a.ip()) } else { facts[i] };
-            black_box(decide_with_facts(snap, a, &f, &[], now, false).verdict);
+            black_box(decide_with_facts(snap, a, &f, &[], now, Trace::Skip).verdict);
             lat.push(t0.elapsed().as_nanos() as u32);
         }
         lat.sort_unstable();
@@ -190,7 +190,7 @@ fn per_call_percentiles(
                 let mut v: Vec<u32> = (0..51)
                     .map(|_| {
                         let t0 = Instant::now();
-                        black_box(decide_with_facts(snap, &attempts[i], &facts[i], &[], now, false).verdict);
+                        black_box(decide_with_facts(snap, &attempts[i], &facts[i], &[], now, Trace::Skip).verdict);
                         t0.elapsed().as_nanos() as u32
                     })
                     .collect();
@@ -200,7 +200,7 @@ fn per_call_percentiles(
             .collect();
         per.sort_unstable();
         for (t, i) in per.iter().rev().take(12) {
-            let d = decide_with_facts(snap, &attempts[*i], &facts[*i], &[], now, false);
+            let d = decide_with_facts(snap, &attempts[*i], &facts[*i], &[], now, Trace::Skip);
             println!(
                 "slow: {t} ns {} {:?} {:?} rule={}",
                 attempts[*i].ip(),

@@ -13,13 +13,16 @@
 //! - [`policy`]: TOML policy files → raw serde structs → checked [`policy::Policy`], with
 //!   `file:line:col` errors, did-you-mean hints and lint warnings.
 //! - [`sources`]: pure parsers for Tor exit lists, IP lists and MaxMind databases (bytes in,
-//!   data out), and the shrink rule for lists.
+//!   data out).
 //! - [`index`]: one sorted-range index over every list source and inline rule network.
 //! - [`engine`]: the compiled [`engine::Snapshot`] and [`engine::decide`], pure and infallible.
 //! - [`load`]: reads a policy directory and its data files into a snapshot, refusing broken,
 //!   emptied or shrunken data.
-//! - [`files`]: reading only regular files, of bounded size.
-//! - [`sidecar`]: the fetch record and shrink confirmations kept beside a data file.
+//! - [`shrink`]: shrink protection (a list that lost too much of what it serves is refused
+//!   unless an operator confirmed that copy), and those confirmations.
+//! - [`files`]: reading only regular files, of bounded size; the checks on secret files.
+//! - [`sidecar`]: the fetch record kept beside a fetched data file (validators, confirmations
+//!   by the origin).
 //! - [`pace`]: lets the long loops of a snapshot build give way to requests on a busy host.
 //! - [`testcases`]: the `tests/*.toml` policy test cases and their runner.
 

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 /// Why a policy directory could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The directory itself cannot be read (exit code 2).
+    /// The directory itself cannot be read: the environment's fault, not the policy's.
     #[error("cannot read policy directory `{}`: {source}", path.display())]
     Io {
         /// The directory (or its `wikis/` subdirectory).
@@ -28,7 +28,7 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    /// The directory's content is invalid (exit code 1).
+    /// The directory's content is invalid: every error, with its file, line and column.
     #[error("{0}")]
     Invalid(PolicyErrors),
 }

@@ -2,25 +2,25 @@
 //! can give way to requests while every other load runs flat out.
 //!
 //! A reload rebuilds the whole snapshot on its own thread while requests are being answered.
-//! On a saturated two-core host the scheduler let that thread run whole time slices (a few
-//! milliseconds) while a request thread waited for the same core: the p99 during 1M-prefix
-//! reloads was twice the steady p99. A lower priority alone only traded that for longer
-//! reloads (see BENCHMARKS.md). So the build's long loops (list parsing, adding networks, the
-//! sort and sweep of the index, hashing the inputs) call [`Pacer::tick`], and a reload passes
+//! On a saturated host the scheduler lets that thread run whole time slices (a few
+//! milliseconds) while a request thread waits for the same core, which stretches the request
+//! tail during a large reload. A lower priority alone only trades that for longer reloads. So
+//! the build's long loops (list parsing, adding networks, the sort and sweep of the index,
+//! hashing the inputs) call [`Pacer::tick`], and a reload passes
 //! a pacer whose pause, [`Cooperative`], steps off the core after [`QUANTUM`] of work: a
 //! request thread waiting for it runs at once, and the rebuild continues when its turn comes
 //! back, with its fair share intact.
 //!
 //! The step off is a sleep, not `sched_yield`: since Linux's EEVDF scheduler, a yield gives up
-//! the rest of the thread's share, and reloads paced with yields took up to 5 s. The sleep asks
+//! the rest of the thread's share, and reloads paced with yields take seconds. The sleep asks
 //! for 1 µs; the kernel's default timer slack makes it last about 55 µs or more. Without a
 //! pause ([`Pacer::none`]) a tick is a bit test.
 
 use std::time::{Duration, Instant};
 
-/// The longest stretch of build work between two pauses. Measured with `cargo xtask loadgen
-/// --synth-prefixes 1000000 --reloads 10`: 250 µs kept the p99 lower but stretched reloads
-/// past 1 s; 500 µs kept both targets.
+/// The longest stretch of build work between two pauses: shorter keeps the request tail lower
+/// but stretches a large reload past its target (`cargo xtask loadgen --reloads` measures
+/// both).
 pub const QUANTUM: Duration = Duration::from_micros(500);
 
 /// The sleep asked for at each pause (see the module documentation for what it lasts).

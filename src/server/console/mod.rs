@@ -101,7 +101,7 @@ const RENDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Renders a page on the console's threads, `console_concurrency` at once (see `offload`):
 /// the pages of a large policy take milliseconds of CPU each, and rendering them on the
-/// request threads once pushed `/v1/check` past the wikis' timeout. A full queue or a page
+/// request threads would hold `/v1/check` past the wikis' timeout. A full queue or a page
 /// not rendered within the wait gets 503: the console is busy.
 async fn rendered(state: Arc<State>, render: impl FnOnce(&State) -> Response + Send + 'static) -> Response {
     let pool_state = state.clone();

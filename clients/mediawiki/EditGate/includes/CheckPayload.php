@@ -13,7 +13,7 @@ use InvalidArgumentException;
  * editgate's HTTP port reads, bounded to what editgate accepts.
  *
  * Pure PHP with no MediaWiki dependency, so the mapping is unit-tested on its own
- * (tests/unit); Hooks gathers the facts from MediaWiki and hands them in by name.
+ * (tests/phpunit/unit); Gate gathers the facts from MediaWiki and hands them in by name.
  */
 class CheckPayload {
 

@@ -11,7 +11,7 @@ use UnexpectedValueException;
 /**
  * editgate's answer for one attempt, read from a `CheckResponse` in proto3 JSON.
  *
- * Pure PHP with no MediaWiki dependency (unit-tested in tests/unit).
+ * Pure PHP with no MediaWiki dependency (unit-tested in tests/phpunit/unit).
  */
 class Decision {
 

@@ -1,7 +1,9 @@
 //! What a snapshot knows about an address: [`Facts`] for deciding (small and `Copy`, what
-//! the server caches) and [`IpFacts`] in words, for `explain`.
+//! the server caches) and [`AddressReport`] in words, for `explain`.
 
 use std::net::IpAddr;
+
+use smallvec::SmallVec;
 
 use super::Snapshot;
 use super::compiled::LabelOwner;
@@ -24,7 +26,7 @@ pub struct Facts {
 
 /// What `explain` says about an IP before any rule.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IpFacts {
+pub struct AddressReport {
     /// The address.
     pub ip: Option<IpAddr>,
     /// Sources that contain it (lists and MaxMind anonymous sources), in definition order.
@@ -42,24 +44,24 @@ pub struct IpFacts {
 /// What the sources say about an address, answered with every decision: the sources that
 /// hold it, the change tags they give attempts from it, and whether it is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AddressFacts<'s> {
+pub struct AddressSummary<'s> {
     /// Sources holding the address (lists and MaxMind anonymous sources), in definition order.
-    pub sources: Vec<&'s str>,
+    pub sources: SmallVec<[&'s str; 4]>,
     /// Their change tags, in definition order, each once.
-    pub tags: Vec<&'s str>,
+    pub tags: SmallVec<[&'s str; 4]>,
     /// Whether any of them is `shared` (many people behind one address: no autoblocks).
     pub shared: bool,
 }
 
 impl Snapshot {
     /// What the sources say about the address whose facts are `f`: allocation-free for an
-    /// address in no source, which most are.
-    pub fn address(&self, f: &Facts) -> AddressFacts<'_> {
+    /// address in up to four sources.
+    pub fn address(&self, f: &Facts) -> AddressSummary<'_> {
         let labels = self.index.labels_of(f.set);
         if labels.is_empty() && f.anon == 0 {
-            return AddressFacts::default();
+            return AddressSummary::default();
         }
-        let mut held: Vec<usize> = labels
+        let held = labels
             .iter()
             .filter_map(|&l| match self.label_owner.get(l as usize) {
                 Some(LabelOwner::Source(s)) => Some(*s),
@@ -71,12 +73,9 @@ impl Snapshot {
                     .enumerate()
                     .filter(|(bit, _)| f.anon & (1 << bit) != 0)
                     .map(|(_, &s)| s),
-            )
-            .collect();
-        held.sort_unstable();
-        held.dedup();
-        let mut out = AddressFacts::default();
-        for s in held {
+            );
+        let mut out = AddressSummary::default();
+        let add = |s: usize| {
             let info = &self.sources[s];
             out.sources.push(info.name.as_str());
             if let Some(tag) = info.tag.as_deref()
@@ -85,6 +84,17 @@ impl Snapshot {
                 out.tags.push(tag);
             }
             out.shared |= info.shared;
+        };
+        // In definition order, each once: through a bit set for the usual handful of sources
+        // (no allocation of its own), a sorted list past 128 of them.
+        if self.sources.len() <= 128 {
+            let bits = held.fold(0u128, |bits, s| bits | 1 << s);
+            (0..self.sources.len()).filter(|s| bits & 1 << s != 0).for_each(add);
+        } else {
+            let mut v: Vec<usize> = held.collect();
+            v.sort_unstable();
+            v.dedup();
+            v.into_iter().for_each(add);
         }
         out
     }
@@ -106,10 +116,10 @@ impl Snapshot {
     }
 
     /// Everything known about `ip`, in words, for `explain`.
-    pub fn ip_facts(&self, ip: IpAddr) -> IpFacts {
-        let mut out = IpFacts {
+    pub fn report(&self, ip: IpAddr) -> AddressReport {
+        let mut out = AddressReport {
             ip: Some(ip),
-            ..IpFacts::default()
+            ..AddressReport::default()
         };
         let mut in_source = vec![false; self.sources.len()];
         for &label in self.index.labels_of(self.index.lookup(ip)) {

@@ -11,7 +11,7 @@
 //! - `hot`: the untraced path over packed per-wiki, per-account-kind rule records;
 //! - `resolve`: which rule decides, first match with the forwarded-for rule (a
 //!   forwarded-for address only ever makes a decision stricter), for both paths;
-//! - `facts`: what a snapshot knows about an address ([`Facts`], [`IpFacts`]).
+//! - `facts`: what a snapshot knows about an address ([`Facts`], [`AddressReport`]).
 
 mod compile;
 mod compiled;
@@ -19,6 +19,8 @@ mod evaluate;
 mod facts;
 mod hot;
 mod resolve;
+
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use jiff::Timestamp;
@@ -30,7 +32,7 @@ use crate::policy::{Policy, Rule};
 use crate::sources::SourceKind;
 use crate::sources::maxmind::MaxmindDb;
 
-pub use facts::{AddressFacts, Facts, IpFacts};
+pub use facts::{AddressReport, AddressSummary, Facts};
 
 use compiled::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
 use hot::decide_hot;
@@ -244,39 +246,57 @@ pub struct EvaluationOrder<'s> {
 /// CLI, `explain` and the policy tests call; the server calls [`decide_with_facts`] with cached
 /// facts and no trace.
 pub fn decide<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
-    decide_computing_facts(snapshot, attempt, now, true)
+    decide_computing_facts(snapshot, attempt, now, Trace::Record)
 }
 
 /// Like [`decide`] without the trace: the fast path, for callers that decide many attempts
 /// without a cache (`editgate replay`).
 pub fn decide_untraced<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp) -> Decision<'s> {
-    decide_computing_facts(snapshot, attempt, now, false)
+    decide_computing_facts(snapshot, attempt, now, Trace::Skip)
 }
 
-fn decide_computing_facts<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp, trace: bool) -> Decision<'s> {
+fn decide_computing_facts<'s>(snapshot: &'s Snapshot, attempt: &Attempt, now: Timestamp, trace: Trace) -> Decision<'s> {
     let facts = snapshot.facts(attempt.ip());
-    let xff: Vec<Facts> = if snapshot.has_xff_rules() {
-        attempt.forwarded_for().iter().map(|ip| snapshot.facts(*ip)).collect()
-    } else {
-        Vec::new()
-    };
+    let xff = snapshot.forwarded_facts(attempt, |ip| snapshot.facts(ip));
     decide_with_facts(snapshot, attempt, &facts, &xff, now, trace)
 }
 
+/// Whether a decision records every rule it visits ([`Decision::trace`], for `explain`), or
+/// takes the fast path that does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// Record the trace.
+    Record,
+    /// The fast path: no trace.
+    Skip,
+}
+
+impl Snapshot {
+    /// The facts of `attempt`'s forwarded-for chain, from `facts_of` (the snapshot's, or a
+    /// cache's): none when no rule tests the chain ([`Snapshot::has_xff_rules`]), which is
+    /// what [`decide_with_facts`] expects then.
+    pub fn forwarded_facts(&self, attempt: &Attempt, facts_of: impl FnMut(IpAddr) -> Facts) -> Vec<Facts> {
+        if !self.has_xff_rules() {
+            return Vec::new();
+        }
+        attempt.forwarded_for().iter().copied().map(facts_of).collect()
+    }
+}
+
 /// Decides one attempt from precomputed facts: `facts` for the client IP and `xff_facts` for
-/// the forwarded-for chain (may be empty when [`Snapshot::has_xff_rules`] is false). With
-/// `trace`, every rule visited is recorded in [`Decision::trace`].
+/// the forwarded-for chain ([`Snapshot::forwarded_facts`]). With [`Trace::Record`], every rule
+/// visited is recorded in [`Decision::trace`].
 pub fn decide_with_facts<'s>(
     snapshot: &'s Snapshot,
     attempt: &Attempt,
     facts: &Facts,
     xff_facts: &[Facts],
     now: Timestamp,
-    trace: bool,
+    trace: Trace,
 ) -> Decision<'s> {
     let plan = snapshot.plan(attempt.wiki());
     let age = attempt.account().age_secs(now);
-    if !trace {
+    if trace == Trace::Skip {
         return decide_hot(snapshot, plan, attempt, facts, xff_facts, now, age);
     }
     let mut walk = Resolver::new(snapshot, true);

@@ -139,7 +139,7 @@ fn policy_version_changes_with_data() {
 /// The untraced hot path must decide exactly like the traced path, on every combination.
 #[test]
 fn hot_path_agrees_with_traced_path() {
-    use editgate_core::engine::decide_with_facts;
+    use editgate_core::engine::{Trace, decide_with_facts};
     let loaded = load_dir(&shipped_policies(), now()).unwrap();
     let s = &loaded.snapshot;
     let ips = [
@@ -177,7 +177,7 @@ fn hot_path_agrees_with_traced_path() {
                         let traced = decide(s, &built(&a), at);
                         let f = s.facts(a.ip);
                         let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
-                        let hot = decide_with_facts(s, &built(&a), &f, &xf, at, false);
+                        let hot = decide_with_facts(s, &built(&a), &f, &xf, at, Trace::Skip);
                         assert_eq!(
                             (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
                             (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -197,7 +197,7 @@ fn hot_path_agrees_with_traced_path() {
 /// decide exactly like the traced path, which visits every rule.
 #[test]
 fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
-    use editgate_core::engine::decide_with_facts;
+    use editgate_core::engine::{Trace, decide_with_facts};
     use editgate_testkit::synth::{Rng, write_policy};
     let dir = tempfile::tempdir().unwrap();
     write_policy(dir.path(), &fixtures(), 4_000, 120, 9).unwrap();
@@ -243,7 +243,7 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
         let traced = decide(s, &built(&a), now());
         let f = s.facts(a.ip);
         let xf: Vec<_> = a.forwarded_for.iter().map(|ip| s.facts(*ip)).collect();
-        let hot = decide_with_facts(s, &built(&a), &f, &xf, now(), false);
+        let hot = decide_with_facts(s, &built(&a), &f, &xf, now(), Trace::Skip);
         assert_eq!(
             (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
             (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -258,7 +258,7 @@ fn inverted_hot_path_agrees_with_traced_path_on_a_large_policy() {
 
 #[test]
 fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
-    use editgate_core::engine::decide_with_facts;
+    use editgate_core::engine::{Trace, decide_with_facts};
     // Twelve sources hold the same network: more candidate lists than the hot path merges on
     // the fly, so it takes its buffer path; 60 rules put the plan on the inverted index.
     let mut files = vec![("global.toml".to_owned(), String::new())];
@@ -286,7 +286,7 @@ fn hot_path_agrees_with_traced_path_for_an_address_in_many_lists() {
             a.account.edit_count = edits;
             let traced = decide(s, &built(&a), now());
             let f = s.facts(a.ip);
-            let hot = decide_with_facts(s, &built(&a), &f, &[], now(), false);
+            let hot = decide_with_facts(s, &built(&a), &f, &[], now(), Trace::Skip);
             assert_eq!(
                 (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
                 (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -345,19 +345,22 @@ fn sources_tags_and_shared_addresses() {
     let s = &loaded.snapshot;
     let at = |ip: &str| s.address(&s.facts(ip.parse().unwrap()));
     let tor = at("162.247.74.201");
-    assert_eq!((tor.sources, tor.tags, tor.shared), (vec!["tor"], vec!["tor"], true));
+    assert_eq!(
+        (tor.sources.to_vec(), tor.tags.to_vec(), tor.shared),
+        (vec!["tor"], vec!["tor"], true)
+    );
     // In MaxMind's test database as a VPN: tagged like the VPN list, once.
     let vpn = at("1.2.0.1");
     assert_eq!(
-        (vpn.sources, vpn.tags, vpn.shared),
+        (vpn.sources.to_vec(), vpn.tags.to_vec(), vpn.shared),
         (vec!["anonymizers"], vec!["vpn"], true)
     );
     let hard = at("203.0.113.1");
     assert_eq!(
-        (hard.sources, hard.tags, hard.shared),
-        (vec!["hard-blocks"], vec![], false)
+        (hard.sources.to_vec(), hard.tags.to_vec(), hard.shared),
+        (vec!["hard-blocks"], Vec::<&str>::new(), false)
     );
-    assert_eq!(at("9.9.9.9"), editgate_core::engine::AddressFacts::default());
+    assert_eq!(at("9.9.9.9"), editgate_core::engine::AddressSummary::default());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use editgate_core::attempt::{AccountKind, Attempt};
 use editgate_core::decision::{Outcome, Verdict};
-use editgate_core::engine::{Snapshot, SourceContent, SourceData, decide, decide_with_facts};
+use editgate_core::engine::{Snapshot, SourceContent, SourceData, Trace, decide, decide_with_facts};
 use editgate_core::load::load_dir;
 use editgate_core::policy::{Lint, PolicyFile, check};
 use proptest::prelude::*;
@@ -191,7 +191,7 @@ fn a_forwarded_match_decides_only_when_the_client_alone_is_not_stricter() {
         let a = anonymous(ip, xff);
         let traced = decide(snap, &a, now());
         let xf: Vec<_> = a.forwarded_for().iter().map(|x| snap.facts(*x)).collect();
-        let hot = decide_with_facts(snap, &a, &snap.facts(a.ip()), &xf, now(), false);
+        let hot = decide_with_facts(snap, &a, &snap.facts(a.ip()), &xf, now(), Trace::Skip);
         assert_eq!(
             (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
             (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
@@ -452,7 +452,7 @@ mod random {
                 let decided = |at: &Attempt| {
                     let traced = decide(&snap, at, now());
                     let xf: Vec<_> = at.forwarded_for().iter().map(|x| snap.facts(*x)).collect();
-                    let hot = decide_with_facts(&snap, at, &snap.facts(at.ip()), &xf, now(), false);
+                    let hot = decide_with_facts(&snap, at, &snap.facts(at.ip()), &xf, now(), Trace::Skip);
                     prop_assert_eq!(
                         (traced.verdict, traced.rule_id, &traced.shadow_rule_ids),
                         (hot.verdict, hot.rule_id, &hot.shadow_rule_ids),
