@@ -12,8 +12,8 @@ use editgate_core::sources::human_secs;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::fetcher::FetchStatus;
 use super::{ReloadRecord, State};
+use crate::fetch::FetchStatus;
 
 /// The instance's state, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,11 +128,11 @@ impl State {
         let mut sources = Vec::new();
         let mut stale_sources = Vec::new();
         for s in live.snapshot.sources() {
-            let confirmed = self.confirmed(&s.name);
+            let confirmed = self.fetches.confirmed(&s.name);
             let current = s.current(confirmed);
             let age = s.data_age_secs(now, confirmed);
             let stale = s.is_stale(now, confirmed);
-            let fetch = s.remote.then(|| self.fetch_status(&s.name)).flatten();
+            let fetch = s.remote.then(|| self.fetches.status(&s.name)).flatten();
             let mut mine = Vec::new();
             if stale && !s.awaiting_first_fetch() {
                 mine.push(format!(

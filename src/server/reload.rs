@@ -10,7 +10,8 @@ use jiff::Timestamp;
 
 use editgate_core::load::{LoadError, LoadOptions, Loaded};
 
-use super::{Live, ReloadError, State, lock, set_health};
+use super::state::set_health;
+use super::{Live, ReloadError, State, lock};
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +156,7 @@ impl State {
     /// Swaps in a valid snapshot unless it is the serving one again (same version); the
     /// decision log takes its settings either way (its key file is not part of the version).
     async fn apply(&self, loaded: Loaded, old: &Live, started: Instant) -> ReloadOutcome {
-        self.set_pending_fetch(Vec::new());
+        self.fetches.set_pending(Vec::new());
         self.decision_log.configure(loaded.decision_log.clone());
         self.metrics.reload_success.inc();
         if loaded.snapshot.version() == old.snapshot.version() {
@@ -179,10 +180,7 @@ impl State {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "reload: new snapshot serving"
         );
-        let reporter = lock(&self.health).clone();
-        if let Some(reporter) = reporter {
-            set_health(&reporter, ready).await;
-        }
+        set_health(&self.health, ready).await;
         ReloadOutcome::Swapped { generation, version }
     }
 
@@ -194,7 +192,7 @@ impl State {
         for line in e.to_string().lines() {
             tracing::error!("reload rejected, previous snapshot keeps serving: {line}");
         }
-        self.set_pending_fetch(unfetched_url_sources(&self.config.policies));
+        self.fetches.set_pending(unfetched_url_sources(&self.config.policies));
         e
     }
 }

@@ -9,7 +9,8 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::StreamExt as _;
 
 use super::error::{ServeError, TlsError};
-use super::{State, admission, conn, fetcher, http, proto, service, tls, watch};
+use super::{BackgroundTask, State, admission, conn, http, service, tls, watch};
+use crate::proto;
 
 /// The listeners the service answers on.
 pub struct Listeners {
@@ -186,10 +187,10 @@ pub async fn run_with(
     } else {
         None
     };
-    let fetcher = fetcher::spawn(state.clone());
+    let fetcher = BackgroundTask::new(tokio::spawn(crate::fetch::schedule::run(state.clone())));
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    state.attach_health(health_reporter).await;
+    state.sync_health().await;
+    let health_service = state.health_service();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -118,7 +118,7 @@ enum Seen {
 /// Starts the watcher. SIGHUP reaches it through [`State::request_reload`].
 pub fn spawn_watcher(state: Arc<State>) -> Result<BackgroundTask, ServeError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Seen>();
-    let (hup_tx, mut hup_rx) = mpsc::unbounded_channel::<Trigger>();
+    let mut requests = state.reload_requests();
     let mut root = Root::new(&state.config.policies);
     let owner = state.clone();
     let root_path = root.path.clone();
@@ -170,7 +170,6 @@ pub fn spawn_watcher(state: Arc<State>) -> Result<BackgroundTask, ServeError> {
     for dir in &outside {
         watch(&mut watcher, dir, RecursiveMode::NonRecursive);
     }
-    *super::lock(&state.reload_requests) = Some(hup_tx);
     let debounce = state.config.debounce;
     let task = tokio::spawn(async move {
         loop {
@@ -184,9 +183,9 @@ pub fn spawn_watcher(state: Arc<State>) -> Result<BackgroundTask, ServeError> {
                     }
                     None => return,
                 },
-                hup = hup_rx.recv() => match hup {
-                    Some(t) => t,
-                    None => return,
+                asked = requests.changed() => match asked {
+                    Ok(()) => *requests.borrow_and_update(),
+                    Err(_) => return,
                 },
             };
             let now = Root::new(&state.config.policies);

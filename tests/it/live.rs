@@ -179,7 +179,7 @@ async fn verdict(r: &Running, ip: &str) -> Verdict {
 async fn wait_fetches(origin: &FlakyOrigin, r: &Running, n: u64, result: &str) {
     let start = origin.requests();
     for _ in 0..400 {
-        let st = r.state.fetch_status("tor");
+        let st = r.state.fetches.status("tor");
         if origin.requests() >= start + n && st.as_ref().and_then(|s| s.last_result) == Some(result) {
             return;
         }
@@ -187,7 +187,7 @@ async fn wait_fetches(origin: &FlakyOrigin, r: &Running, n: u64, result: &str) {
     }
     panic!(
         "no `{result}` fetch after {n} requests: {:?}",
-        r.state.fetch_status("tor")
+        r.state.fetches.status("tor")
     );
 }
 

@@ -1,10 +1,20 @@
-//! Fetching `url` sources: one conditional HTTP(S) request, validated exactly as a reload
-//! would validate the file, then saved atomically as the last good copy.
+//! Fetching `url` sources, all of it: [`fetch`] makes one conditional HTTP(S) request,
+//! validated exactly as a reload would validate the file, then saved atomically as the last
+//! good copy; [`schedule`] runs it for a service, each source when it is due; [`book`] keeps
+//! what the service knows of it (results, confirmations, sources a waiting policy needs).
+//! `editgate fetch` calls [`fetch`] directly, and `editgate accept-shrink` writes a
+//! confirmation through [`write_acceptance`].
 //!
-//! Blocking (`ureq`) and free of tokio: the server runs it on a blocking thread, and
-//! `editgate fetch` runs it directly. The sidecar `<path>.fetch.json` keeps the validators
-//! (`ETag`, `Last-Modified`) for conditional requests and the time the origin last confirmed
-//! the copy, so that freshness survives a restart without rewriting the data file.
+//! [`fetch`] is blocking (`ureq`) and free of tokio: the server runs it on a blocking thread.
+//! The sidecar `<path>.fetch.json` (its format is the core's [`editgate_core::sidecar`], which
+//! the loader reads) keeps the validators (`ETag`, `Last-Modified`) for conditional requests
+//! and the time the origin last confirmed the copy, so that freshness survives a restart
+//! without rewriting the data file.
+
+pub mod book;
+pub mod schedule;
+
+pub use book::{FetchBook, FetchStatus};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
