@@ -20,6 +20,7 @@ pub mod replay;
 pub mod request;
 pub mod schema;
 pub mod serve;
+pub mod settings;
 pub mod test;
 pub mod validate;
 
@@ -44,7 +45,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve decisions over gRPC and HTTP/JSON, with health, metrics and the admin console,
     /// reloading on change.
-    Serve(Box<serve::ServeArgs>),
+    Serve(Box<settings::ServeSettings>),
     /// Decide one edit attempt described by flags.
     Check(check::CheckArgs),
     /// Show the facts about the IP and every rule visited, with why it matched or not.

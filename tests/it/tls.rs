@@ -162,7 +162,7 @@ fn serve_refuses_to_start_on_unusable_tls_files() {
         .timeout(Duration::from_secs(30))
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("tls_cert needs tls_key"));
+        .stderr(predicates::str::contains("error: tls_cert: needs tls_key"));
 }
 
 /// The TLS private key lets whoever reads it impersonate the service: `serve` refuses a key
