@@ -84,13 +84,18 @@ impl From<ExitCode> for std::process::ExitCode {
 /// Loads a policy directory for a subcommand, printing errors to stderr and mapping them to
 /// the exit code: 1 for an invalid directory, 2 when it cannot be read at all.
 pub fn load_or_report(dir: &Path, now: Timestamp) -> Result<Loaded, ExitCode> {
-    match load_dir(dir, now) {
-        Ok(l) => Ok(l),
-        Err(e @ LoadError::Io { .. }) => {
+    load_dir(dir, now).map_err(|e| report_load_error(dir, &e))
+}
+
+/// Prints why `dir` could not be loaded; its exit code: 2 when it cannot be read at all, 1
+/// when it is invalid ([`report_invalid`]).
+pub fn report_load_error(dir: &Path, e: &LoadError) -> ExitCode {
+    match e {
+        LoadError::Io { .. } => {
             eprintln!("error: {e}");
-            Err(ExitCode::Usage)
+            ExitCode::Usage
         }
-        Err(LoadError::Invalid(errors)) => Err(report_invalid(dir, &errors)),
+        LoadError::Invalid(errors) => report_invalid(dir, errors),
     }
 }
 

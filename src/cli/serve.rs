@@ -9,7 +9,6 @@ use std::time::Duration;
 use super::ExitCode;
 use super::settings::{LogFormat, Resolved, ServeSettings};
 use crate::server::{self, State};
-use editgate_core::load::LoadError;
 
 /// Logs to stderr: JSON lines, or text with colours only on a terminal (a file, a pipe or the
 /// journal gets plain text) and only without `NO_COLOR` (<https://no-color.org>).
@@ -75,19 +74,10 @@ async fn serve(r: Resolved) -> ExitCode {
     let policies = r.config.policies.clone();
     let state = match State::load(r.config) {
         Ok(s) => s,
-        Err(LoadError::Invalid(errors)) => {
-            for e in &errors.0 {
-                eprintln!("{}", e.to_string().replacen(": ", ": error: ", 1));
-            }
-            eprintln!(
-                "error: policy directory `{}` is invalid; not starting",
-                policies.display()
-            );
-            return ExitCode::Failure;
-        }
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
+            let code = super::report_load_error(&policies, &e);
+            eprintln!("error: not starting");
+            return code;
         }
     };
     let (grpc, http) = match (bind(r.listen).await, bind(r.http_listen).await) {

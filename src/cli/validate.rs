@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 use jiff::Timestamp;
 
-use super::{ExitCode, load_or_report, plural, report_invalid};
-use editgate_core::load::{LoadError, read_policy_files};
+use super::{ExitCode, load_or_report, plural, report_invalid, report_load_error};
+use editgate_core::load::read_policy_files;
 use editgate_core::policy::Warning;
 
 /// `editgate validate`
@@ -63,11 +63,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
 fn files_only(args: &ValidateArgs) -> ExitCode {
     let files = match read_policy_files(&args.dir) {
         Ok(f) => f,
-        Err(e @ LoadError::Io { .. }) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
-        }
-        Err(LoadError::Invalid(errors)) => return report_invalid(&args.dir, &errors),
+        Err(e) => return report_load_error(&args.dir, &e),
     };
     let (policy, warnings) = match editgate_core::policy::check(&files, Timestamp::now()) {
         Ok(p) => p,
