@@ -10,6 +10,7 @@ import time
 from .wiki import (CLEAN, TORBLOCK_SETTINGS, Browser, expect, saved)
 
 BLOCK = 20  # requests of one side before the next side's turn
+SAMPLE_MS = 0.05  # Excimer's period (wiki.EXCIMER)
 CALL_TIME = r"answered allow \(default\) for edit by anonymous in ([\d.]+) ms"
 
 
@@ -109,37 +110,49 @@ def calls(w, n):
     w.configure()
 
 
-def summarize(folded, top=12):
-    """Samples in a side's Excimer profiles: all, under EditGate's classes and under
-    TorBlock's, and the functions most often on top of the stack under EditGate's."""
-    total = ours = theirs = 0
+def summarize(folded, top=10):
+    """Per request of a side's Excimer profiles (0.05 ms wall-clock samples): the time in
+    EditGate's classes and in TorBlock's, and the functions most often on top of the stack
+    under EditGate's, over all requests."""
+    requests = []
     leaves = collections.Counter()
     with open(folded) as f:
         for line in f:
+            if line.startswith("# request"):
+                requests.append([0, 0, 0])
+                continue
             stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not requests or not count.isdigit():
+                continue
             count = int(count)
             frames = stack.split(";")
-            total += count
+            requests[-1][0] += count
             if any("EditGate\\" in fr for fr in frames):
-                ours += count
+                requests[-1][1] += count
                 leaves[frames[-1]] += count
             if any("TorBlock\\" in fr for fr in frames):
-                theirs += count
-    return total, ours, theirs, leaves.most_common(top)
+                requests[-1][2] += count
+    return requests, leaves.most_common(top)
 
 
-def profile_report(prefix, requests):
-    """Per request of each side, from the profiles under `prefix`; 0.1 ms a sample."""
+def profile_report(prefix):
+    """Each side's profiles under `prefix`: ms a request in all, in EditGate, in TorBlock."""
     base = os.path.dirname(prefix)
     for name in sorted(os.listdir(base)):
         if not (name.startswith(os.path.basename(prefix)) and name.endswith(".folded")):
             continue
-        total, ours, theirs, leaves = summarize(os.path.join(base, name))
-        per = 10 * requests
-        print(f"  {name}: {total / per:.2f} ms a request sampled; in EditGate {ours / per:.3f} ms, "
-              f"in TorBlock {theirs / per:.3f} ms", flush=True)
+        requests, leaves = summarize(os.path.join(base, name))
+        ms = [[c * SAMPLE_MS for c in r] for r in requests]
+        line = f"  {name} ({len(ms)} requests): sampled p50 {pct([r[0] for r in ms], 50):.2f} ms"
+        for label, i in (("EditGate", 1), ("TorBlock", 2)):
+            xs = [r[i] for r in ms]
+            if any(xs):
+                line += (f"; in {label} p50 {pct(xs, 50):.3f} p99 {pct(xs, 99):.3f}"
+                         f" mean {statistics.mean(xs):.3f} ms")
+        print(line, flush=True)
+        total = sum(r[1] for r in requests) or 1
         for leaf, count in leaves:
-            print(f"      {count / per:6.3f} ms  {leaf}", flush=True)
+            print(f"      {100 * count / total:5.1f}%  {leaf}", flush=True)
 
 
 def bench(w, n, profile=False):
@@ -154,7 +167,6 @@ def bench(w, n, profile=False):
         calls(w, n)
         if profile:
             prefix = os.path.join(w.tmp, f"excimer-{'apcu' if apcu else 'none'}")
-            count = max(BLOCK, n // 4 // BLOCK * BLOCK)
-            edits_and_views(w, count, prefix)
-            print("Excimer, CPU time sampled every 0.1 ms, per request:", flush=True)
-            profile_report(prefix, count)
+            edits_and_views(w, max(BLOCK, n // 2 // BLOCK * BLOCK), prefix)
+            print("Excimer, wall-clock time sampled every 0.05 ms, per request:", flush=True)
+            profile_report(prefix)
