@@ -208,6 +208,25 @@ pub fn to_response(d: &Decision<'_>, address: &AddressSummary<'_>, request_id: S
         policy_version: d.policy_version.to_owned(),
         request_id,
         appeal: d.appeal.to_owned(),
+        reputation: address.reputation.as_ref().map(to_reputation),
+    }
+}
+
+/// The wire reputation.
+pub fn to_reputation(r: &editgate_core::engine::Reputation) -> generated::Reputation {
+    use editgate_core::sources::spur::Field;
+    let names = |f| r.names(f).to_vec();
+    generated::Reputation {
+        sources: r.feeds.clone(),
+        tunnel_operators: names(Field::TunnelOperators),
+        tunnel_types: names(Field::TunnelTypes),
+        risks: names(Field::Risks),
+        client_behaviors: names(Field::ClientBehaviors),
+        client_proxies: names(Field::ClientProxies),
+        client_types: names(Field::ClientTypes),
+        client_count: r.clients,
+        infrastructure: names(Field::Infrastructure),
+        services: names(Field::Services),
     }
 }
 
@@ -255,6 +274,7 @@ fn to_facts(f: &AddressReport, source_data: Vec<SourceData>) -> generated::IpFac
                 flags: fl.iter().map(|f| (*f).to_owned()).collect(),
             })
             .collect(),
+        reputation: f.reputation.as_ref().map(to_reputation),
     }
 }
 

@@ -176,6 +176,12 @@ pub fn render_explain(
         };
         s += &format!("  maxmind {src}: {fl}\n");
     }
+    if let Some(r) = &f.reputation {
+        s += &format!("  spur ({}): {} clients\n", r.feeds.join(", "), r.clients);
+        for (field, names) in r.fields.iter().filter(|(_, n)| !n.is_empty()) {
+            s += &format!("    {}: {}\n", field.key(), names.join(", "));
+        }
+    }
     let wiki_label = if wiki.is_empty() {
         "(no wiki)".to_owned()
     } else {

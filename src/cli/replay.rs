@@ -127,7 +127,7 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
             r.changed += 1;
             r.rule_only += u64::from(d_old.verdict == d_new.verdict);
             if r.samples.len() < a.sample {
-                r.samples.push(json!({
+                let mut sample = json!({
                     "line": i + 1,
                     "request_id": request_id,
                     "wiki": attempt.wiki(),
@@ -135,7 +135,13 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
                     "account": attempt.account().kind.as_str(),
                     "before": {"verdict": d_old.verdict.as_str(), "rule_id": d_old.rule_id},
                     "after": {"verdict": d_new.verdict.as_str(), "rule_id": d_new.rule_id},
-                }));
+                });
+                // What Spur's feeds (of the new policy) say about the address, when one holds it.
+                let snap = &new.snapshot;
+                if let Some(rep) = snap.reputation_of(snap.facts(attempt.ip()).rep) {
+                    sample["reputation"] = serde_json::to_value(proto::to_reputation(&rep)).unwrap_or_default();
+                }
+                r.samples.push(sample);
             }
         }
     }
@@ -148,6 +154,38 @@ pub fn run(a: &ReplayArgs) -> ExitCode {
         out!("{}", to_text(&r, old.snapshot.version(), new.snapshot.version()));
     }
     ExitCode::Ok
+}
+
+/// A sample's reputation in a few words: `; Spur: NORD_VPN (VPN), risks TUNNEL, 12 clients`.
+fn reputation_text(r: &serde_json::Value) -> String {
+    if r.is_null() {
+        return String::new();
+    }
+    let list = |key: &str| -> Vec<&str> {
+        r[key]
+            .as_array()
+            .map_or_else(Vec::new, |a| a.iter().filter_map(|v| v.as_str()).collect())
+    };
+    let mut parts = Vec::new();
+    let operators = list("tunnelOperators");
+    if !operators.is_empty() {
+        parts.push(format!("{} ({})", operators.join(", "), list("tunnelTypes").join(", ")));
+    }
+    let risks = list("risks");
+    if !risks.is_empty() {
+        parts.push(format!("risks {}", risks.join(", ")));
+    }
+    if let Some(n) = r["clientCount"].as_u64().filter(|n| *n > 0) {
+        parts.push(format!("{n} clients"));
+    }
+    format!(
+        "; Spur: {}",
+        if parts.is_empty() {
+            "listed".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    )
 }
 
 fn rule_name(id: &str) -> &str {
@@ -233,7 +271,7 @@ fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
         s += &format!("\nsample of changed attempts ({} of {})\n", r.samples.len(), r.changed);
         for x in &r.samples {
             s += &format!(
-                "  line {:<8} {:<10} {:<10} {:<10} {} ({}) → {} ({})\n",
+                "  line {:<8} {:<10} {:<10} {:<10} {} ({}) → {} ({}){}\n",
                 x["line"],
                 x["wiki"].as_str().unwrap_or(""),
                 x["action"].as_str().unwrap_or(""),
@@ -242,6 +280,7 @@ fn to_text(r: &Report, old_version: &str, new_version: &str) -> String {
                 rule_name(x["before"]["rule_id"].as_str().unwrap_or("")),
                 x["after"]["verdict"].as_str().unwrap_or(""),
                 rule_name(x["after"]["rule_id"].as_str().unwrap_or("")),
+                reputation_text(&x["reputation"]),
             );
         }
     }

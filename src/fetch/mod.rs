@@ -12,22 +12,23 @@
 //! without rewriting the data file.
 
 pub mod book;
+mod http;
 pub mod schedule;
 
 pub use book::{FetchBook, FetchStatus};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use jiff::Timestamp;
 
-use editgate_core::files::read_regular;
-use editgate_core::load::{parse_checked, parse_list_checked};
+use editgate_core::files::{read_regular, sha256_file};
+use editgate_core::load::{FeedError, parse_checked, parse_list_checked, read_feed};
+use editgate_core::pace::Pacer;
 use editgate_core::policy::{Remote, SourceDef};
 use editgate_core::shrink;
 use editgate_core::sidecar::{FetchMeta, meta_path, read_meta};
-use editgate_core::sources::ParseError;
+use editgate_core::sources::{ParseError, SourceKind};
 
 /// A fetch that left a good copy in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,12 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// The source's `auth_file` cannot give a header value (the value itself is never shown).
+    #[error("{0}")]
+    Auth(String),
+    /// A redirect that cannot be followed.
+    #[error("redirect: {0}")]
+    Redirect(String),
     /// The fetch task ended without a result (it panicked or was cancelled).
     #[error("the fetch task ended without a result: {0}")]
     Lost(String),
@@ -110,6 +117,27 @@ pub struct ShrinkGuard {
     pub accept: bool,
 }
 
+impl ShrinkGuard {
+    /// Whether `entries` is a shrink past `max_shrink` that is taken (`accept`); an error
+    /// when it is not.
+    fn check(self, def: &SourceDef, entries: usize) -> Result<bool, FetchError> {
+        let shrank = shrink::too_much(def, self.serving, entries);
+        if shrank && !self.accept {
+            let confirm = format!(
+                "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
+                def.name
+            );
+            return Err(FetchError::Shrank(shrink::message(
+                def,
+                self.serving.unwrap_or_default(),
+                entries,
+                &confirm,
+            )));
+        }
+        Ok(shrank)
+    }
+}
+
 /// Fetches `def`'s `url` once and, when the answer is new and valid, replaces the copy at
 /// `dir/def.path` atomically (write a temporary file, fsync, rename). A list that lost more
 /// than `max_shrink` of the `guard.serving` entries (or all of them) is rejected unless
@@ -121,13 +149,16 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
     };
     let path = dir.join(&def.path);
     let meta = read_meta(&path).filter(|m| m.url == remote.url && path.exists());
-    let Some(body) = request(remote, def.max_bytes, meta.as_ref())? else {
+    if def.kind == SourceKind::SpurFeed {
+        return fetch_feed(dir, def, remote, &path, meta, now, guard);
+    }
+    let Some(body) = http::request(dir, remote, def.max_bytes, meta.as_ref())? else {
         return confirm(&path, meta.unwrap_or_default(), remote, now);
     };
     if meta.is_some() && read_regular(&path, def.max_bytes).is_ok_and(|old| old == body.bytes) {
         let meta = FetchMeta {
-            etag: body.etag,
-            last_modified: body.last_modified,
+            etag: body.validators.etag,
+            last_modified: body.validators.last_modified,
             ..meta.unwrap_or_default()
         };
         return confirm(&path, meta, remote, now);
@@ -139,23 +170,11 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
         parse_checked(def, body.bytes.clone()).map(|_| 0)
     };
     let entries = parsed.map_err(FetchError::Invalid)?;
-    let shrank = shrink::too_much(def, guard.serving, entries);
-    if shrank && !guard.accept {
-        let confirm = format!(
-            "take it with `editgate fetch <policy dir> --source {} --accept-shrink`",
-            def.name
-        );
-        return Err(FetchError::Shrank(shrink::message(
-            def,
-            guard.serving.unwrap_or_default(),
-            entries,
-            &confirm,
-        )));
-    }
+    let shrank = guard.check(def, entries)?;
     let meta = FetchMeta {
         url: remote.url.clone(),
-        etag: body.etag,
-        last_modified: body.last_modified,
+        etag: body.validators.etag,
+        last_modified: body.validators.last_modified,
         confirmed_at: Some(now),
     };
     if shrank {
@@ -165,6 +184,63 @@ pub fn fetch(dir: &Path, def: &SourceDef, now: Timestamp, guard: ShrinkGuard) ->
     // The data is in place; a lost sidecar only costs one unconditional fetch later.
     let _ = save_meta(&path, &meta);
     Ok(Fetched::Updated { entries, bytes: len })
+}
+
+/// [`fetch`] for a Spur feed, which can be gigabytes: the body goes to a temporary file
+/// beside the copy as it arrives, is validated from there as a stream (as a reload reads it),
+/// and is renamed over the copy only when good. Nothing holds the whole body in memory.
+fn fetch_feed(
+    dir: &Path,
+    def: &SourceDef,
+    remote: &Remote,
+    path: &Path,
+    meta: Option<FetchMeta>,
+    now: Timestamp,
+    guard: ShrinkGuard,
+) -> FetchOutcome {
+    let tmp = temporary(path);
+    let result = (|| {
+        let Some(validators) = http::request_to_file(dir, remote, def.max_bytes, meta.as_ref(), &tmp)? else {
+            return confirm(path, meta.clone().unwrap_or_default(), remote, now);
+        };
+        let new_meta = FetchMeta {
+            url: remote.url.clone(),
+            etag: validators.etag,
+            last_modified: validators.last_modified,
+            confirmed_at: Some(now),
+        };
+        let (entries, sha) = match read_feed(def, &tmp, &mut Pacer::none()) {
+            Ok((table, sha)) => (table.len(), sha),
+            Err(FeedError::Parse(e)) => return Err(FetchError::Invalid(e)),
+            Err(FeedError::Io(e)) => return Err(save_error(&tmp, e)),
+        };
+        if meta.is_some() && sha256_file(path, def.max_bytes).is_ok_and(|old| old == sha) {
+            let _ = std::fs::remove_file(&tmp);
+            return confirm(path, new_meta, remote, now);
+        }
+        let shrank = guard.check(def, entries)?;
+        if shrank {
+            write_atomically(
+                &shrink::acceptance_path(path),
+                shrink::acceptance_of_sha(&sha, entries, now).as_bytes(),
+            )
+            .map_err(|e| save_error(path, e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| save_error(path, e))?;
+        let _ = save_meta(path, &new_meta);
+        let bytes = std::fs::metadata(path).map_or(0, |m| m.len() as usize);
+        Ok(Fetched::Updated { entries, bytes })
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// The temporary file a new copy of `path` is written to before it is renamed into place.
+fn temporary(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
 }
 
 fn save_error(path: &Path, source: std::io::Error) -> FetchError {
@@ -182,61 +258,6 @@ fn confirm(path: &Path, meta: FetchMeta, remote: &Remote, now: Timestamp) -> Fet
     };
     save_meta(path, &meta).map_err(|e| save_error(&meta_path(path), e))?;
     Ok(Fetched::NotModified)
-}
-
-struct Body {
-    bytes: Vec<u8>,
-    etag: Option<String>,
-    last_modified: Option<String>,
-}
-
-/// One GET with the validators of `meta`, reading at most `max_bytes`. `Ok(None)` is a 304.
-fn request(remote: &Remote, max_bytes: u64, meta: Option<&FetchMeta>) -> Result<Option<Body>, FetchError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(remote.timeout_secs.max(1) as u64)))
-        .http_status_as_error(false)
-        .user_agent(concat!("editgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    let mut req = agent.get(&remote.url);
-    if let Some(m) = meta {
-        if let Some(etag) = &m.etag {
-            req = req.header("If-None-Match", etag);
-        }
-        if let Some(lm) = &m.last_modified {
-            req = req.header("If-Modified-Since", lm);
-        }
-    }
-    let mut resp = req.call().map_err(|e| FetchError::Request(Box::new(e)))?;
-    let status = resp.status();
-    if status == ureq::http::StatusCode::NOT_MODIFIED {
-        return Ok(None);
-    }
-    if !status.is_success() {
-        return Err(FetchError::Status(status));
-    }
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let etag = header("etag");
-    let last_modified = header("last-modified");
-    let bytes = resp
-        .body_mut()
-        .with_config()
-        .limit(max_bytes)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(n) => FetchError::TooLarge(n),
-            e => FetchError::Request(Box::new(e)),
-        })?;
-    Ok(Some(Body {
-        bytes,
-        etag,
-        last_modified,
-    }))
 }
 
 fn save_meta(data: &Path, meta: &FetchMeta) -> std::io::Result<()> {
@@ -260,10 +281,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
+    let tmp = temporary(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

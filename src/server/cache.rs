@@ -43,6 +43,7 @@ const EMPTY: Slot = Slot {
         anon: 0,
         asn: None,
         country: None,
+        rep: 0,
     },
 };
 

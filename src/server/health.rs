@@ -141,7 +141,7 @@ impl State {
                     editgate_core::policy::format_duration(s.max_age_secs.unwrap_or_default())
                 ));
             }
-            if s.kind.is_network_list() && s.entries == 0 && !s.awaiting_first_fetch() {
+            if s.kind.has_entries() && s.entries == 0 && !s.awaiting_first_fetch() {
                 mine.push("holds no entries: its rules match nothing".to_owned());
             }
             if let Some(f) = fetch.as_ref().filter(|f| f.consecutive_failures > 0) {

@@ -332,12 +332,79 @@ fn url_settings_are_checked_with_positions() {
             "`timeout = \"2h\"` must be between 1s and 1h",
         ),
         (
+            "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nauth_file = \"token\"\n",
+            "4:13: `auth_file` only applies to sources with a `url`",
+        ),
+        (
+            "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nauth_header = \"Token\"\n",
+            "5:15: `auth_header` needs `auth_file` too",
+        ),
+        (
+            "[sources.t]\nkind = \"ip-list\"\npath = \"x\"\nurl = \"http://h/x\"\nauth_header = \"Token: x\"\nauth_file = \"t\"\n",
+            "`auth_header = \"Token: x\"` is not an HTTP header name",
+        ),
+        (
             "[sources.t]\nkind = \"maxmind-asn\"\npath = \"x\"\nmin_entries = 3\n",
-            "`min_entries` only applies to list sources",
+            "`min_entries` only applies to sources that count entries",
         ),
     ] {
         let dir = policy_dir(&[("global.toml", text)]);
         let err = load_dir(dir.path(), Timestamp::now()).unwrap_err().to_string();
         assert!(err.contains(want), "{text}\n→ {err}");
+    }
+}
+
+/// A list behind a token: the header goes to the origin with the value from `auth_file`,
+/// never to the host a redirect points to, and a missing or empty file fails the fetch
+/// without showing what it holds.
+#[test]
+fn a_secret_header_goes_to_the_origin_only() {
+    let storage = FlakyOrigin::start(Behavior::Status(200)).unwrap();
+    serve_list(&storage, tor_list(12), "v1");
+    let origin = FlakyOrigin::start(Behavior::Redirect(storage.url("signed/tor?sig=abc"))).unwrap();
+    let text = policy(&origin.url("tor")).replace(
+        "max_age = \"1h\"\n",
+        "max_age = \"1h\"\nauth_header = \"Token\"\nauth_file = \"secrets/token\"\n",
+    );
+    let dir = policy_dir(&[("global.toml", &text), ("secrets/token", "s3cret-value\n")]);
+    let got = fetch(dir.path(), &def(dir.path()), Timestamp::now(), ShrinkGuard::default());
+    assert!(matches!(got, Ok(Fetched::Updated { entries: 12, .. })), "{got:?}");
+    let token = |seen: &[editgate_testkit::origin::Seen]| {
+        seen.iter()
+            .flat_map(|s| &s.headers)
+            .filter(|(k, _)| k.eq_ignore_ascii_case("token"))
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(token(&origin.seen()), ["s3cret-value"]);
+    assert!(
+        token(&storage.seen()).is_empty(),
+        "the token followed the redirect to another host"
+    );
+    assert_eq!(storage.seen()[0].path, "/signed/tor?sig=abc");
+
+    // Same origin, no redirect: the header is there too; then the file goes missing.
+    serve_list(&origin, tor_list(12), "v2");
+    let text = text.replace(&origin.url("tor"), &origin.url("tor2"));
+    write(dir.path(), "global.toml", &text);
+    assert!(fetch(dir.path(), &def(dir.path()), Timestamp::now(), ShrinkGuard::default()).is_ok());
+    assert_eq!(token(&origin.seen()[1..]), ["s3cret-value"]);
+    for (content, want) in [
+        (None, "secrets/token"),
+        (Some("  \n"), "empty"),
+        (Some("a\nb"), "line break"),
+    ] {
+        let path = dir.path().join("secrets/token");
+        match content {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(c) => std::fs::write(&path, c).unwrap(),
+        }
+        let requests = origin.requests();
+        let err = fetch(dir.path(), &def(dir.path()), Timestamp::now(), ShrinkGuard::default()).unwrap_err();
+        assert!(matches!(err, FetchError::Auth(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("auth_file") && msg.contains(want), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+        assert_eq!(origin.requests(), requests, "a request went out without its header");
     }
 }

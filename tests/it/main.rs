@@ -49,6 +49,7 @@ mod lifecycle;
 mod live;
 mod production;
 mod reload;
+mod reputation;
 mod request_prop;
 mod requests;
 mod server;

@@ -70,6 +70,10 @@ pub enum CondKey {
     Actions,
     /// `wikis = [...]`
     Wikis,
+    /// A Spur reputation list (`tunnel_operators`, `risks`, …).
+    Reputation(crate::sources::spur::Field),
+    /// `min_clients = N`
+    MinClients,
 }
 
 impl CondKey {
@@ -90,6 +94,8 @@ impl CondKey {
             Self::EmailConfirmed => "email_confirmed",
             Self::Actions => "actions",
             Self::Wikis => "wikis",
+            Self::Reputation(f) => f.key(),
+            Self::MinClients => "min_clients",
         }
     }
 }

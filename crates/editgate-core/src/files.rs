@@ -14,6 +14,20 @@ pub const MAX_KEY_BYTES: u64 = 64 << 10;
 /// handle, so swapping it for a FIFO between the two checks changes nothing.
 pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
+    let (file, len) = open_regular(path, max)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    // The length may grow while reading: read one byte past the limit to notice.
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
+/// Opens a regular file of at most `max` bytes for reading as a stream, with its length; the
+/// same refusals as [`read_regular`] (a reader should still stop at `max + 1` bytes, in case
+/// the file grows: [`Bounded`] does).
+pub fn open_regular(path: &Path, max: u64) -> std::io::Result<(std::fs::File, u64)> {
     let not_regular = |m: &std::fs::Metadata| {
         let what = if m.is_dir() {
             "a directory"
@@ -41,13 +55,56 @@ pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     if meta.len() > max {
         return Err(too_large(meta.len(), max));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The length may grow while reading: read one byte past the limit to notice.
-    file.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(too_large(bytes.len() as u64, max));
+    Ok((file, meta.len()))
+}
+
+/// The SHA-256 (hex) of a regular file of at most `max` bytes, read as a stream.
+pub fn sha256_file(path: &Path, max: u64) -> std::io::Result<String> {
+    let (file, _) = open_regular(path, max)?;
+    let mut bounded = Bounded::new(file, max);
+    std::io::copy(&mut bounded, &mut std::io::sink())?;
+    Ok(bounded.sha256_hex())
+}
+
+/// A reader that fails once more than `max` bytes came through, and hashes what it reads
+/// (SHA-256): a file read as a stream is bounded and identified as one read whole would be.
+pub struct Bounded<R> {
+    inner: R,
+    read: u64,
+    max: u64,
+    hash: sha2::Sha256,
+}
+
+impl<R> Bounded<R> {
+    /// `inner`, bounded to `max` bytes.
+    pub fn new(inner: R, max: u64) -> Self {
+        use sha2::Digest as _;
+        Self {
+            inner,
+            read: 0,
+            max,
+            hash: sha2::Sha256::new(),
+        }
     }
-    Ok(bytes)
+
+    /// The SHA-256 of what was read, in hex.
+    pub fn sha256_hex(self) -> String {
+        use sha2::Digest as _;
+        hex(&self.hash.finalize())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.max {
+            return Err(too_large(self.read, self.max));
+        }
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn too_large(len: u64, max: u64) -> std::io::Error {

@@ -13,6 +13,7 @@ use crate::files::{MAX_KEY_BYTES, MAX_POLICY_FILE_BYTES, read_regular};
 use crate::pace::Pacer;
 use crate::policy::{self, Location, PolicyError, PolicyErrors, PolicyFile, SourceDef, Warning};
 use crate::sources::maxmind::MaxmindDb;
+use crate::sources::spur::{self, SpurTable};
 use crate::sources::{ParseError, SourceKind, iplist, tor};
 use ipnet::IpNet;
 
@@ -210,19 +211,48 @@ fn parse_list_paced(def: &SourceDef, bytes: &[u8], pacer: &mut Pacer<'_>) -> Res
         SourceKind::IpList => iplist::parse_bytes_paced(bytes, def.mask_host_bits, pacer)?,
         kind => return Err(ParseError::at(0, 0, format!("a `{kind}` source is not a list"))),
     };
+    enough_entries(def, nets.len())?;
+    Ok(nets)
+}
+
+/// A list's or a feed's sanity bound: `min_entries`, or no empty copy unless
+/// `min_entries = 0`.
+fn enough_entries(def: &SourceDef, entries: usize) -> Result<(), ParseError> {
     let min = def.min_entries();
-    if (nets.len() as u64) < min {
+    if (entries as u64) < min {
         let why = match def.min_entries {
             Some(_) => format!("fewer than `min_entries = {min}`"),
-            None => "an empty list; set `min_entries = 0` on the source if it may be empty".to_owned(),
+            None => "an empty copy; set `min_entries = 0` on the source if it may be empty".to_owned(),
         };
         return Err(ParseError::at(
             0,
             0,
-            format!("{} entries, {why}: rejected as suspicious", nets.len()),
+            format!("{entries} entries, {why}: rejected as suspicious"),
         ));
     }
-    Ok(nets)
+    Ok(())
+}
+
+/// Why a feed could not be read.
+#[derive(Debug)]
+pub enum FeedError {
+    /// The file cannot be opened or read (missing, too large, not a regular file).
+    Io(std::io::Error),
+    /// Its content is not a valid feed, or too small.
+    Parse(ParseError),
+}
+
+/// Reads a `spur-feed` source's file as a stream (never whole in memory), within its
+/// `max_bytes`, with its sanity bound; the table and the SHA-256 of the file. The loader, the
+/// fetch (on the downloaded copy) and `accept-shrink` all read a feed this way.
+pub fn read_feed(def: &SourceDef, path: &Path, pacer: &mut Pacer<'_>) -> Result<(SpurTable, String), FeedError> {
+    let (file, _) = crate::files::open_regular(path, def.max_bytes).map_err(FeedError::Io)?;
+    let mut bounded = crate::files::Bounded::new(file, def.max_bytes);
+    let table = spur::read(&mut bounded, pacer).map_err(FeedError::Parse)?;
+    // The rest of the file (after a gzip stream's end) counts in its hash too.
+    std::io::copy(&mut bounded, &mut std::io::sink()).map_err(FeedError::Io)?;
+    enough_entries(def, table.len()).map_err(FeedError::Parse)?;
+    Ok((table, bounded.sha256_hex()))
 }
 
 /// Parses one source's bytes according to its kind, with the sanity bounds of lists. The
@@ -244,7 +274,7 @@ fn data_time(def: &SourceDef, path: &Path, bytes: &[u8]) -> Option<DataTime> {
         SourceKind::MaxmindAnonymous | SourceKind::MaxmindAsn | SourceKind::MaxmindCountry => {
             MaxmindDb::build_time(bytes).map(|t| (t, "MaxMind build_epoch"))
         }
-        SourceKind::IpList => None,
+        SourceKind::IpList | SourceKind::SpurFeed => None,
     };
     if let Some((at, field)) = own {
         return Some(DataTime {
@@ -319,35 +349,63 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         let path = dir.join(&def.path);
         inputs.push(path.clone());
         let previous_entries = previous.and_then(|p| crate::shrink::baseline(p, def));
+        if def.kind == SourceKind::SpurFeed {
+            match read_feed(def, &path, &mut pacer) {
+                Ok((table, sha)) => {
+                    hash_input(&mut hasher, &mut pacer, &def.path, sha.as_bytes());
+                    match previous_entries {
+                        Some(p)
+                            if crate::shrink::too_much(def, Some(p), table.len())
+                                && !crate::shrink::accepted_sha(&path, &sha) =>
+                        {
+                            let confirm = format!(
+                                "confirm this copy with `editgate accept-shrink <policy dir> {}`",
+                                def.name
+                            );
+                            errors.push(source_error(
+                                def,
+                                ParseError::at(0, 0, crate::shrink::message(def, p, table.len(), &confirm)),
+                            ));
+                        }
+                        _ => data.push(SourceData {
+                            content: SourceContent::Feed(table),
+                            time: data_time(def, &path, &[]),
+                        }),
+                    }
+                }
+                Err(FeedError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
+                    match not_fetched(def, previous.is_some(), previous_entries) {
+                        Some(e) => errors.push(e),
+                        None => {
+                            hash_input(&mut hasher, &mut pacer, &def.path, NOT_FETCHED);
+                            data.push(SourceData {
+                                content: SourceContent::Networks(Vec::new()),
+                                time: None,
+                            });
+                        }
+                    }
+                }
+                Err(FeedError::Io(e)) => errors.push(PolicyError::new(
+                    def.location.clone(),
+                    format!("source `{}`: cannot read `{}`: {e}", def.name, def.path),
+                )),
+                Err(FeedError::Parse(e)) => errors.push(source_error(def, e)),
+            }
+            continue;
+        }
         let bytes = match read_regular(&path, def.max_bytes) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
-                if previous.is_some() {
-                    // A reload never swaps in a source without data: the serving snapshot
-                    // stays until the copy exists (the server fetches it, then reloads).
-                    let why = match previous_entries {
-                        Some(n) => format!(
-                            "its copy `{}` is gone, while the serving copy has {n} entries",
-                            def.path
-                        ),
-                        None => format!("it has no copy at `{}` yet (never fetched)", def.path),
-                    };
-                    errors.push(PolicyError::new(
-                        def.location.clone(),
-                        format!(
-                            "source `{}`: {why}; the serving snapshot stays until a good copy is saved",
-                            def.name
-                        ),
-                    ));
-                    continue;
+                match not_fetched(def, previous.is_some(), previous_entries) {
+                    Some(e) => errors.push(e),
+                    None => {
+                        hash_input(&mut hasher, &mut pacer, &def.path, NOT_FETCHED);
+                        data.push(SourceData {
+                            content: SourceContent::Networks(Vec::new()),
+                            time: None,
+                        });
+                    }
                 }
-                // Never fetched before a first start: the source starts empty, and the
-                // server does not answer until its first good fetch writes the file.
-                hash_input(&mut hasher, &mut pacer, &def.path, b"\0editgate: not fetched yet");
-                data.push(SourceData {
-                    content: SourceContent::Networks(Vec::new()),
-                    time: None,
-                });
                 continue;
             }
             Err(e) => {
@@ -383,14 +441,7 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         };
         match parsed {
             Ok(content) => data.push(SourceData { content, time }),
-            Err(e) => errors.push(PolicyError::new(
-                Location {
-                    file: def.path.clone(),
-                    line: e.line,
-                    column: e.column,
-                },
-                format!("source `{}` ({}): {}", def.name, def.kind, e.message),
-            )),
+            Err(e) => errors.push(source_error(def, e)),
         }
     }
     let mut warnings = warnings;
@@ -414,9 +465,28 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         let i = policy.sources.iter().position(|s| s.name == name)?;
         match &data.get(i)?.content {
             SourceContent::Networks(n) => Some(n.as_slice()),
-            SourceContent::Maxmind(_) => None,
+            SourceContent::Maxmind(_) | SourceContent::Feed(_) => None,
         }
     }));
+    let feeds: Vec<&SpurTable> = data
+        .iter()
+        .filter_map(|d| match &d.content {
+            SourceContent::Feed(t) if !t.is_empty() => Some(t),
+            _ => None,
+        })
+        .collect();
+    if !feeds.is_empty() {
+        warnings.extend(crate::policy::lint::reputation_values(&policy, |field| {
+            let mut names: Vec<String> = feeds
+                .iter()
+                .flat_map(|t| t.profiles.vocabulary(field))
+                .map(str::to_owned)
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        }));
+    }
     policy.apply_allowances(&mut warnings);
     let version = crate::files::hex(&hasher.finalize()[..8]);
     Ok(Loaded {
@@ -425,6 +495,45 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         inputs,
         decision_log,
     })
+}
+
+/// What a `url` source never fetched counts as in the policy version.
+const NOT_FETCHED: &[u8] = b"\0editgate: not fetched yet";
+
+/// A `url` source without a copy: at a first start it starts empty (`None`), and the server
+/// does not answer until its first good fetch writes the file; a reload never swaps in a
+/// source without data, so there it is an error (the serving snapshot stays until the copy
+/// exists: the server fetches it, then reloads).
+fn not_fetched(def: &SourceDef, reload: bool, previous_entries: Option<usize>) -> Option<PolicyError> {
+    if !reload {
+        return None;
+    }
+    let why = match previous_entries {
+        Some(n) => format!(
+            "its copy `{}` is gone, while the serving copy has {n} entries",
+            def.path
+        ),
+        None => format!("it has no copy at `{}` yet (never fetched)", def.path),
+    };
+    Some(PolicyError::new(
+        def.location.clone(),
+        format!(
+            "source `{}`: {why}; the serving snapshot stays until a good copy is saved",
+            def.name
+        ),
+    ))
+}
+
+/// An error in a source's data, at its line and column in the data file.
+fn source_error(def: &SourceDef, e: ParseError) -> PolicyError {
+    PolicyError::new(
+        Location {
+            file: def.path.clone(),
+            line: e.line,
+            column: e.column,
+        },
+        format!("source `{}` ({}): {}", def.name, def.kind, e.message),
+    )
 }
 
 fn hash_input(h: &mut Sha256, pacer: &mut Pacer<'_>, name: &str, bytes: &[u8]) {

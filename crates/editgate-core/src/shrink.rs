@@ -30,14 +30,14 @@ pub fn baseline(snapshot: &Snapshot, def: &SourceDef) -> Option<usize> {
     snapshot
         .sources()
         .iter()
-        .find(|s| s.name == def.name && s.kind.is_network_list())
+        .find(|s| s.name == def.name && s.kind.has_entries())
         .map(|s| s.entries)
         .filter(|n| *n > 0)
 }
 
 /// Whether a new copy of `def` with `entries` entries shrank too much against `baseline`.
 pub fn too_much(def: &SourceDef, baseline: Option<usize>, entries: usize) -> bool {
-    def.kind.is_network_list() && baseline.is_some_and(|p| shrank_too_much(p, entries, def.max_shrink))
+    def.kind.has_entries() && baseline.is_some_and(|p| shrank_too_much(p, entries, def.max_shrink))
 }
 
 /// Why a list that shrank from `previous` to `new` entries is rejected; `confirm` says how to
@@ -61,19 +61,28 @@ pub fn acceptance_path(data: &Path) -> PathBuf {
 /// `editgate fetch --accept-shrink`): the confirmation names its SHA-256. Bound to the
 /// content, a confirmation never lets a later, different shrink through.
 pub fn accepted(data: &Path, bytes: &[u8]) -> bool {
+    accepted_sha(data, &sha256_hex(bytes))
+}
+
+/// [`accepted`] for the copy whose SHA-256 (hex) is `sha`: a feed, hashed as it is read.
+pub fn accepted_sha(data: &Path, sha: &str) -> bool {
     let Ok(text) = read_regular(&acceptance_path(data), 4096) else {
         return false;
     };
-    let want = format!("sha256:{}", sha256_hex(bytes));
+    let want = format!("sha256:{sha}");
     String::from_utf8_lossy(&text).lines().any(|l| l.trim() == want)
 }
 
 /// The text of the confirmation that the copy `bytes` (`entries` entries) is taken despite
 /// its shrink, as of `now`.
 pub fn acceptance(bytes: &[u8], entries: usize, now: Timestamp) -> String {
+    acceptance_of_sha(&sha256_hex(bytes), entries, now)
+}
+
+/// [`acceptance`] for the copy whose SHA-256 (hex) is `sha`.
+pub fn acceptance_of_sha(sha: &str, entries: usize, now: Timestamp) -> String {
     format!(
-        "# written by `editgate accept-shrink` at {now}: this copy ({entries} entries) is taken even though it\n# shrank past `max_shrink`; a different copy needs a new confirmation\nsha256:{}\n",
-        sha256_hex(bytes)
+        "# written by `editgate accept-shrink` at {now}: this copy ({entries} entries) is taken even though it\n# shrank past `max_shrink`; a different copy needs a new confirmation\nsha256:{sha}\n"
     )
 }
 

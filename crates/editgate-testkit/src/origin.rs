@@ -28,6 +28,8 @@ pub enum Behavior {
     Hang(Duration),
     /// Close the connection after half of the promised body.
     Truncate(Vec<u8>),
+    /// 302 to this address.
+    Redirect(String),
 }
 
 /// A request as the origin saw it.
@@ -37,6 +39,8 @@ pub struct Seen {
     pub path: String,
     /// The `If-None-Match` header, when sent.
     pub if_none_match: Option<String>,
+    /// Every header but the request line, as sent (name, trimmed value).
+    pub headers: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -130,10 +134,11 @@ fn serve(s: &Shared, mut conn: TcpStream) {
             if first {
                 seen.path = l.split(' ').nth(1).unwrap_or("").to_owned();
                 first = false;
-            } else if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("if-none-match")
-            {
-                seen.if_none_match = Some(v.trim().to_owned());
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("if-none-match") {
+                    seen.if_none_match = Some(v.trim().to_owned());
+                }
+                seen.headers.push((k.to_owned(), v.trim().to_owned()));
             }
         }
     }
@@ -170,6 +175,10 @@ fn serve(s: &Shared, mut conn: TcpStream) {
             body.len()
         )
         .and_then(|()| conn.write_all(&body[..body.len() / 2])),
+        Behavior::Redirect(to) => write!(
+            conn,
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
     };
     let _ = conn.flush();
 }

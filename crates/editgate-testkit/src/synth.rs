@@ -157,3 +157,127 @@ pub fn write_policy(dir: &Path, fixtures: &Path, prefixes: usize, rules: usize, 
     }
     std::fs::write(dir.join("global.toml"), global)
 }
+
+/// Writes `records` records in the shape of Spur's anonymous feed (NDJSON, one IP context a
+/// line) to `out`, deterministically from `seed`, with the spread of a real feed: 300
+/// operators of VPN, PROXY and TOR tunnels, a few of which carry most addresses; each
+/// operator's exits share its risks, services, infrastructure and client kinds (so many
+/// addresses share one profile), some records vary that with a second tunnel or an extra risk
+/// or behaviour, a tenth have no tunnel (residential proxies); client counts vary per address;
+/// a few addresses come twice (as a feed repeats an address across its parts). Addresses are
+/// distinct IPv4 addresses in 16.0.0.0/4 in a scrambled order, then a twentieth in IPv6.
+/// Returns the addresses written, in order.
+pub fn write_spur_feed(out: &mut impl std::io::Write, records: usize, seed: u64) -> std::io::Result<Vec<IpAddr>> {
+    const KINDS: [&str; 3] = ["VPN", "PROXY", "TOR"];
+    const RISKS: [&str; 6] = [
+        "TUNNEL",
+        "CALLBACK_PROXY",
+        "GEO_MISMATCH",
+        "LOGIN_BRUTEFORCE",
+        "WEB_SCRAPING",
+        "UNKNOWN",
+    ];
+    const BEHAVIORS: [&str; 4] = ["FILE_SHARING", "TOR_PROXY_USER", "GAMING", "STREAMING"];
+    const TYPES: [&str; 3] = ["DESKTOP", "MOBILE", "HEADLESS"];
+    const INFRA: [&str; 4] = ["DATACENTER", "RESIDENTIAL", "MOBILE", "BUSINESS"];
+    const SERVICES: [&str; 4] = ["OPENVPN", "IPSEC", "WIREGUARD", "PPTP"];
+    const COUNTRIES: [&str; 5] = ["US", "DE", "NL", "BR", "IN"];
+    struct Operator {
+        name: String,
+        kind: &'static str,
+        risks: Vec<&'static str>,
+        services: Vec<&'static str>,
+        infra: &'static str,
+        types: Vec<&'static str>,
+        behaviors: Vec<&'static str>,
+    }
+    let mut rng = Rng::new(seed);
+    let some = |rng: &mut Rng, list: &[&'static str], max: u64| -> Vec<&'static str> {
+        let n = 1 + rng.below(max) as usize;
+        let mut v: Vec<&'static str> = (0..n).map(|_| list[rng.below(list.len() as u64) as usize]).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let operators: Vec<Operator> = (0..300)
+        .map(|i| {
+            let kind = KINDS[(i % 10 / 4).min(2)];
+            Operator {
+                name: format!("OPERATOR_{i:03}_{kind}"),
+                kind,
+                risks: some(&mut rng, &RISKS, 2),
+                services: if kind == "VPN" {
+                    some(&mut rng, &SERVICES, 2)
+                } else {
+                    Vec::new()
+                },
+                infra: INFRA[rng.below(4) as usize],
+                types: some(&mut rng, &TYPES, 2),
+                behaviors: some(&mut rng, &BEHAVIORS, 1),
+            }
+        })
+        .collect();
+    let mut written = Vec::with_capacity(records);
+    let v6_share = records / 20;
+    for i in 0..records {
+        let ip: IpAddr = if i < records - v6_share {
+            // An odd multiplier is a bijection modulo 2^28: distinct addresses in 16.0.0.0/4.
+            let x = 0x1000_0000 | ((i as u32).wrapping_mul(0x9E37_79B1) & 0x0FFF_FFFF);
+            IpAddr::V4(std::net::Ipv4Addr::from(x))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                (i >> 16) as u16,
+                i as u16,
+                0,
+                0,
+                0,
+                1,
+            ))
+        };
+        // Long-tailed: the product of two uniform draws favours the first operators.
+        let op = &operators[(rng.below(300) * rng.below(300) / 300) as usize];
+        let tunnel = |o: &Operator| serde_json::json!({"operator": o.name, "type": o.kind, "anonymous": true});
+        let mut risks = op.risks.clone();
+        let mut behaviors = op.behaviors.clone();
+        let mut tunnels = vec![tunnel(op)];
+        match rng.below(20) {
+            0 => tunnels.push(tunnel(&operators[rng.below(300) as usize])),
+            1 => risks.push(RISKS[rng.below(6) as usize]),
+            2 => behaviors.push(BEHAVIORS[rng.below(4) as usize]),
+            3 | 4 => tunnels.clear(),
+            _ => {}
+        }
+        let record = serde_json::json!({
+            "ip": ip.to_string(),
+            "as": {"number": 64_512 + rng.below(1000), "organization": format!("AS {}", rng.below(1000))},
+            "organization": format!("Org {}", rng.below(5000)),
+            "infrastructure": if tunnels.is_empty() { "RESIDENTIAL" } else { op.infra },
+            "location": {"country": COUNTRIES[rng.below(5) as usize]},
+            "client": {
+                "behaviors": behaviors,
+                "types": op.types,
+                "proxies": if tunnels.is_empty() { vec![op.name.clone()] } else { vec![] },
+                "count": rng.below(10) * rng.below(10) * rng.below(50),
+                "countries": rng.below(20),
+                "spread": rng.below(5_000_000),
+            },
+            "risks": risks,
+            "services": op.services,
+            "tunnels": tunnels,
+        });
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")?;
+        written.push(ip);
+        // Now and then the same address again, as in a feed's later part.
+        if rng.below(200) == 0 {
+            writeln!(
+                out,
+                "{{\"ip\":\"{ip}\",\"risks\":[\"TUNNEL\"],\"client\":{{\"count\":{}}}}}",
+                rng.below(100)
+            )?;
+        }
+    }
+    Ok(written)
+}

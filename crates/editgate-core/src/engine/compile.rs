@@ -5,13 +5,16 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use super::compiled::{AnonDb, CompiledCond, CompiledRule, HotPlan, HotRule, LabelOwner, WikiPlan};
+use super::compiled::{
+    AnonDb, CompiledCond, CompiledRule, HotPlan, HotRule, IpIn, LabelOwner, ReputationCond, WikiPlan,
+};
 use super::{SourceContent, SourceData, SourceInfo};
 use crate::decision::{DecidedBy, Verdict};
 use crate::index::{IndexBuilder, Label, LabelMask};
 use crate::pace::Pacer;
 use crate::policy::{Cond, Policy, Stage};
 use crate::sources::SourceKind;
+use crate::sources::spur::{Field, Profiles, SpurTable};
 
 use super::Snapshot;
 
@@ -33,6 +36,9 @@ impl Snapshot {
         let mut anon_owner = Vec::new();
         let mut asn = None;
         let mut country = None;
+        let mut feeds = Vec::new();
+        let mut feed_owner = Vec::new();
+        let mut feed_bit: HashMap<&str, u8> = HashMap::new();
         let mut sources = Vec::new();
         for (i, (def, d)) in policy.sources.iter().zip(data).enumerate() {
             let mut info = SourceInfo {
@@ -71,25 +77,41 @@ impl Snapshot {
                         }
                         SourceKind::MaxmindAsn => asn = Some(db),
                         SourceKind::MaxmindCountry => country = Some(db),
-                        SourceKind::TorExits | SourceKind::IpList => {}
+                        SourceKind::TorExits | SourceKind::IpList | SourceKind::SpurFeed => {}
                     }
                 }
-                (_, SourceContent::Networks(_)) => {}
+                (SourceKind::SpurFeed, SourceContent::Feed(table)) if feeds.len() < 8 => {
+                    info.entries = table.len();
+                    feed_bit.insert(&def.name, 1u8 << feeds.len());
+                    feed_owner.push(i);
+                    feeds.push(table);
+                }
+                // A never-fetched `url` feed starts empty.
+                (SourceKind::SpurFeed, SourceContent::Networks(n)) if n.is_empty() => {
+                    feed_bit.insert(&def.name, 1u8 << feeds.len());
+                    feed_owner.push(i);
+                    feeds.push(SpurTable::default());
+                }
+                (_, SourceContent::Networks(_) | SourceContent::Feed(_)) => {}
             }
             sources.push(info);
         }
 
+        let reputation = SpurTable::merged(feeds, pacer);
         let mut compile = |c: &Cond, rule: usize| -> CompiledCond {
-            let ip_in = c.ip_in.as_ref().map(|names| {
-                let labels = names
+            let ip_in = c.ip_in.as_ref().map(|names| IpIn {
+                labels: names
                     .iter()
                     .filter_map(|n| source_label.get(n.as_str()).copied())
-                    .collect();
-                let mask = names
+                    .collect(),
+                anon: names
                     .iter()
                     .filter_map(|n| anon_bit.get(n.as_str()))
-                    .fold(0, |m, b| m | b);
-                (labels, mask)
+                    .fold(0, |m, b| m | b),
+                feeds: names
+                    .iter()
+                    .filter_map(|n| feed_bit.get(n.as_str()))
+                    .fold(0, |m, b| m | b),
             });
             let ip = c.ip.as_ref().map(|nets| {
                 let label = label_owner.len() as Label;
@@ -104,6 +126,14 @@ impl Snapshot {
                 ip_in,
                 ip,
                 account: c.account.as_ref().map(|ks| ks.iter().fold(0, |m, k| m | k.bit())),
+                reputation: c.tests_reputation().then(|| ReputationCond {
+                    fields: c
+                        .reputation
+                        .iter()
+                        .map(|(field, names)| (*field, profiles_with(&reputation.profiles, *field, names)))
+                        .collect(),
+                    min_clients: c.min_clients,
+                }),
                 cond: c.clone(),
             }
         };
@@ -185,7 +215,8 @@ impl Snapshot {
                             rule: i,
                             expires: r.expires.unwrap_or(Timestamp::MAX),
                             xff: compiled[i as usize].xff,
-                            ip_in: c.ip_in.as_ref().map(|(labels, anon)| (LabelMask::new(labels), *anon)),
+                            ip_in: c.ip_in.as_ref().map(|i| (LabelMask::new(&i.labels), i.anon, i.feeds)),
+                            reputation: c.reputation.is_some(),
                             ip: c.ip.map(|l| LabelMask::new(&[l])),
                             edits: (c.cond.min_edits.unwrap_or(0), c.cond.max_edits.unwrap_or(u64::MAX)),
                             age: (c.cond.min_age.unwrap_or(i64::MIN), c.cond.max_age.unwrap_or(i64::MAX)),
@@ -224,9 +255,26 @@ impl Snapshot {
             anon_owner,
             asn,
             country,
+            reputation,
+            feed_owner,
             sources,
             version,
             has_xff,
         }
     }
+}
+
+/// One bit per profile of `profiles` whose `field` has a name of `names` (ASCII case ignored).
+fn profiles_with(profiles: &Profiles, field: Field, names: &[String]) -> Vec<u64> {
+    let all = profiles.all();
+    let mut bits = vec![0u64; all.len().div_ceil(64)];
+    for (i, p) in all.iter().enumerate() {
+        if p.names(field)
+            .iter()
+            .any(|&n| names.iter().any(|w| w.eq_ignore_ascii_case(profiles.name_of(n))))
+        {
+            bits[i / 64] |= 1 << (i % 64);
+        }
+    }
+    bits
 }

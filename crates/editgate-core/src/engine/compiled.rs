@@ -12,13 +12,58 @@ use crate::sources::maxmind::MaxmindDb;
 
 #[derive(Debug)]
 pub(super) struct CompiledCond {
-    /// `ip_in`: index labels and the mask of anonymous-source bits.
-    pub(super) ip_in: Option<(Vec<Label>, u64)>,
+    /// `ip_in`: index labels and the masks of anonymous-source and feed bits.
+    pub(super) ip_in: Option<IpIn>,
     /// `ip`: this table's inline networks.
     pub(super) ip: Option<Label>,
     /// `account`: mask of [`crate::attempt::AccountKind::bit`].
     pub(super) account: Option<u8>,
+    /// The Spur reputation keys.
+    pub(super) reputation: Option<ReputationCond>,
     pub(super) cond: Cond,
+}
+
+/// What `ip_in` names, compiled: list labels, MaxMind anonymous-source bits, Spur feed bits.
+#[derive(Debug, Clone, Default)]
+pub(super) struct IpIn {
+    pub(super) labels: Vec<Label>,
+    pub(super) anon: u64,
+    pub(super) feeds: u8,
+}
+
+/// The Spur keys of a condition table, compiled against the snapshot's profiles: per list
+/// key, one bit per profile that has a listed name (so a test is a bit lookup), and
+/// `min_clients`.
+#[derive(Debug, Default)]
+pub(super) struct ReputationCond {
+    pub(super) fields: Vec<(crate::sources::spur::Field, Vec<u64>)>,
+    pub(super) min_clients: Option<u32>,
+}
+
+impl ReputationCond {
+    /// The first key the row fails, if any.
+    pub(super) fn fails(&self, row: &crate::sources::spur::Row) -> Option<crate::decision::CondKey> {
+        use crate::decision::CondKey;
+        let p = row.profile as usize;
+        if let Some((field, _)) = self
+            .fields
+            .iter()
+            .find(|(_, bits)| bits.get(p / 64).is_none_or(|w| w >> (p % 64) & 1 == 0))
+        {
+            return Some(CondKey::Reputation(*field));
+        }
+        self.min_clients
+            .filter(|n| row.clients < *n)
+            .map(|_| CondKey::MinClients)
+    }
+
+    /// The key named first, for an address the feeds do not hold.
+    pub(super) fn first_key(&self) -> crate::decision::CondKey {
+        use crate::decision::CondKey;
+        self.fields
+            .first()
+            .map_or(CondKey::MinClients, |(f, _)| CondKey::Reputation(*f))
+    }
 }
 
 #[derive(Debug)]
@@ -68,8 +113,10 @@ pub(super) struct HotRule {
     pub(super) expires: Timestamp,
     /// Forwarded-for addresses may satisfy `when` (see [`super::resolve`]).
     pub(super) xff: bool,
-    /// `when.ip_in`: list labels and anonymous-source bits.
-    pub(super) ip_in: Option<(LabelMask, u64)>,
+    /// `when.ip_in`: list labels, anonymous-source bits and feed bits.
+    pub(super) ip_in: Option<(LabelMask, u64, u8)>,
+    /// `when` tests Spur's reputation: only an address a feed holds can pass.
+    pub(super) reputation: bool,
     /// `when.ip`: the rule's inline label.
     pub(super) ip: Option<LabelMask>,
     /// `when` edit-count bounds, inclusive (`0..=u64::MAX` when absent).
@@ -95,6 +142,9 @@ pub(super) struct HotPlan {
     pub(super) by_label: Vec<Vec<u32>>,
     /// Positions of the rules whose `ip_in` names a MaxMind anonymous source.
     pub(super) anon: Vec<u32>,
+    /// Positions of the rules that need an address a Spur feed holds (`ip_in` naming a feed,
+    /// or a reputation key) and have no list or network to key them by.
+    pub(super) feeds: Vec<u32>,
 }
 
 impl HotPlan {
@@ -111,14 +161,18 @@ impl HotPlan {
             match (when.ip, &when.ip_in) {
                 _ if h.xff => plan.always.push(pos),
                 (Some(label), _) => key(&mut plan.by_label, label, pos),
-                (None, Some((labels, anon))) => {
-                    for l in labels {
+                (None, Some(ip_in)) => {
+                    for l in &ip_in.labels {
                         key(&mut plan.by_label, *l, pos);
                     }
-                    if *anon != 0 {
+                    if ip_in.anon != 0 {
                         plan.anon.push(pos);
                     }
+                    if ip_in.feeds != 0 {
+                        plan.feeds.push(pos);
+                    }
                 }
+                (None, None) if h.reputation => plan.feeds.push(pos),
                 (None, None) => plan.always.push(pos),
             }
         }

@@ -11,9 +11,11 @@ use crate::policy::{Cond, Mode};
 
 impl Snapshot {
     pub(super) fn ip_keys(&self, c: &CompiledCond, f: &Facts) -> Result<(), CondKey> {
-        if let Some((labels, mask)) = &c.ip_in
-            && f.anon & mask == 0
-            && !labels.iter().any(|l| self.index.contains(f.set, *l))
+        let row = self.reputation.row(f.rep);
+        if let Some(i) = &c.ip_in
+            && f.anon & i.anon == 0
+            && row.is_none_or(|r| r.feeds & i.feeds == 0)
+            && !i.labels.iter().any(|l| self.index.contains(f.set, *l))
         {
             return Err(CondKey::IpIn);
         }
@@ -31,6 +33,16 @@ impl Snapshot {
             && !f.country.is_some_and(|x| cs.contains(&x))
         {
             return Err(CondKey::Country);
+        }
+        if let Some(r) = &c.reputation {
+            match row {
+                None => return Err(r.first_key()),
+                Some(row) => {
+                    if let Some(key) = r.fails(row) {
+                        return Err(key);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -153,4 +165,6 @@ fn first_key(c: &Cond) -> Option<CondKey> {
     .into_iter()
     .find(|(present, _)| *present)
     .map(|(_, k)| k)
+    .or_else(|| c.reputation.first().map(|(f, _)| CondKey::Reputation(*f)))
+    .or_else(|| c.min_clients.map(|_| CondKey::MinClients))
 }

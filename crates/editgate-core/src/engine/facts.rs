@@ -9,9 +9,10 @@ use super::Snapshot;
 use super::compiled::LabelOwner;
 use crate::index::SetId;
 use crate::sources::maxmind::AnonFlag;
+use crate::sources::spur::Field;
 
 /// Per-IP facts: everything the engine needs to know about an address, computed with one index
-/// lookup plus one lookup per MaxMind database. Small and `Copy` so the server can cache it.
+/// lookup, one lookup per MaxMind database and one in the Spur feeds' table. Small and `Copy` so the server can cache it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Facts {
     /// Labels of every list source and inline network containing the IP.
@@ -22,6 +23,30 @@ pub struct Facts {
     pub asn: Option<u32>,
     /// ISO country code.
     pub country: Option<[u8; 2]>,
+    /// The address's row in the Spur feeds' table, from 1 (0: no feed holds it).
+    pub rep: u32,
+}
+
+/// What Spur's feeds say about an address, in words: the feeds that hold it, and per field
+/// the names of the merged record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Reputation {
+    /// The feeds (`spur-feed` sources) holding it, in definition order.
+    pub feeds: Vec<String>,
+    /// Per field, the names, as the feed writes them.
+    pub fields: Vec<(Field, Vec<String>)>,
+    /// `client.count`.
+    pub clients: u32,
+}
+
+impl Reputation {
+    /// The names of `field`.
+    pub fn names(&self, field: Field) -> &[String] {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
 }
 
 /// What `explain` says about an IP before any rule.
@@ -39,6 +64,8 @@ pub struct AddressReport {
     pub country: Option<String>,
     /// MaxMind Anonymous IP flags, per database source.
     pub maxmind_flags: Vec<(String, Vec<&'static str>)>,
+    /// What Spur's feeds say about it.
+    pub reputation: Option<Reputation>,
 }
 
 /// What the sources say about an address, answered with every decision: the sources that
@@ -51,16 +78,39 @@ pub struct AddressSummary<'s> {
     pub tags: SmallVec<[&'s str; 4]>,
     /// Whether any of them is `shared` (many people behind one address: no autoblocks).
     pub shared: bool,
+    /// What Spur's feeds say about it, when one holds it.
+    pub reputation: Option<Reputation>,
 }
 
 impl Snapshot {
+    /// What Spur's feeds say about the address whose row is `rep` ([`Facts::rep`]).
+    pub fn reputation_of(&self, rep: u32) -> Option<Reputation> {
+        let row = self.reputation.row(rep)?;
+        let profiles = &self.reputation.profiles;
+        Some(Reputation {
+            feeds: self
+                .feed_owner
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| row.feeds & (1 << bit) != 0)
+                .map(|(_, &s)| self.sources[s].name.clone())
+                .collect(),
+            fields: Field::ALL
+                .into_iter()
+                .map(|f| (f, profiles.names_of(row.profile, f).map(str::to_owned).collect()))
+                .collect(),
+            clients: row.clients,
+        })
+    }
+
     /// What the sources say about the address whose facts are `f`: allocation-free for an
     /// address in up to four sources.
     pub fn address(&self, f: &Facts) -> AddressSummary<'_> {
         let labels = self.index.labels_of(f.set);
-        if labels.is_empty() && f.anon == 0 {
+        if labels.is_empty() && f.anon == 0 && f.rep == 0 {
             return AddressSummary::default();
         }
+        let feeds = self.reputation.row(f.rep).map_or(0, |r| r.feeds);
         let held = labels
             .iter()
             .filter_map(|&l| match self.label_owner.get(l as usize) {
@@ -73,8 +123,18 @@ impl Snapshot {
                     .enumerate()
                     .filter(|(bit, _)| f.anon & (1 << bit) != 0)
                     .map(|(_, &s)| s),
+            )
+            .chain(
+                self.feed_owner
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| feeds & (1 << bit) != 0)
+                    .map(|(_, &s)| s),
             );
-        let mut out = AddressSummary::default();
+        let mut out = AddressSummary {
+            reputation: self.reputation_of(f.rep),
+            ..AddressSummary::default()
+        };
         let add = |s: usize| {
             let info = &self.sources[s];
             out.sources.push(info.name.as_str());
@@ -112,6 +172,7 @@ impl Snapshot {
             anon,
             asn: self.asn.as_ref().and_then(|db| db.asn(ip)).map(|(n, _)| n),
             country: self.country.as_ref().and_then(|db| db.country(ip)),
+            rep: self.reputation.find(ip),
         }
     }
 
@@ -144,6 +205,15 @@ impl Snapshot {
             out.maxmind_flags
                 .push((self.sources[owner].name.clone(), AnonFlag::names(flags)));
         }
+        let rep = self.reputation.find(ip);
+        if let Some(row) = self.reputation.row(rep) {
+            for (bit, &owner) in self.feed_owner.iter().enumerate() {
+                if row.feeds & (1 << bit) != 0 {
+                    in_source[owner] = true;
+                }
+            }
+        }
+        out.reputation = self.reputation_of(rep);
         out.sources = self
             .sources
             .iter()

@@ -27,11 +27,12 @@ pub(super) fn decide_hot<'s>(
     age: i64,
 ) -> Decision<'s> {
     let index = &snapshot.index;
+    let feeds_of = |f: &Facts| snapshot.reputation.row(f.rep).map_or(0, |r| r.feeds);
     let ip_ok = |h: &HotRule, f: &Facts| {
-        h.ip_in
-            .as_ref()
-            .is_none_or(|(m, anon)| f.anon & anon != 0 || index.intersects(f.set, m))
-            && h.ip.as_ref().is_none_or(|m| index.intersects(f.set, m))
+        h.ip_in.as_ref().is_none_or(|(m, anon, feeds)| {
+            f.anon & anon != 0 || (*feeds != 0 && feeds_of(f) & feeds != 0) || index.intersects(f.set, m)
+        }) && h.ip.as_ref().is_none_or(|m| index.intersects(f.set, m))
+            && (!h.reputation || f.rep != 0)
     };
     let hot = &plan.hot[attempt.account().kind as usize];
     let mut walk = Resolver::new(snapshot, false);
@@ -65,7 +66,7 @@ pub(super) fn decide_hot<'s>(
     // Candidates in evaluation order: the rules without an IP requirement, plus those keyed
     // by a label the address carries (or by an anonymous source it is in).
     let labels = index.labels_of(facts.set);
-    if labels.is_empty() && facts.anon == 0 {
+    if labels.is_empty() && facts.anon == 0 && facts.rep == 0 {
         for &pos in &hot.always {
             if let Some(d) = visit(&hot.rules[pos as usize], &mut walk) {
                 return d;
@@ -81,10 +82,14 @@ pub(super) fn decide_hot<'s>(
     const MAX_LISTS: usize = 8;
     let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
     let mut k = 0;
-    let mut extra = [&hot.always[..], if facts.anon != 0 { &hot.anon[..] } else { &[] }]
-        .into_iter()
-        .chain(labels.iter().map(|l| hot.keyed(*l)))
-        .filter(|l| !l.is_empty());
+    let mut extra = [
+        &hot.always[..],
+        if facts.anon != 0 { &hot.anon[..] } else { &[] },
+        if facts.rep != 0 { &hot.feeds[..] } else { &[] },
+    ]
+    .into_iter()
+    .chain(labels.iter().map(|l| hot.keyed(*l)))
+    .filter(|l| !l.is_empty());
     for l in extra.by_ref() {
         if k == MAX_LISTS {
             return decide_from_buffer(plan, hot, labels, facts, walk, visit);
@@ -138,6 +143,9 @@ fn decide_from_buffer<'s>(
         }
         if facts.anon != 0 {
             candidates.extend_from_slice(&hot.anon);
+        }
+        if facts.rep != 0 {
+            candidates.extend_from_slice(&hot.feeds);
         }
         candidates.sort_unstable();
         candidates.dedup();

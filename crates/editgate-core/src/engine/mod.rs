@@ -32,7 +32,7 @@ use crate::policy::{Policy, Rule};
 use crate::sources::SourceKind;
 use crate::sources::maxmind::MaxmindDb;
 
-pub use facts::{AddressReport, AddressSummary, Facts};
+pub use facts::{AddressReport, AddressSummary, Facts, Reputation};
 
 use compiled::{AnonDb, CompiledRule, LabelOwner, WikiPlan};
 use hot::decide_hot;
@@ -45,6 +45,8 @@ pub enum SourceContent {
     Networks(Vec<IpNet>),
     /// A verified MaxMind database.
     Maxmind(MaxmindDb),
+    /// A Spur feed's table (`spur-feed`).
+    Feed(crate::sources::spur::SpurTable),
 }
 
 /// One source's data as handed to [`Snapshot::build`], in the order of `policy.sources`.
@@ -181,6 +183,10 @@ pub struct Snapshot {
     anon_owner: Vec<usize>,
     asn: Option<MaxmindDb>,
     country: Option<MaxmindDb>,
+    /// Every Spur feed's records in one table (bit `i` of a row: `feed_owner[i]` holds it).
+    reputation: crate::sources::spur::SpurTable,
+    /// Feed bit → source index.
+    feed_owner: Vec<usize>,
     sources: Vec<SourceInfo>,
     version: String,
     has_xff: bool,
@@ -205,6 +211,11 @@ impl Snapshot {
     /// Whether any rule tests forwarded-for addresses (callers skip their facts otherwise).
     pub fn has_xff_rules(&self) -> bool {
         self.has_xff
+    }
+
+    /// Every Spur feed's records, merged (empty without a `spur-feed` source).
+    pub fn reputation(&self) -> &crate::sources::spur::SpurTable {
+        &self.reputation
     }
 
     fn plan(&self, wiki: &str) -> &WikiPlan {

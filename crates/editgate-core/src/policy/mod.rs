@@ -191,11 +191,14 @@ pub enum Lint {
     /// A `message` (or `default_message`) that is text, not a message key: every editor
     /// reads it as written, whatever their language.
     UntranslatableMessage,
+    /// A value of a Spur reputation key (`tunnel_operators`, `risks`, …) that no record of
+    /// the loaded feeds has: a typo (`NORDVPN` for `NORD_VPN`) never matches.
+    UnknownReputationValue,
 }
 
 impl Lint {
     /// Every lint, in the order docs/policy.md lists them.
-    pub const ALL: [Lint; 15] = [
+    pub const ALL: [Lint; 16] = [
         Self::ExpiredRule,
         Self::UnusedSource,
         Self::UnreachableRule,
@@ -211,6 +214,7 @@ impl Lint {
         Self::ExemptionUnreachable,
         Self::ExemptionListed,
         Self::UntranslatableMessage,
+        Self::UnknownReputationValue,
     ];
 
     /// The lint's name.
@@ -231,6 +235,7 @@ impl Lint {
             Self::ExemptionUnreachable => "exemption-unreachable",
             Self::ExemptionListed => "exemption-listed",
             Self::UntranslatableMessage => "untranslatable-message",
+            Self::UnknownReputationValue => "unknown-reputation-value",
         }
     }
 
@@ -368,6 +373,18 @@ pub struct Remote {
     pub refresh_secs: i64,
     /// Seconds one fetch may take, connect to last byte.
     pub timeout_secs: i64,
+    /// A header whose value is a secret kept in a file.
+    pub auth: Option<Auth>,
+}
+
+/// `auth_header` and `auth_file` of a fetched source: the value is read at each fetch, so a
+/// rotated token needs no reload, and never enters a log or an error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    /// The header's name.
+    pub header: String,
+    /// The file holding its value, relative to the policy directory or absolute.
+    pub file: String,
 }
 
 impl Remote {
@@ -389,6 +406,9 @@ impl SourceDef {
     /// Default `max_bytes` of a MaxMind database (commercial databases reach a few hundred
     /// megabytes).
     pub const DEFAULT_MAX_BYTES_DATABASE: u64 = 1 << 30;
+    /// Default `max_bytes` of a Spur feed (every daily feed together is a few gigabytes of
+    /// JSON unpacked; a feed is read as a stream, never whole in memory).
+    pub const DEFAULT_MAX_BYTES_FEED: u64 = 16 << 30;
 
     /// The flags as a mask of [`AnonFlag::bit`].
     pub fn flag_mask(&self) -> u8 {
@@ -455,6 +475,11 @@ pub struct Cond {
     pub actions: Option<Vec<String>>,
     /// Wiki ids.
     pub wikis: Option<Vec<String>>,
+    /// Spur reputation lists, by field, values as written (compared case-insensitively);
+    /// empty when the table has none.
+    pub reputation: Vec<(crate::sources::spur::Field, Vec<String>)>,
+    /// Spur: `client.count` ≥.
+    pub min_clients: Option<u32>,
 }
 
 impl Cond {
@@ -463,9 +488,18 @@ impl Cond {
         *self == Cond::default()
     }
 
-    /// Whether the table tests the IP (`ip_in`, `ip`, `asn`, `country`).
+    /// Whether the table tests the IP (`ip_in`, `ip`, `asn`, `country`, the reputation keys).
     pub fn tests_ip(&self) -> bool {
-        self.ip_in.is_some() || self.ip.is_some() || self.asn.is_some() || self.country.is_some()
+        self.ip_in.is_some()
+            || self.ip.is_some()
+            || self.asn.is_some()
+            || self.country.is_some()
+            || self.tests_reputation()
+    }
+
+    /// Whether the table tests Spur's reputation of the address.
+    pub fn tests_reputation(&self) -> bool {
+        !self.reputation.is_empty() || self.min_clients.is_some()
     }
 }
 

@@ -106,6 +106,14 @@ pub struct RawSource {
     /// Timeout of one fetch of `url`, connect to last byte (default `30s`).
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// A header sent with each fetch of `url` (`Token` for Spur's feeds, `Authorization` for
+    /// most others); its value is read from `auth_file` at each fetch.
+    #[schemars(with = "Option<String>")]
+    pub auth_header: Option<Spanned<String>>,
+    /// The file holding the value of `auth_header` (a token: kept out of the policy, which is
+    /// often in version control), relative to the policy directory or absolute.
+    #[schemars(with = "Option<String>")]
+    pub auth_file: Option<Spanned<String>>,
     /// Largest accepted file or body of `url`, bytes (default 64 MiB for lists, 1 GiB for
     /// MaxMind databases).
     #[schemars(with = "Option<u64>")]
@@ -224,6 +232,50 @@ pub struct RawCond {
     /// Wiki ids.
     #[schemars(with = "Option<Vec<String>>")]
     pub wikis: Option<Spanned<Vec<String>>>,
+    /// Spur: operators of the tunnels through the address (`NORD_VPN`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tunnel_operators: Option<SpannedList<String>>,
+    /// Spur: types of those tunnels (`VPN`, `PROXY`, `TOR`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub tunnel_types: Option<SpannedList<String>>,
+    /// Spur: risks (`CALLBACK_PROXY`, `GEO_MISMATCH`, `TUNNEL`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub risks: Option<SpannedList<String>>,
+    /// Spur: what the address's clients do (`FILE_SHARING`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub client_behaviors: Option<SpannedList<String>>,
+    /// Spur: the proxy networks its clients belong to.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub client_proxies: Option<SpannedList<String>>,
+    /// Spur: its clients' device types (`DESKTOP`, `MOBILE`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub client_types: Option<SpannedList<String>>,
+    /// Spur: its infrastructure (`DATACENTER`, `MOBILE`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub infrastructure: Option<SpannedList<String>>,
+    /// Spur: services it runs (`OPENVPN`, …).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub services: Option<SpannedList<String>>,
+    /// Spur: at least this many clients use the address.
+    #[schemars(with = "Option<u32>")]
+    pub min_clients: Option<Spanned<u32>>,
+}
+
+impl RawCond {
+    /// The Spur reputation lists of the table, by field.
+    pub fn reputation(&self) -> [(crate::sources::spur::Field, &Option<SpannedList<String>>); 8] {
+        use crate::sources::spur::Field;
+        [
+            (Field::TunnelOperators, &self.tunnel_operators),
+            (Field::TunnelTypes, &self.tunnel_types),
+            (Field::Risks, &self.risks),
+            (Field::ClientBehaviors, &self.client_behaviors),
+            (Field::ClientProxies, &self.client_proxies),
+            (Field::ClientTypes, &self.client_types),
+            (Field::Infrastructure, &self.infrastructure),
+            (Field::Services, &self.services),
+        ]
+    }
 }
 
 #[cfg(test)]

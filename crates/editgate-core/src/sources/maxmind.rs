@@ -109,7 +109,7 @@ impl MaxmindDb {
             SourceKind::MaxmindCountry => {
                 db_type.contains("Country") || db_type.contains("City") || db_type.contains("Enterprise")
             }
-            SourceKind::TorExits | SourceKind::IpList => false,
+            SourceKind::TorExits | SourceKind::IpList | SourceKind::SpurFeed => false,
         };
         if !ok {
             return Err(ParseError::at(

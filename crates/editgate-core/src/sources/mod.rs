@@ -2,13 +2,15 @@
 //!
 //! - [`tor`]: Tor exit lists in any of the three published formats;
 //! - [`iplist`]: plain IP/CIDR lists;
-//! - [`maxmind`]: MaxMind DB readers for Anonymous IP flags, ASN and country.
+//! - [`maxmind`]: MaxMind DB readers for Anonymous IP flags, ASN and country;
+//! - [`spur`]: Spur's anonymous-IP feeds (NDJSON, gzipped or not), read as a stream.
 //!
-//! Nothing here touches the file system: [`crate::load`] reads the bytes, so the fuzzers, the
-//! tests and the server all parse the same way.
+//! Nothing here opens a file: [`crate::load`] hands over the bytes (a reader, for a feed), so
+//! the fuzzers, the tests and the server all parse the same way.
 
 pub mod iplist;
 pub mod maxmind;
+pub mod spur;
 pub mod tor;
 
 use std::fmt;
@@ -27,16 +29,20 @@ pub enum SourceKind {
     MaxmindAsn,
     /// GeoLite2 / GeoIP2 Country (or City); enables the `country` condition.
     MaxmindCountry,
+    /// Spur's anonymous-IP feed (NDJSON, gzipped or not); enables the reputation conditions
+    /// (`tunnel_operators`, `risks`, `min_clients`, …).
+    SpurFeed,
 }
 
 impl SourceKind {
     /// Every kind.
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         Self::TorExits,
         Self::IpList,
         Self::MaxmindAnonymous,
         Self::MaxmindAsn,
         Self::MaxmindCountry,
+        Self::SpurFeed,
     ];
 
     /// The name used in policy files.
@@ -47,6 +53,7 @@ impl SourceKind {
             Self::MaxmindAnonymous => "maxmind-anonymous",
             Self::MaxmindAsn => "maxmind-asn",
             Self::MaxmindCountry => "maxmind-country",
+            Self::SpurFeed => "spur-feed",
         }
     }
 
@@ -58,6 +65,12 @@ impl SourceKind {
     /// Whether the source is a set of networks that goes into the prefix index.
     pub fn is_network_list(self) -> bool {
         matches!(self, Self::TorExits | Self::IpList)
+    }
+
+    /// Whether the source counts entries (addresses or networks), so that `min_entries` and
+    /// shrink protection apply: the lists, and Spur's feeds.
+    pub fn has_entries(self) -> bool {
+        self.is_network_list() || self == Self::SpurFeed
     }
 }
 

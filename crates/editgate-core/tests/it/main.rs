@@ -21,5 +21,6 @@ mod forwarded_for;
 mod index_prop;
 mod parsers_prop;
 mod policy;
+mod reputation;
 mod sources;
 mod stages;

@@ -167,6 +167,15 @@ pub(super) fn explanation(form: &ExplainForm, snap: &editgate_core::engine::Snap
                     dt { "MaxMind " code { (m.source) } }
                     dd { @if m.flags.is_empty() { "no flags" } @for fl in &m.flags { code { (fl) } " " } }
                 }
+                @if let Some(rep) = &f.reputation {
+                    dt { "Spur " @for s in &rep.sources { code { (s) } " " } }
+                    dd {
+                        @for (key, names) in reputation_lists(rep) {
+                            @if !names.is_empty() { div { (key) ": " @for n in names { code { (n) } " " } } }
+                        }
+                        div { "clients: " (rep.client_count) }
+                    }
+                }
             }
         }
         h2 { "Every rule visited, in order" }
@@ -230,4 +239,18 @@ fn wire_verdict(v: WireVerdict) -> &'static str {
         WireVerdict::Block => Verdict::Block.as_str(),
         WireVerdict::Unspecified => "unspecified",
     }
+}
+
+/// A reputation's lists with the condition keys that test them.
+fn reputation_lists(r: &crate::proto::Reputation) -> [(&'static str, &[String]); 8] {
+    [
+        ("tunnel_operators", &r.tunnel_operators),
+        ("tunnel_types", &r.tunnel_types),
+        ("risks", &r.risks),
+        ("client_behaviors", &r.client_behaviors),
+        ("client_proxies", &r.client_proxies),
+        ("client_types", &r.client_types),
+        ("infrastructure", &r.infrastructure),
+        ("services", &r.services),
+    ]
 }

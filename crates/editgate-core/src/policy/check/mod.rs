@@ -25,6 +25,8 @@ use crate::sources::iplist::parse_net;
 
 /// The most `maxmind-anonymous` sources one policy may define (one bit each in the facts).
 pub const MAX_ANON_SOURCES: usize = 64;
+/// The most `spur-feed` sources (an address's row keeps one bit per feed).
+pub const MAX_SPUR_FEEDS: usize = 8;
 
 /// Checks the policy files of one directory (`global.toml` and `wikis/*.toml`; other paths are
 /// ignored). `now` decides which rules count as expired. Returns the policy and its warnings,
@@ -78,6 +80,13 @@ pub fn check(files: &[PolicyFile], now: Timestamp) -> Result<(Policy, Vec<Warnin
             cx.errors.push(PolicyError::new(
                 Location::file(&global.path),
                 format!("{anon} `maxmind-anonymous` sources; at most {MAX_ANON_SOURCES} are supported"),
+            ));
+        }
+        let feeds = policy.sources.iter().filter(|s| s.kind == SourceKind::SpurFeed).count();
+        if feeds > MAX_SPUR_FEEDS {
+            cx.errors.push(PolicyError::new(
+                Location::file(&global.path),
+                format!("{feeds} `spur-feed` sources; at most {MAX_SPUR_FEEDS} are supported"),
             ));
         }
         for kind in [SourceKind::MaxmindAsn, SourceKind::MaxmindCountry] {
@@ -497,6 +506,30 @@ impl<'a> Cx<'a> {
                 }
             }
         }
+        let mut reputation = Vec::new();
+        for (field, list) in c.reputation() {
+            let Some(list) = list else { continue };
+            if known.missing_kind_is_an_error(SourceKind::SpurFeed) {
+                self.err(
+                    list.span(),
+                    format!("`{}` needs a `spur-feed` source in global.toml", field.key()),
+                );
+            }
+            let values = self.each(list, |cx, v| {
+                let text = v.get_ref().trim();
+                if text.is_empty() {
+                    cx.err(v.span(), format!("an empty value in `{}`", field.key()));
+                    return None;
+                }
+                Some(text.to_owned())
+            });
+            reputation.push((field, values));
+        }
+        if let Some(m) = &c.min_clients
+            && known.missing_kind_is_an_error(SourceKind::SpurFeed)
+        {
+            self.err(m.span(), "`min_clients` needs a `spur-feed` source in global.toml");
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -515,6 +548,8 @@ impl<'a> Cx<'a> {
             email_confirmed: c.email_confirmed.as_ref().map(|v| *v.get_ref()),
             actions: Self::strings(&c.actions),
             wikis: c.wikis.as_ref().map(|w| w.get_ref().clone()),
+            reputation,
+            min_clients: c.min_clients.as_ref().map(|m| *m.get_ref()),
         })
     }
 

@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::Cx;
 use crate::policy::raw::RawSource;
-use crate::policy::{Remote, SourceDef, format_duration, hint};
+use crate::policy::{Auth, Remote, SourceDef, format_duration, hint};
 use crate::sources::SourceKind;
 use crate::sources::maxmind::AnonFlag;
 
@@ -18,6 +18,8 @@ impl Cx<'_> {
             for (key, span) in [
                 ("refresh", s.refresh.as_ref().map(Spanned::span)),
                 ("timeout", s.timeout.as_ref().map(Spanned::span)),
+                ("auth_header", s.auth_header.as_ref().map(Spanned::span)),
+                ("auth_file", s.auth_file.as_ref().map(Spanned::span)),
             ] {
                 if let Some(span) = span {
                     self.err(span, format!("`{key}` only applies to sources with a `url`"));
@@ -73,11 +75,54 @@ impl Cx<'_> {
             Remote::DEFAULT_TIMEOUT_SECS,
             Remote::MAX_TIMEOUT_SECS,
         )?;
+        let auth = self.auth(s)?;
         Some(Some(Remote {
             url: u.clone(),
             refresh_secs,
             timeout_secs,
+            auth,
         }))
+    }
+
+    /// `auth_header` with `auth_file`: both or neither, a header name as HTTP allows.
+    fn auth(&mut self, s: &RawSource) -> Option<Option<Auth>> {
+        match (&s.auth_header, &s.auth_file) {
+            (None, None) => Some(None),
+            (Some(h), Some(f)) => {
+                // RFC 9110 §5.6.2: a field name is a token.
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                let name = h.get_ref();
+                if name.is_empty() || !name.chars().all(token) {
+                    self.err(
+                        h.span(),
+                        format!(
+                            "`auth_header = {name:?}` is not an HTTP header name (such as `Token` or `Authorization`)"
+                        ),
+                    );
+                    return None;
+                }
+                if f.get_ref().is_empty() {
+                    self.err(
+                        f.span(),
+                        "`auth_file` is empty: name the file holding the header's value",
+                    );
+                    return None;
+                }
+                Some(Some(Auth {
+                    header: name.clone(),
+                    file: f.get_ref().clone(),
+                }))
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                let (has, lacks) = if s.auth_header.is_some() {
+                    ("auth_header", "auth_file")
+                } else {
+                    ("auth_file", "auth_header")
+                };
+                self.err(one.span(), format!("`{has}` needs `{lacks}` too"));
+                None
+            }
+        }
     }
 
     pub(super) fn source(&mut self, name: &Spanned<String>, src: &Spanned<RawSource>) -> Option<SourceDef> {
@@ -122,11 +167,13 @@ impl Cx<'_> {
         };
         let list_only = |this: &mut Self, key: &str, span: Option<Range<usize>>| {
             if let (Some(span), Some(k)) = (span, kind)
-                && !k.is_network_list()
+                && !k.has_entries()
             {
                 this.err(
                     span,
-                    format!("`{key}` only applies to list sources (`tor-exits`, `ip-list`), not `{k}`"),
+                    format!(
+                        "`{key}` only applies to sources that count entries (`tor-exits`, `ip-list`, `spur-feed`), not `{k}`"
+                    ),
                 );
             }
         };
@@ -157,6 +204,7 @@ impl Cx<'_> {
             }
             Some(m) => *m.get_ref(),
             None if kind.is_some_and(SourceKind::is_network_list) => SourceDef::DEFAULT_MAX_BYTES_LIST,
+            None if kind == Some(SourceKind::SpurFeed) => SourceDef::DEFAULT_MAX_BYTES_FEED,
             None => SourceDef::DEFAULT_MAX_BYTES_DATABASE,
         };
         let max_age_secs = s.max_age.as_ref().and_then(|d| self.duration(d, "max_age"));

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use crate::attempt::AccountKind;
 use crate::decision::Verdict;
 use crate::sources::SourceKind;
+use crate::sources::spur::Field;
 
 use super::{Cond, Lint, Mode, Policy, Rule, Stage, Warning};
 
@@ -115,13 +116,17 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         .rules
         .iter()
         .any(|r| r.when.country.is_some() || r.unless.as_ref().is_some_and(|u| u.country.is_some()));
+    let uses_reputation = policy
+        .rules
+        .iter()
+        .any(|r| r.when.tests_reputation() || r.unless.as_ref().is_some_and(Cond::tests_reputation));
     for s in &policy.sources {
-        if s.kind.is_network_list() && s.min_entries.is_none() {
+        if s.kind.has_entries() && s.min_entries.is_none() {
             out.push(Warning::new(
                 Lint::MissingMinEntries,
                 s.location.clone(),
                 format!(
-                    "list source `{}` has no `min_entries`: a truncated or emptied copy is caught only when it is empty or lost more than `max_shrink` of the serving entries (and not at all at a first start); set `min_entries` to a count a good copy never falls below, like half its usual size",
+                    "source `{}` has no `min_entries`: a truncated or emptied copy is caught only when it is empty or lost more than `max_shrink` of the serving entries (and not at all at a first start); set `min_entries` to a count a good copy never falls below, like half its usual size",
                     s.name
                 ),
             ));
@@ -129,12 +134,14 @@ pub fn lint(policy: &Policy, now: Timestamp) -> Vec<Warning> {
         let is_used = match s.kind {
             SourceKind::MaxmindAsn => uses_asn,
             SourceKind::MaxmindCountry => uses_country,
+            SourceKind::SpurFeed => uses_reputation || used.contains(s.name.as_str()),
             SourceKind::TorExits | SourceKind::IpList | SourceKind::MaxmindAnonymous => used.contains(s.name.as_str()),
         };
         if !is_used {
             let how = match s.kind {
                 SourceKind::MaxmindAsn => "no rule has an `asn` condition",
                 SourceKind::MaxmindCountry => "no rule has a `country` condition",
+                SourceKind::SpurFeed => "no rule names it in `ip_in` or has a reputation condition",
                 _ => "no rule names it in `ip_in`",
             };
             out.push(Warning::new(
@@ -229,10 +236,12 @@ fn ip_keys(c: &Cond) -> Vec<&'static str> {
         (c.ip.is_some(), "ip"),
         (c.asn.is_some(), "asn"),
         (c.country.is_some(), "country"),
+        (c.min_clients.is_some(), "min_clients"),
     ]
     .into_iter()
     .filter(|(present, _)| *present)
     .map(|(_, k)| k)
+    .chain(c.reputation.iter().map(|(f, _)| f.key()))
     .collect()
 }
 
@@ -269,6 +278,9 @@ fn impossible(c: &Cond) -> Option<String> {
         if empty {
             return Some(format!("`{key} = []` holds for nothing"));
         }
+    }
+    if let Some((field, _)) = c.reputation.iter().find(|(_, v)| v.is_empty()) {
+        return Some(format!("`{} = []` holds for nothing", field.key()));
     }
     None
 }
@@ -384,6 +396,18 @@ fn implies_all(parts: &[&Cond], b: &Cond) -> bool {
         && bound(&|c| age(c.min_age), age(b.min_age), &at_least)
         && bound(&|c| age(c.max_age), age(b.max_age), &at_most)
         && b.email_confirmed.is_none_or(|v| any(&|a| a.email_confirmed == Some(v)))
+        && bound(
+            &|c| c.min_clients.map(u64::from),
+            b.min_clients.map(u64::from),
+            &at_least,
+        )
+        && b.reputation.iter().all(|(field, want)| {
+            any(&|a| {
+                a.reputation
+                    .iter()
+                    .any(|(f, have)| f == field && have.iter().all(|x| want.iter().any(|w| w.eq_ignore_ascii_case(x))))
+            })
+        })
 }
 
 /// The lints that need the sources' data, so [`crate::load`] runs them: `redundant-ip-in` and
@@ -392,6 +416,37 @@ fn implies_all(parts: &[&Cond], b: &Cond) -> bool {
 pub fn with_data<'a>(policy: &Policy, networks: impl Fn(&str) -> Option<&'a [ipnet::IpNet]>) -> Vec<Warning> {
     let mut out = redundant_ip_in(policy, &networks);
     out.extend(stages::listed_exemptions(policy, &networks));
+    out
+}
+
+/// `unknown-reputation-value`: values of the reputation keys (`tunnel_operators`, `risks`,
+/// …) that no record of the loaded feeds has, compared case-insensitively, with the closest
+/// the feeds use. `vocabulary` gives every name the feeds use for a field.
+pub fn reputation_values(policy: &Policy, vocabulary: impl Fn(Field) -> Vec<String>) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut known: HashMap<Field, Vec<String>> = HashMap::new();
+    for rule in &policy.rules {
+        for (table, c) in std::iter::once(("when", &rule.when)).chain(rule.unless.as_ref().map(|u| ("unless", u))) {
+            for (field, values) in &c.reputation {
+                let names = known.entry(*field).or_insert_with(|| vocabulary(*field));
+                for v in values {
+                    if names.iter().any(|n| n.eq_ignore_ascii_case(v)) {
+                        continue;
+                    }
+                    out.push(warn(
+                        Lint::UnknownReputationValue,
+                        rule,
+                        format!(
+                            "rule `{}`: no record of the loaded feeds has `{v}` in `{}` ({table}), so it never matches{}",
+                            rule.id,
+                            field.key(),
+                            super::hint(&v.to_ascii_uppercase(), names.iter().map(String::as_str))
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 

@@ -159,6 +159,12 @@ fn may_overlap(a: &Cond, b: &Cond) -> bool {
         && ranges(a.min_edits, a.max_edits, b.min_edits, b.max_edits)
         && ranges(age(a.min_age), age(a.max_age), age(b.min_age), age(b.max_age))
         && (a.email_confirmed.is_none() || b.email_confirmed.is_none() || a.email_confirmed == b.email_confirmed)
+        && a.reputation.iter().all(|(field, x)| {
+            b.reputation
+                .iter()
+                .filter(|(f, _)| f == field)
+                .all(|(_, y)| x.iter().any(|v| y.iter().any(|w| w.eq_ignore_ascii_case(v))))
+        })
 }
 
 /// Whether a table exempts by a right or a group: something only a registered account has.
