@@ -46,6 +46,8 @@ class Decision {
 	public $sources = [];
 	/** @var bool One of them is shared (no autoblocks) */
 	public $sharedAddress = false;
+	/** @var Reputation|null What Spur's feeds say about the client address; null: nothing */
+	public $reputation = null;
 	/**
 	 * @var string When the wiki's request began, UTC (`2026-12-06T10:15:02Z`): with the request
 	 *   id and the rule, the reference an editor quotes in an appeal
@@ -116,6 +118,9 @@ class Decision {
 			throw new UnexpectedValueException( 'editgate answered a sharedAddress that is not a boolean' );
 		}
 		$decision->sharedAddress = $shared;
+		if ( isset( $json['reputation'] ) ) {
+			$decision->reputation = Reputation::fromArray( $json['reputation'] );
+		}
 		return $decision;
 	}
 
@@ -124,15 +129,17 @@ class Decision {
 	 *
 	 * @param array $json
 	 * @param string $field
+	 * @param string|null $path The field's name in an error (default: `$field`)
 	 * @return string[]
 	 * @throws UnexpectedValueException When it is anything else
 	 */
-	private static function strings( array $json, string $field ): array {
+	public static function strings( array $json, string $field, ?string $path = null ): array {
 		$v = $json[$field] ?? [];
 		if ( !is_array( $v ) || array_filter( $v, static function ( $x ) {
 			return !is_string( $x );
 		} ) ) {
-			throw new UnexpectedValueException( "editgate answered a $field that is not a list of strings" );
+			$path = $path ?? $field;
+			throw new UnexpectedValueException( "editgate answered a $path that is not a list of strings" );
 		}
 		return array_values( $v );
 	}
@@ -144,7 +151,7 @@ class Decision {
 	 * @return string
 	 */
 	public function toJson(): string {
-		return (string)json_encode( [
+		$json = [
 			'verdict' => array_search( $this->verdict, self::VERDICTS, true ),
 			'ruleId' => $this->ruleId,
 			'reason' => $this->reason,
@@ -155,7 +162,11 @@ class Decision {
 			'tags' => $this->tags,
 			'sources' => $this->sources,
 			'sharedAddress' => $this->sharedAddress,
-		], JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
+		];
+		if ( $this->reputation !== null ) {
+			$json['reputation'] = $this->reputation->toArray();
+		}
+		return (string)json_encode( $json, JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE );
 	}
 
 	/**

@@ -33,6 +33,9 @@ ONIONOO_EXIT = "128.31.0.13"  # its exit (exit and OR address)
 ONIONOO_NOT_EXIT = "128.31.0.34"  # its directory authority: a relay, not an exit
 # TorBlock's autopromotion settings that examples/torblock's `torblock-autopromote` mirrors.
 TORBLOCK_SETTINGS = ["$wgTorAutoConfirmAge = 90 * 86400;", "$wgTorAutoConfirmCount = 100;"]
+# Spur-shaped records (a NORD_VPN exit at SPUR_VPN), for IPReputation's AbuseFilter variables.
+SPUR_FIXTURE = os.path.join(REPO, "tests", "fixtures", "spur", "anonymous-sample.json")
+SPUR_VPN = "198.19.10.1"
 TOR_EXIT = "162.247.74.201"  # in policies/lists/tor-exit-addresses.txt
 VPN_ADDRESS = "2.26.157.10"  # in 2.26.157.0/24 of policies/lists/vpn.txt
 CLEAN = "8.8.4.4"  # in no list
@@ -95,10 +98,16 @@ class Wiki:
         key = os.path.join(self.policies, "decision-log.key")
         with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write("e2e-test-key-0123456789abcdef\n")
+        # Spur's feed, hand-written records (tests/fixtures/spur), watched by a shadow rule only:
+        # the answers carry the reputation, and AbuseFilter's filters decide on it.
+        shutil.copy(SPUR_FIXTURE, os.path.join(self.policies, "spur.json"))
         with open(os.path.join(self.policies, "global.toml"), "a") as f:
             f.write(
                 f'\n[settings.decision_log]\npath = "{self.decisions}"\n'
                 'key_file = "decision-log.key"\n'
+                '\n[sources.spur]\nkind = "spur-feed"\npath = "spur.json"\nmin_entries = 3\n'
+                '\n[[rule]]\nid = "e2e-spur-listed"\nverdict = "require-login"\nmode = "shadow"\n'
+                'when.ip_in = ["spur"]\n'
             )
         env = self.env()
         run(
@@ -644,8 +653,9 @@ def rc_tags(w, title):
     raise AssertionError(f"no recent change of {title}: {r}")
 
 
-def abuse_filter(w, admin, rules, tag):
-    """Creates an enabled filter `rules` that tags matching changes `tag`, through the form."""
+def abuse_filter(w, admin, rules, tag, *, disallow=False, protected=False):
+    """Creates an enabled filter `rules` that tags matching changes `tag` (and, `disallow`,
+    refuses them), through the form; `protected` for a filter on protected variables."""
     html = admin.get("/index.php?title=Special:AbuseFilter/new")
     field = re.search(r'<input[^>]*name="wpEditToken"[^>]*>', html)
     expect(field, "no edit token on the filter form")
@@ -654,5 +664,7 @@ def abuse_filter(w, admin, rules, tag):
         "wpEditToken": html_module.unescape(token), "wpFilterDescription": f"e2e {tag}",
         "wpFilterRules": rules, "wpFilterNotes": "", "wpFilterEnabled": "1",
         "wpFilterActionTag": "1", "wpFilterTags": tag, "wpFilterGroup": "default",
+        **({"wpFilterActionDisallow": "1", "wpFilterDisallowMessage": "abusefilter-disallowed"} if disallow else {}),
+        **({"wpFilterProtected": "1"} if protected else {}),
     })
 

@@ -9,6 +9,7 @@
 
 namespace MediaWiki\Extension\EditGate\Hooks;
 
+use MediaWiki\Extension\EditGate\CheckPayload;
 use MediaWiki\Extension\EditGate\Compat;
 use MediaWiki\Extension\EditGate\Gate;
 
@@ -19,11 +20,19 @@ use MediaWiki\Extension\EditGate\Gate;
  * TorBlock, `tor_exit_node` (true when a source listed in $wgEditGateTorSources holds the
  * address), defined only when TorBlock is not loaded, which then defines it itself.
  *
+ * And IPReputation's variables (`ip_reputation_tunnel_operators`, `…_risk_types`,
+ * `…_client_proxies`, `…_client_behaviors`, `…_client_count`, `…_ipoid_known`), from the
+ * reputation in editgate's answer (Spur's feeds), so that filters written for IPReputation
+ * keep working without it: as IPReputation fills them, for anonymous editors and temporary
+ * accounts only (null for others, and null but `…_ipoid_known` false for an address no feed
+ * holds), and protected where AbuseFilter has protected variables (1.43 and later). Defined
+ * only when IPReputation is not loaded, which then defines them itself.
+ *
  * Lazy: nothing is computed unless a filter reads a variable, and then from the answer the
  * permission check of the same request already has; only when AbuseFilter filters an action
  * editgate was not asked about is editgate asked, once.
  *
- * Registered only as AbuseFilter's hooks, so this class is loaded only when AbuseFilter is.
+ * Its hooks are AbuseFilter's, which run only when AbuseFilter is loaded.
  */
 class AbuseFilterHooks {
 
@@ -38,12 +47,27 @@ class AbuseFilterHooks {
 		'editgate_rule' => 'editgate-rule',
 	];
 
+	/**
+	 * IPReputation's variables, with their builder descriptions (IPReputation's messages,
+	 * which this extension ships too).
+	 */
+	public const IP_REPUTATION_VARIABLES = [
+		'ip_reputation_tunnel_operators' => 'ip-reputation-tunnel-operators',
+		'ip_reputation_risk_types' => 'ip-reputation-risk-types',
+		'ip_reputation_client_proxies' => 'ip-reputation-client-proxies',
+		'ip_reputation_client_behaviors' => 'ip-reputation-client-behaviors',
+		'ip_reputation_client_count' => 'ip-reputation-client-count',
+		'ip_reputation_ipoid_known' => 'ip-reputation-ipoid-known',
+	];
+
 	/** @var Gate */
 	private $gate;
 	/** @var string[] */
 	private $torSources;
 	/** @var bool */
 	private $torBlockLoaded;
+	/** @var bool */
+	private $ipReputationLoaded;
 
 	/**
 	 * @param \Config|\MediaWiki\Config\Config $config
@@ -53,6 +77,53 @@ class AbuseFilterHooks {
 		$this->gate = $gate;
 		$this->torSources = (array)$config->get( 'EditGateTorSources' );
 		$this->torBlockLoaded = Compat::extensionLoaded( 'TorBlock' );
+		$this->ipReputationLoaded = Compat::extensionLoaded( 'IPReputation' );
+	}
+
+	/**
+	 * From the registration callback: IPReputation's variables are protected on AbuseFilter
+	 * 1.43, which has only the setting (1.44 and later also ask the hook below).
+	 */
+	public static function protectVariables(): void {
+		// AbuseFilter registers itself as "Abuse Filter".
+		if ( !Compat::extensionLoaded( 'Abuse Filter' ) || Compat::extensionLoaded( 'IPReputation' ) ) {
+			return;
+		}
+		$protected = $GLOBALS['wgAbuseFilterProtectedVariables'] ?? null;
+		if ( is_array( $protected ) ) {
+			$GLOBALS['wgAbuseFilterProtectedVariables'] = array_values( array_unique(
+				array_merge( $protected, array_keys( self::IP_REPUTATION_VARIABLES ) )
+			) );
+		}
+	}
+
+	/**
+	 * AbuseFilter 1.44 and later: IPReputation's variables hold non-public data.
+	 *
+	 * @param string[] &$variables
+	 * @return bool
+	 */
+	public function onAbuseFilterCustomProtectedVariables( array &$variables ) {
+		if ( !$this->ipReputationLoaded ) {
+			$variables = array_merge( $variables, array_keys( self::IP_REPUTATION_VARIABLES ) );
+		}
+		return true;
+	}
+
+	/**
+	 * The variables this extension defines here.
+	 *
+	 * @return string[] Variable => the suffix of its builder message
+	 */
+	private function variables(): array {
+		$vars = self::VARIABLES;
+		if ( !$this->torBlockLoaded ) {
+			$vars['tor_exit_node'] = 'tor-exit-node';
+		}
+		if ( !$this->ipReputationLoaded ) {
+			$vars += self::IP_REPUTATION_VARIABLES;
+		}
+		return $vars;
 	}
 
 	/**
@@ -60,11 +131,8 @@ class AbuseFilterHooks {
 	 * @return bool
 	 */
 	public function onAbuseFilter_builder( array &$realValues ) {
-		foreach ( self::VARIABLES as $name => $suffix ) {
+		foreach ( $this->variables() as $name => $suffix ) {
 			$realValues['vars'][$name] = $suffix;
-		}
-		if ( !$this->torBlockLoaded ) {
-			$realValues['vars']['tor_exit_node'] = 'tor-exit-node';
 		}
 		return true;
 	}
@@ -80,11 +148,7 @@ class AbuseFilterHooks {
 		if ( $rc !== null ) {
 			return true;
 		}
-		$names = array_keys( self::VARIABLES );
-		if ( !$this->torBlockLoaded ) {
-			$names[] = 'tor_exit_node';
-		}
-		foreach ( $names as $name ) {
+		foreach ( array_keys( $this->variables() ) as $name ) {
 			$vars->setLazyLoadVar( $name, 'editgate-' . $name, [ 'user' => $user ] );
 		}
 		return true;
@@ -102,6 +166,10 @@ class AbuseFilterHooks {
 			return true;
 		}
 		$name = substr( $method, strlen( 'editgate-' ) );
+		if ( isset( self::IP_REPUTATION_VARIABLES[$name] ) ) {
+			$result = $this->ipReputation( $name, $parameters['user'] );
+			return false;
+		}
 		$answer = $this->gate->latest();
 		if ( $answer === null ) {
 			// AbuseFilter filters an action editgate was not asked about (a deletion, say).
@@ -127,5 +195,38 @@ class AbuseFilterHooks {
 				return true;
 		}
 		return false;
+	}
+
+	/**
+	 * One of IPReputation's variables, as IPReputation computes it from ipoid's data.
+	 *
+	 * @param string $name
+	 * @param \User|\MediaWiki\User\User $user
+	 * @return string[]|int|bool|null
+	 */
+	private function ipReputation( string $name, $user ) {
+		if ( Gate::kindOf( $user ) === CheckPayload::NAME_REGISTERED ) {
+			return null;
+		}
+		$answer = $this->gate->latest() ?? $this->gate->ask( $user, 'edit' )->decision;
+		$reputation = $answer ? $answer->reputation : null;
+		if ( $name === 'ip_reputation_ipoid_known' ) {
+			return $reputation !== null;
+		}
+		if ( $reputation === null ) {
+			return null;
+		}
+		switch ( $name ) {
+			case 'ip_reputation_tunnel_operators':
+				return $reputation->tunnelOperators;
+			case 'ip_reputation_risk_types':
+				return $reputation->risks;
+			case 'ip_reputation_client_proxies':
+				return $reputation->clientProxies;
+			case 'ip_reputation_client_behaviors':
+				return $reputation->clientBehaviors;
+			default:
+				return $reputation->clientCount;
+		}
 	}
 }

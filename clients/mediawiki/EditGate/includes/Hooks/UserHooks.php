@@ -63,10 +63,10 @@ class UserHooks implements GetAutoPromoteGroupsHook {
 	}
 
 	/**
-	 * Defines APCOND_TOR, as TorBlock does, when TorBlock is not loaded (extension.json's
-	 * callback, run once the extensions are registered).
+	 * Defines APCOND_TOR, as TorBlock does, when TorBlock is not loaded (from the registration
+	 * callback).
 	 */
-	public static function onRegistration(): void {
+	public static function defineTorCondition(): void {
 		if ( !defined( 'APCOND_TOR' ) && !Compat::extensionLoaded( 'TorBlock' ) ) {
 			define( 'APCOND_TOR', self::APCOND_TOR );
 		}

@@ -1,10 +1,12 @@
 <?php
 
 use MediaWiki\Extension\EditGate\Decision;
+use MediaWiki\Extension\EditGate\Reputation;
 use PHPUnit\Framework\TestCase;
 
 /**
  * @covers \MediaWiki\Extension\EditGate\Decision
+ * @covers \MediaWiki\Extension\EditGate\Reputation
  */
 class DecisionTest extends TestCase {
 
@@ -37,6 +39,7 @@ class DecisionTest extends TestCase {
 		$d->sources = [ 'tor', 'vpn' ];
 		$d->tags = [ 'tor' ];
 		$d->sharedAddress = true;
+		$d->reputation = Reputation::fromArray( [ 'tunnelOperators' => [ 'NORD_VPN' ], 'clientCount' => 27 ] );
 		foreach ( [ Decision::ALLOW, Decision::REQUIRE_LOGIN, Decision::BLOCK ] as $verdict ) {
 			$d->verdict = $verdict;
 			$this->assertEquals( $d, Decision::fromJson( $d->toJson() ), $verdict );
@@ -70,6 +73,22 @@ class DecisionTest extends TestCase {
 		$this->assertSame( '', $d->message );
 	}
 
+	public function testReadsTheReputation() {
+		// As the service writes it (tests/it/reputation.rs): proto3 JSON, empty lists left out.
+		$d = Decision::fromJson( '{"verdict":"VERDICT_BLOCK","sources":["spur"],"reputation":{' .
+			'"sources":["spur"],"tunnelOperators":["PROTON_VPN","EXPRESS_VPN"],"tunnelTypes":["VPN"],' .
+			'"risks":["TUNNEL"],"clientCount":12,"infrastructure":["DATACENTER"]}}' );
+		$r = $d->reputation;
+		$this->assertInstanceOf( Reputation::class, $r );
+		$this->assertSame( [ 'PROTON_VPN', 'EXPRESS_VPN' ], $r->tunnelOperators );
+		$this->assertSame( [ 'TUNNEL' ], $r->risks );
+		$this->assertSame( [], $r->clientProxies );
+		$this->assertSame( 12, $r->clientCount );
+		$this->assertNull( Decision::fromJson( '{"verdict":"VERDICT_ALLOW"}' )->reputation, 'no feed holds it' );
+		// A uint32 may come as a string in proto3 JSON.
+		$this->assertSame( 7, Reputation::fromArray( [ 'clientCount' => '7' ] )->clientCount );
+	}
+
 	public static function provideMalformed() {
 		yield 'empty' => [ '' ];
 		yield 'html' => [ '<html>502 Bad Gateway</html>' ];
@@ -78,6 +97,10 @@ class DecisionTest extends TestCase {
 		yield 'unspecified' => [ '{"verdict":"VERDICT_UNSPECIFIED"}' ];
 		yield 'lower case' => [ '{"verdict":"allow"}' ];
 		yield 'number' => [ '{"verdict":1}' ];
+		yield 'reputation not an object' => [ '{"verdict":"VERDICT_ALLOW","reputation":"VPN"}' ];
+		yield 'reputation list of numbers' => [ '{"verdict":"VERDICT_ALLOW","reputation":{"risks":[1]}}' ];
+		yield 'negative client count' => [ '{"verdict":"VERDICT_ALLOW","reputation":{"clientCount":-1}}' ];
+		yield 'fractional client count' => [ '{"verdict":"VERDICT_ALLOW","reputation":{"clientCount":1.5}}' ];
 	}
 
 	/**
