@@ -22,7 +22,7 @@ use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use editgate_core::attempt::{AccountKind, Attempt};
 use editgate_core::decision::Verdict;
-use editgate_core::engine::decide_with_facts;
+use editgate_core::engine::{Trace, decide_with_facts};
 use editgate_core::load::load_dir;
 use editgate_testkit::synth::Rng;
 use ipnet::IpNet;
@@ -109,7 +109,7 @@ fn bench(c: &mut Criterion) {
 
         // The three must agree before they are timed.
         for (i, a) in attempts.iter().enumerate() {
-            let e = decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, false).verdict == Verdict::Block;
+            let e = decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, Trace::Skip).verdict == Verdict::Block;
             let ce = auth.is_authorized(&requests[i], &policies, &entities).decision() == Decision::Deny;
             let nv = nets.iter().any(|n| n.contains(&a.ip()));
             assert_eq!((e, ce), (nv, nv), "{}", a.ip());
@@ -120,7 +120,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) & 255;
                 let a = &attempts[i];
-                black_box(decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, false).verdict)
+                black_box(decide_with_facts(&snap, a, &snap.facts(a.ip()), &[], now, Trace::Skip).verdict)
             })
         });
         g.bench_with_input(BenchmarkId::new("naive-ipnet-scan", n), &n, |b, _| {
