@@ -15,6 +15,7 @@
 mod cpu;
 mod loadgen;
 mod soak;
+mod spur;
 mod trivial;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ enum Command {
     TrivialServer(trivial::TrivialArgs),
     /// Endurance run: steady load, reloads and a flaky live source (bounded in time).
     Soak(soak::SoakArgs),
+    /// Spur's feed at scale: load, memory, a reload under load, `decide` per call.
+    Spur(spur::SpurArgs),
     /// Rewrite the man pages in docs/man/ from the CLI definition.
     Man,
 }
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Loadgen(a) => loadgen::run(a),
         Command::Soak(a) => soak::run(a),
         Command::Cpu(a) => cpu::run(a),
+        Command::Spur(a) => spur::run(a),
         Command::TrivialServer(a) => trivial::run(a),
         Command::Man => man(),
     };
