@@ -349,53 +349,16 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
         let path = dir.join(&def.path);
         inputs.push(path.clone());
         let previous_entries = previous.and_then(|p| crate::shrink::baseline(p, def));
-        if def.kind == SourceKind::SpurFeed {
-            match read_feed(def, &path, &mut pacer) {
-                Ok((table, sha)) => {
-                    hash_input(&mut hasher, &mut pacer, &def.path, sha.as_bytes());
-                    match previous_entries {
-                        Some(p)
-                            if crate::shrink::too_much(def, Some(p), table.len())
-                                && !crate::shrink::accepted_sha(&path, &sha) =>
-                        {
-                            let confirm = format!(
-                                "confirm this copy with `editgate accept-shrink <policy dir> {}`",
-                                def.name
-                            );
-                            errors.push(source_error(
-                                def,
-                                ParseError::at(0, 0, crate::shrink::message(def, p, table.len(), &confirm)),
-                            ));
-                        }
-                        _ => data.push(SourceData {
-                            content: SourceContent::Feed(table),
-                            time: data_time(def, &path, &[]),
-                        }),
-                    }
-                }
-                Err(FeedError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
-                    match not_fetched(def, previous.is_some(), previous_entries) {
-                        Some(e) => errors.push(e),
-                        None => {
-                            hash_input(&mut hasher, &mut pacer, &def.path, NOT_FETCHED);
-                            data.push(SourceData {
-                                content: SourceContent::Networks(Vec::new()),
-                                time: None,
-                            });
-                        }
-                    }
-                }
-                Err(FeedError::Io(e)) => errors.push(PolicyError::new(
-                    def.location.clone(),
-                    format!("source `{}`: cannot read `{}`: {e}", def.name, def.path),
-                )),
-                Err(FeedError::Parse(e)) => errors.push(source_error(def, e)),
-            }
-            continue;
-        }
-        let bytes = match read_regular(&path, def.max_bytes) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
+        // A feed is read as a stream (its table and hash); other sources' files whole.
+        let read = if def.kind == SourceKind::SpurFeed {
+            read_feed(def, &path, &mut pacer).map(|(table, sha)| Copy::Feed(table, sha))
+        } else {
+            read_regular(&path, def.max_bytes)
+                .map(Copy::Bytes)
+                .map_err(FeedError::Io)
+        };
+        let parsed = match read {
+            Err(FeedError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && def.remote.is_some() => {
                 match not_fetched(def, previous.is_some(), previous_entries) {
                     Some(e) => errors.push(e),
                     None => {
@@ -408,39 +371,41 @@ pub fn load(dir: &Path, options: LoadOptions<'_>) -> Result<Loaded, LoadError> {
                 }
                 continue;
             }
-            Err(e) => {
+            Err(FeedError::Io(e)) => {
                 errors.push(PolicyError::new(
                     def.location.clone(),
                     format!("source `{}`: cannot read `{}`: {e}", def.name, def.path),
                 ));
                 continue;
             }
-        };
-        hash_input(&mut hasher, &mut pacer, &def.path, &bytes);
-        let time = data_time(def, &path, &bytes);
-        // Lists are parsed from a borrow: the bytes are needed again to match a confirmation.
-        let parsed = if def.kind.is_network_list() {
-            parse_list_paced(def, &bytes, &mut pacer).and_then(|nets| match previous_entries {
-                Some(p)
-                    if crate::shrink::too_much(def, Some(p), nets.len()) && !crate::shrink::accepted(&path, &bytes) =>
-                {
-                    let confirm = format!(
-                        "confirm this copy with `editgate accept-shrink <policy dir> {}`",
-                        def.name
-                    );
-                    Err(ParseError::at(
-                        0,
-                        0,
-                        crate::shrink::message(def, p, nets.len(), &confirm),
-                    ))
+            Err(FeedError::Parse(e)) => Err(e),
+            Ok(Copy::Feed(table, sha)) => {
+                hash_input(&mut hasher, &mut pacer, &def.path, sha.as_bytes());
+                let time = data_time(def, &path, &[]);
+                check_shrink(def, previous_entries, table.len(), || {
+                    crate::shrink::accepted_sha(&path, &sha)
+                })
+                .map(|()| (SourceContent::Feed(table), time))
+            }
+            Ok(Copy::Bytes(bytes)) => {
+                hash_input(&mut hasher, &mut pacer, &def.path, &bytes);
+                let time = data_time(def, &path, &bytes);
+                // Lists are parsed from a borrow: the bytes are needed again to match a
+                // confirmation.
+                if def.kind.is_network_list() {
+                    parse_list_paced(def, &bytes, &mut pacer).and_then(|nets| {
+                        check_shrink(def, previous_entries, nets.len(), || {
+                            crate::shrink::accepted(&path, &bytes)
+                        })
+                        .map(|()| (SourceContent::Networks(nets), time))
+                    })
+                } else {
+                    parse_checked(def, bytes).map(|content| (content, time))
                 }
-                _ => Ok(SourceContent::Networks(nets)),
-            })
-        } else {
-            parse_checked(def, bytes)
+            }
         };
         match parsed {
-            Ok(content) => data.push(SourceData { content, time }),
+            Ok((content, time)) => data.push(SourceData { content, time }),
             Err(e) => errors.push(source_error(def, e)),
         }
     }
@@ -504,6 +469,36 @@ const NOT_FETCHED: &[u8] = b"\0editgate: not fetched yet";
 /// does not answer until its first good fetch writes the file; a reload never swaps in a
 /// source without data, so there it is an error (the serving snapshot stays until the copy
 /// exists: the server fetches it, then reloads).
+/// A source's copy as read from disk.
+enum Copy {
+    /// A feed's table and the SHA-256 (hex) of its file.
+    Feed(SpurTable, String),
+    /// Any other source's file.
+    Bytes(Vec<u8>),
+}
+
+/// Refuses a copy of `entries` entries that lost more than `max_shrink` against the serving
+/// copy's `previous`, unless `confirmed` (by `editgate accept-shrink`).
+fn check_shrink(
+    def: &SourceDef,
+    previous: Option<usize>,
+    entries: usize,
+    confirmed: impl FnOnce() -> bool,
+) -> Result<(), ParseError> {
+    let Some(previous) = previous.filter(|_| crate::shrink::too_much(def, previous, entries) && !confirmed()) else {
+        return Ok(());
+    };
+    let confirm = format!(
+        "confirm this copy with `editgate accept-shrink <policy dir> {}`",
+        def.name
+    );
+    Err(ParseError::at(
+        0,
+        0,
+        crate::shrink::message(def, previous, entries, &confirm),
+    ))
+}
+
 fn not_fetched(def: &SourceDef, reload: bool, previous_entries: Option<usize>) -> Option<PolicyError> {
     if !reload {
         return None;

@@ -189,18 +189,29 @@ fn a_shrunk_feed_is_refused_on_reload_and_the_serving_one_stays() {
     let dir = with_feed(RULES, &sample());
     let first = load_dir(dir.path(), now()).unwrap();
     let one_line = sample().lines().next().unwrap().to_owned() + "\n";
-    std::fs::write(dir.path().join("feed.json"), one_line).unwrap();
-    let e = load(
-        dir.path(),
-        LoadOptions {
-            now: now(),
-            previous: Some(&first.snapshot),
-            pacer: Pacer::none(),
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let feed = dir.path().join("feed.json");
+    std::fs::write(&feed, &one_line).unwrap();
+    let reload = || {
+        load(
+            dir.path(),
+            LoadOptions {
+                now: now(),
+                previous: Some(&first.snapshot),
+                pacer: Pacer::none(),
+            },
+        )
+    };
+    let e = reload().unwrap_err().to_string();
     assert!(e.contains("1 entries, down from 6"), "{e}");
+    assert!(e.contains("editgate accept-shrink <policy dir> spur"), "{e}");
+    // Confirmed (as `editgate accept-shrink` writes it), the same copy loads.
+    let sha = editgate_core::sidecar::sha256_hex(one_line.as_bytes());
+    std::fs::write(
+        editgate_core::shrink::acceptance_path(&feed),
+        editgate_core::shrink::acceptance_of_sha(&sha, 1, now()),
+    )
+    .unwrap();
+    assert_eq!(reload().unwrap().snapshot.reputation().len(), 1);
 }
 
 #[test]
