@@ -180,45 +180,52 @@ fn logged_out_only(c: &Cond) -> bool {
         .is_some_and(|k| !k.contains(&crate::attempt::AccountKind::Registered))
 }
 
-/// Who an `allow` rule lets through, in words: ` (accounts with `ipblock-exempt` or
-/// `torunblocked`)`, or nothing when it names no right, group or range.
-fn exempted(c: &Cond) -> String {
-    let quoted = |v: &[String]| v.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(" or ");
-    let mut parts = Vec::new();
+/// What an exemption names: each of its keys (`rights`, `groups`, `ip`) that is set, with who
+/// it lets through in words and its values.
+fn exemption_keys(c: &Cond) -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let mut keys = Vec::new();
     if let Some(r) = &c.rights {
-        parts.push(format!("accounts with {}", quoted(r)));
+        keys.push(("rights", "accounts with", r.clone()));
     }
     if let Some(g) = &c.groups {
-        parts.push(format!("members of {}", quoted(g)));
+        keys.push(("groups", "members of", g.clone()));
     }
     if let Some(n) = &c.ip {
-        let nets: Vec<String> = n.iter().map(ToString::to_string).collect();
-        parts.push(format!("addresses in {}", quoted(&nets)));
+        keys.push(("ip", "addresses in", n.iter().map(ToString::to_string).collect()));
     }
+    keys
+}
+
+/// ` (a; b)` of `parts` joined by `separator`, or nothing when there are none.
+fn in_parentheses(parts: Vec<String>, separator: &str) -> String {
     if parts.is_empty() {
         String::new()
     } else {
-        format!(" ({})", parts.join("; "))
+        format!(" ({})", parts.join(separator))
     }
+}
+
+/// Who an `allow` rule lets through, in words: ` (accounts with `ipblock-exempt` or
+/// `torunblocked`)`, or nothing when it names no right, group or range.
+fn exempted(c: &Cond) -> String {
+    let parts = exemption_keys(c)
+        .into_iter()
+        .map(|(_, who, values)| {
+            let quoted: Vec<String> = values.iter().map(|x| format!("`{x}`")).collect();
+            format!("{who} {}", quoted.join(" or "))
+        })
+        .collect();
+    in_parentheses(parts, "; ")
 }
 
 /// The `unless` keys that repeat an `allow` rule's exemption: ` (`unless.rights = [...]`)`.
 fn suggestion(c: &Cond) -> String {
-    let list = |v: &[String]| v.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join(", ");
-    let mut keys = Vec::new();
-    if let Some(r) = &c.rights {
-        keys.push(format!("`unless.rights = [{}]`", list(r)));
-    }
-    if let Some(g) = &c.groups {
-        keys.push(format!("`unless.groups = [{}]`", list(g)));
-    }
-    if let Some(n) = &c.ip {
-        let nets: Vec<String> = n.iter().map(ToString::to_string).collect();
-        keys.push(format!("`unless.ip = [{}]`", list(&nets)));
-    }
-    if keys.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", keys.join(", "))
-    }
+    let keys = exemption_keys(c)
+        .into_iter()
+        .map(|(key, _, values)| {
+            let listed: Vec<String> = values.iter().map(|x| format!("\"{x}\"")).collect();
+            format!("`unless.{key} = [{}]`", listed.join(", "))
+        })
+        .collect();
+    in_parentheses(keys, ", ")
 }
