@@ -196,29 +196,22 @@ impl AllowedHosts {
                 self.names().join(", ")
             )))
         };
-        let from_header = match header {
-            Some(v) => match std::str::from_utf8(v.as_bytes()).ok().and_then(Authority::parse) {
-                Some(a) => Some(a),
-                None => {
-                    return refuse(format!(
-                        "Host `{}` is not a host name with an optional port",
-                        shown(v.as_bytes())
-                    ));
-                }
-            },
-            None => None,
+        // Each authority given, parsed, or why not, naming where it came from.
+        let parse = |what: &str, raw: Option<&[u8]>| match raw {
+            None => Ok(None),
+            Some(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(Authority::parse)
+                .map(Some)
+                .ok_or_else(|| format!("{what} `{}` is not a host name with an optional port", shown(bytes))),
         };
-        let from_target = match target {
-            Some(t) => match Authority::parse(t) {
-                Some(a) => Some(a),
-                None => {
-                    return refuse(format!(
-                        "the request target's authority `{}` is not a host name with an optional port",
-                        shown(t.as_bytes())
-                    ));
-                }
-            },
-            None => None,
+        let from_header = match parse("Host", header.map(|v| v.as_bytes())) {
+            Ok(a) => a,
+            Err(why) => return refuse(why),
+        };
+        let from_target = match parse("the request target's authority", target.map(str::as_bytes)) {
+            Ok(a) => a,
+            Err(why) => return refuse(why),
         };
         let authority = match (from_header, from_target) {
             (Some(h), Some(t)) if h != t => {
