@@ -175,11 +175,9 @@ async fn probes_are_decided_like_attempts_but_not_counted() {
     assert!(decisions.starts_with("1<"), "per-rule count: {decisions}");
 }
 
-/// A policy of 20,000 rules: the console pages are paged and bounded, rendered off the request
-/// threads, and `/v1/check` keeps answering while many people read them; the console can also
-/// have a listener of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_policys_console_is_paged_and_never_starves_the_api() {
+/// A server on a policy of 20,000 block rules, `r0` to `r19999`, one on each /24 of 10.0.0.0/9
+/// (described `range N`), watching nothing.
+async fn twenty_thousand_rules() -> (tempfile::TempDir, Running) {
     let mut global = String::from("[settings]\ndefault = \"allow\"\n\n");
     for i in 0..20_000u32 {
         global += &format!(
@@ -192,6 +190,15 @@ async fn a_large_policys_console_is_paged_and_never_starves_the_api() {
     let mut c = Config::new(dir.path().to_owned());
     c.watch = false;
     let srv = Running::start_with(c).await;
+    (dir, srv)
+}
+
+/// A policy of 20,000 rules: the console pages are paged and bounded, rendered off the request
+/// threads, and `/v1/check` keeps answering while many people read them; the console can also
+/// have a listener of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_policys_console_is_paged_and_never_starves_the_api() {
+    let (_dir, srv) = twenty_thousand_rules().await;
     let rules = http_get(srv.http, "/rules?refresh=0").await;
     assert!(rules.contains("Rules 1–100 of 20000"), "a pager");
     assert!(rules.contains("id=\"rule-r99\"") && !rules.contains("id=\"rule-r100\""));
@@ -239,18 +246,7 @@ async fn a_large_policys_console_is_paged_and_never_starves_the_api() {
 /// those past the queue are refused at once with 503, counted as shed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_calls_are_bounded_and_run_off_the_request_threads() {
-    let mut global = String::from("[settings]\ndefault = \"allow\"\n\n");
-    for i in 0..20_000u32 {
-        global += &format!(
-            "[[rule]]\nid = \"r{i}\"\nverdict = \"block\"\nwhen.ip = [\"10.{}.{}.0/24\"]\n\n",
-            i / 256,
-            i % 256
-        );
-    }
-    let dir = policy_dir(&[("global.toml", &global)]);
-    let mut c = Config::new(dir.path().to_owned());
-    c.watch = false;
-    let srv = Running::start_with(c).await;
+    let (_dir, srv) = twenty_thousand_rules().await;
     let head = "POST /v1/explain HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json";
     let explain = r#"{"ip":"10.78.31.9","account":{"kind":"ACCOUNT_KIND_ANONYMOUS"}}"#;
     let callers: Vec<_> = (0..60)
