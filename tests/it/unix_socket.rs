@@ -40,17 +40,8 @@ fn the_api_can_answer_on_a_unix_socket_of_its_own() {
     let sock = dir.path().join("editgate.sock");
     // A stale socket from an earlier run is replaced.
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("editgate"))
-        .args(crate::common::SERVE_LOOPBACK)
-        .args(["--no-watch", "--http-socket"])
-        .arg(&sock)
-        .arg("--policies")
-        .arg(shipped_policies())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = crate::common::serving_line(&mut child);
+    let (child, line) = serve_on(&sock, &[]).unwrap();
+    assert!(line.starts_with("editgate serving gRPC on 127.0.0.1:"), "{line}");
     assert!(
         line.trim_end()
             .ends_with(&format!("and HTTP on unix:{}", sock.display())),
@@ -96,11 +87,7 @@ fn the_api_can_answer_on_a_unix_socket_of_its_own() {
     assert_eq!(get("/").0, 404);
 
     // Stopping removes the socket file.
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    stop(child);
     assert!(!sock.exists(), "the socket file is removed at exit");
 }
 
