@@ -55,6 +55,17 @@ pub fn serving_addrs(line: &str) -> (std::net::SocketAddr, std::net::SocketAddr)
     (addr(4), addr(8))
 }
 
+/// `editgate validate --no-data --deny-warnings DIR`, which must pass as CI runs it on an
+/// example's files: its standard output.
+pub fn validate_files(dir: &Path) -> String {
+    let out = editgate()
+        .args(["validate", "--no-data", "--deny-warnings"])
+        .arg(dir)
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+}
+
 /// `editgate validate DIR`: its exit code and its output.
 pub fn validate(dir: &Path) -> (i32, String) {
     let out = editgate()

@@ -10,17 +10,12 @@ use crate::common::{editgate, fixture, policy_dir};
 use crate::server::{Running, healthz};
 
 fn production() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/production/policies")
+    crate::common::repo().join("examples/production/policies")
 }
 
 #[test]
 fn the_production_policy_files_validate_without_their_data() {
-    let out = editgate()
-        .args(["validate", "--no-data", "--deny-warnings"])
-        .arg(production())
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stdout = crate::common::validate_files(&production());
     assert!(
         stdout.contains("policy files valid (data not read): 12 rules, 8 sources, 2 wiki files, 0 warnings"),
         "{stdout}"

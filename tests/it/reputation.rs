@@ -36,12 +36,7 @@ fn worked_policy(feed: &str) -> tempfile::TempDir {
 
 #[test]
 fn the_worked_policy_validates_and_passes_its_cases() {
-    let out = editgate()
-        .args(["validate", "--no-data", "--deny-warnings"])
-        .arg(repo().join("examples/spur/policies"))
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stdout = crate::common::validate_files(&repo().join("examples/spur/policies"));
     assert!(stdout.contains("4 rules, 1 source"), "{stdout}");
     let dir = worked_policy(&sample());
     editgate()

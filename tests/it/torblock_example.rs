@@ -2,22 +2,17 @@
 //! checks them, and on Onionoo's answer as its data its own cases pass (what TorBlock does
 //! with its defaults). The e2e test compares it with TorBlock itself in a real wiki.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::{editgate, fixture, policy_dir};
 
 fn torblock() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/torblock/policies")
+    crate::common::repo().join("examples/torblock/policies")
 }
 
 #[test]
 fn the_torblock_policy_files_validate_without_their_data() {
-    let out = editgate()
-        .args(["validate", "--no-data", "--deny-warnings"])
-        .arg(torblock())
-        .assert()
-        .success();
-    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stdout = crate::common::validate_files(&torblock());
     assert!(
         stdout.contains("policy files valid (data not read): 2 rules, 1 source, 0 wiki files, 0 warnings"),
         "{stdout}"
