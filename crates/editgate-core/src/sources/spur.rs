@@ -541,36 +541,30 @@ fn record(text: &str, profiles: &mut Profiles) -> Result<(IpAddr, Row), String> 
     let ip = r.ip.ok_or("a record without `ip`")?;
     // IPv4-mapped IPv6 is read as IPv4, as in lists and requests.
     let addr = crate::attempt::parse_ip("ip", &ip).map_err(|_| format!("`{}` is not an IP address", snippet(&ip)))?;
-    let names = |profiles: &mut Profiles, list: Option<Vec<Cow<'_, str>>>| -> Vec<u32> {
-        list.unwrap_or_default()
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| profiles.name(s.trim()))
+    // The names given, trimmed, empty ones left out.
+    fn names<'s>(profiles: &mut Profiles, list: impl IntoIterator<Item = &'s str>) -> Vec<u32> {
+        list.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| profiles.name(s))
             .collect()
-    };
+    }
+    fn listed<'s>(list: &'s Option<Vec<Cow<'_, str>>>) -> impl Iterator<Item = &'s str> {
+        list.iter().flatten().map(AsRef::as_ref)
+    }
     let tunnels = r.tunnels.unwrap_or_default();
     let client = r.client;
     let mut fields: [Vec<u32>; 8] = Default::default();
-    fields[Field::TunnelOperators as usize] = tunnels
-        .iter()
-        .filter_map(|t| t.operator.as_deref())
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| profiles.name(s.trim()))
-        .collect();
-    fields[Field::TunnelTypes as usize] = tunnels
-        .iter()
-        .filter_map(|t| t.kind.as_deref())
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| profiles.name(s.trim()))
-        .collect();
-    fields[Field::Risks as usize] = names(profiles, r.risks);
-    fields[Field::Services as usize] = names(profiles, r.services);
-    fields[Field::Infrastructure as usize] = names(profiles, r.infrastructure.map(|s| vec![s]));
+    fields[Field::TunnelOperators as usize] = names(profiles, tunnels.iter().filter_map(|t| t.operator.as_deref()));
+    fields[Field::TunnelTypes as usize] = names(profiles, tunnels.iter().filter_map(|t| t.kind.as_deref()));
+    fields[Field::Risks as usize] = names(profiles, listed(&r.risks));
+    fields[Field::Services as usize] = names(profiles, listed(&r.services));
+    fields[Field::Infrastructure as usize] = names(profiles, r.infrastructure.as_deref());
     let mut clients = 0;
     if let Some(c) = client {
-        fields[Field::ClientBehaviors as usize] = names(profiles, c.behaviors);
-        fields[Field::ClientTypes as usize] = names(profiles, c.types);
-        fields[Field::ClientProxies as usize] = names(profiles, c.proxies);
+        fields[Field::ClientBehaviors as usize] = names(profiles, listed(&c.behaviors));
+        fields[Field::ClientTypes as usize] = names(profiles, listed(&c.types));
+        fields[Field::ClientProxies as usize] = names(profiles, listed(&c.proxies));
         clients = c.count.unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
     }
     let profile = Profile(fields.map(|mut v| {
