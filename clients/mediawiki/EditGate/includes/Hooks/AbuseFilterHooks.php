@@ -11,6 +11,7 @@ namespace MediaWiki\Extension\EditGate\Hooks;
 
 use MediaWiki\Extension\EditGate\CheckPayload;
 use MediaWiki\Extension\EditGate\Compat;
+use MediaWiki\Extension\EditGate\Decision;
 use MediaWiki\Extension\EditGate\Gate;
 
 /**
@@ -170,11 +171,7 @@ class AbuseFilterHooks {
 			$result = $this->ipReputation( $name, $parameters['user'] );
 			return false;
 		}
-		$answer = $this->gate->latest();
-		if ( $answer === null ) {
-			// AbuseFilter filters an action editgate was not asked about (a deletion, say).
-			$answer = $this->gate->ask( $parameters['user'], 'edit' )->decision;
-		}
+		$answer = $this->answer( $parameters['user'] );
 		switch ( $name ) {
 			case 'editgate_sources':
 				$result = $answer ? $answer->sources : [];
@@ -198,6 +195,18 @@ class AbuseFilterHooks {
 	}
 
 	/**
+	 * editgate's answer for this request: the one the permission check got, or, when
+	 * AbuseFilter filters an action editgate was not asked about (a deletion, say), one asked
+	 * now as for an edit.
+	 *
+	 * @param \User|\MediaWiki\User\User $user
+	 * @return Decision|null
+	 */
+	private function answer( $user ): ?Decision {
+		return $this->gate->latest() ?? $this->gate->ask( $user, 'edit' )->decision;
+	}
+
+	/**
 	 * One of IPReputation's variables, as IPReputation computes it from ipoid's data.
 	 *
 	 * @param string $name
@@ -208,7 +217,7 @@ class AbuseFilterHooks {
 		if ( Gate::kindOf( $user ) === CheckPayload::NAME_REGISTERED ) {
 			return null;
 		}
-		$answer = $this->gate->latest() ?? $this->gate->ask( $user, 'edit' )->decision;
+		$answer = $this->answer( $user );
 		$reputation = $answer ? $answer->reputation : null;
 		if ( $name === 'ip_reputation_ipoid_known' ) {
 			return $reputation !== null;
