@@ -16,17 +16,17 @@ use UnexpectedValueException;
  */
 class Reputation {
 
-	/** Answer field => property, for the lists of strings. */
+	/** The lists of strings: each field of the answer, and the property of the same name. */
 	private const LISTS = [
-		'sources' => 'sources',
-		'tunnelOperators' => 'tunnelOperators',
-		'tunnelTypes' => 'tunnelTypes',
-		'risks' => 'risks',
-		'clientBehaviors' => 'clientBehaviors',
-		'clientProxies' => 'clientProxies',
-		'clientTypes' => 'clientTypes',
-		'infrastructure' => 'infrastructure',
-		'services' => 'services',
+		'sources',
+		'tunnelOperators',
+		'tunnelTypes',
+		'risks',
+		'clientBehaviors',
+		'clientProxies',
+		'clientTypes',
+		'infrastructure',
+		'services',
 	];
 
 	/** @var string[] The feeds (`spur-feed` sources) that hold the address */
@@ -62,8 +62,8 @@ class Reputation {
 			throw new UnexpectedValueException( 'editgate answered a reputation that is not an object' );
 		}
 		$reputation = new self();
-		foreach ( self::LISTS as $field => $property ) {
-			$reputation->$property = Decision::strings( $json, $field, "reputation.$field" );
+		foreach ( self::LISTS as $field ) {
+			$reputation->$field = Decision::strings( $json, $field, "reputation.$field" );
 		}
 		// proto3 JSON: a uint32 is a number, and may be written as a string.
 		$count = $json['clientCount'] ?? 0;
@@ -84,8 +84,8 @@ class Reputation {
 	 */
 	public function toArray(): array {
 		$out = [];
-		foreach ( self::LISTS as $field => $property ) {
-			$out[$field] = $this->$property;
+		foreach ( self::LISTS as $field ) {
+			$out[$field] = $this->$field;
 		}
 		$out['clientCount'] = $this->clientCount;
 		return $out;
